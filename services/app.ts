@@ -1,0 +1,196 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ConnectRouter } from "@connectrpc/connect";
+import type pg from "pg";
+import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
+import { createAdminAuthInterceptor } from "./core/auth.js";
+import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
+import type { Config } from "./core/config.js";
+import { createErrorInterceptor } from "./core/errors.js";
+import { probeClickHouse, probePostgres } from "./core/health.js";
+import { sendJson, startHttpServer, type HttpRoute, type HttpServer } from "./core/http-server.js";
+import { Jobs } from "./core/jobs/jobs.js";
+import type { QueueDefinition } from "./core/jobs/queue.js";
+import { createLogger, type Logger } from "./core/logger.js";
+import { createMetricsRegistry, type Registry } from "./core/metrics.js";
+import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
+import { openPostgres, type Postgres } from "./core/postgres.js";
+import { createOpsService } from "./ops/service.js";
+
+/** The process roles. `all` is both, for development and the embedded mode. */
+export type Role = "api" | "worker";
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly roles: readonly Role[];
+  readonly log?: Logger;
+  /** Extra queues (tests). */
+  readonly queues?: readonly QueueDefinition<never>[];
+}
+
+/** A running Funnel process: stores, jobs and (for the api role) the server. */
+export interface App {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly roles: readonly Role[];
+  readonly postgres: Postgres;
+  readonly pool: pg.Pool;
+  readonly clickhouse: ClickHouse;
+  readonly jobs: Jobs;
+  readonly metrics: Registry;
+  readonly adminToken: string;
+  /** Base URL of the API server; empty for a worker-only process. */
+  readonly url: string;
+  /** Drains and closes everything, in reverse order of start-up. */
+  stop(): Promise<void>;
+}
+
+const migrationsDir = fileURLToPath(new URL("./migrations/", import.meta.url));
+
+/** Loads the project's migrations for both stores. */
+export async function projectMigrations(): Promise<MigrationSet> {
+  return {
+    postgres: await loadMigrations(join(migrationsDir, "postgres")),
+    clickhouse: await loadMigrations(join(migrationsDir, "clickhouse")),
+  };
+}
+
+/**
+ * The admin token: `FUNNEL_ADMIN_TOKEN`, or in embedded mode one generated once
+ * into `$FUNNEL_DATA_DIR/admin-token` (the CLI reads it from there).
+ */
+async function resolveAdminToken(config: Config, log: Logger): Promise<string> {
+  if (config.adminToken !== undefined) return config.adminToken;
+  if (config.databaseUrl !== undefined) {
+    throw new Error("FUNNEL_ADMIN_TOKEN is required when DATABASE_URL is set (only the embedded mode generates one)");
+  }
+  const file = join(config.dataDir, "admin-token");
+  if (existsSync(file)) return (await readFile(file, "utf8")).trim();
+  await mkdir(config.dataDir, { recursive: true });
+  const token = randomBytes(24).toString("base64url");
+  await writeFile(file, `${token}\n`, { mode: 0o600 });
+  log.info({ file }, "generated a development admin token; the CLI reads it from this file");
+  return token;
+}
+
+/** Every queue the services define. */
+function projectQueues(): QueueDefinition<never>[] {
+  return [];
+}
+
+/**
+ * Starts a Funnel process with the given roles: opens the stores, applies
+ * migrations, starts jobs and workers, then (api role) the server.
+ * On any start-up failure, whatever was started is closed again.
+ */
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config, roles } = options;
+  const log = options.log ?? createLogger(config.logLevel);
+  const startedAt = Date.now();
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        log.warn({ err: error }, "error while closing");
+      }
+    }
+    closers.length = 0;
+  };
+  try {
+    const adminToken = await resolveAdminToken(config, log);
+    const postgres = await openPostgres(config, log);
+    closers.push(() => postgres.close());
+    const clickhouse = await openClickHouse(config);
+    closers.push(() => clickhouse.close());
+    const applied = await migrate(postgres.pool, clickhouse, await projectMigrations(), log);
+    log.info({ ...applied, postgres: postgres.backend, clickhouse: clickhouse.backend }, "stores ready");
+
+    const metrics = createMetricsRegistry();
+    const jobs = new Jobs({
+      url: postgres.url,
+      schema: config.jobsSchema,
+      pool: postgres.pool,
+      log,
+      metrics,
+      queues: [...projectQueues(), ...(options.queues ?? [])],
+    });
+    await jobs.start();
+    closers.push(() => jobs.stop(config.shutdownTimeoutMs));
+
+    let server: HttpServer | undefined;
+    if (roles.includes("api")) {
+      const ops = createOpsService({
+        pool: postgres.pool,
+        postgresBackend: postgres.backend,
+        clickhouse,
+        jobs,
+        roles,
+        startedAt,
+      });
+      const rpc = (router: ConnectRouter): void => {
+        router.service(OpsService, ops);
+      };
+      const routes = new Map<string, HttpRoute>([
+        ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
+        [
+          "/readyz",
+          async (_req, res) => {
+            const [pg, ch] = await Promise.all([probePostgres(postgres.pool, postgres.backend), probeClickHouse(clickhouse)]);
+            // ClickHouse is not required to accept traffic: analytics rows wait in Postgres.
+            sendJson(res, pg.healthy ? 200 : 503, {
+              status: pg.healthy ? (ch.healthy ? "ready" : "degraded") : "unavailable",
+              migrations: "applied",
+              postgres: pg,
+              clickhouse: ch,
+            });
+          },
+        ],
+        [
+          "/metrics",
+          async (_req, res) => {
+            const text = await metrics.metrics();
+            res.writeHead(200, { "content-type": metrics.contentType });
+            res.end(text);
+          },
+        ],
+      ]);
+      server = await startHttpServer({
+        port: config.port,
+        host: config.host,
+        log,
+        rpc,
+        routes,
+        interceptors: [
+          createErrorInterceptor(log, metrics),
+          createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName])),
+        ],
+        readMaxBytes: 4 * 1024 * 1024,
+      });
+      const started = server;
+      // Stopped first: no new work is accepted while the rest drains.
+      closers.push(() => started.close(config.shutdownTimeoutMs));
+    }
+
+    return {
+      config,
+      log,
+      roles,
+      postgres,
+      pool: postgres.pool,
+      clickhouse,
+      jobs,
+      metrics,
+      adminToken,
+      url: server?.url ?? "",
+      stop: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

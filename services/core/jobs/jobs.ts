@@ -1,0 +1,419 @@
+import { PgBoss, type Job as BossJob, type JobResult } from "pg-boss";
+import type pg from "pg";
+import type { Logger } from "../logger.js";
+import { counter, Gauge, histogram, type Registry } from "../metrics.js";
+import { deadLetterQueueOf, type QueueDefinition } from "./queue.js";
+
+/** What every job row carries: the typed payload and the optional deadline. */
+export interface Envelope<T> {
+  readonly payload: T;
+  /** ISO time by which the job must start (see {@link SendOptions.deadline}). */
+  readonly deadline?: string;
+}
+
+/** Facts about the running job handed to its handler. */
+export interface JobContext {
+  readonly id: string;
+  readonly queue: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  readonly groupId: string | undefined;
+  /** Aborted when the job expires or the worker stops without grace. */
+  readonly signal: AbortSignal;
+}
+
+/** A handler; it must be idempotent because delivery is at-least-once. */
+export type JobHandler<T> = (payload: T, context: JobContext) => Promise<void>;
+
+/** Thrown by a handler to dead-letter a job at once, without further retries. */
+export class PermanentJobError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PermanentJobError";
+  }
+}
+
+/** Anything that runs SQL: a pool, a pool client, or a client inside the caller's transaction. */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+export interface SendOptions {
+  /** Run inside the caller's open transaction: the job exists only if it commits. */
+  readonly tx?: Queryable;
+  /** Jobs of one group run strictly in order (queue must be `ordered`). */
+  readonly groupId?: string;
+  /** The job must start by this time; later it is handled by the queue's deadline policy. */
+  readonly deadline?: Date;
+  readonly startAfter?: Date;
+  /** Stable job id (UUID), so a retried send cannot create a second job. */
+  readonly id?: string;
+}
+
+export interface WorkOptions {
+  readonly batchSize?: number;
+  readonly localConcurrency?: number;
+}
+
+export interface JobsOptions {
+  readonly url: string;
+  readonly schema: string;
+  readonly pool: pg.Pool;
+  readonly log: Logger;
+  readonly metrics: Registry;
+  readonly queues: readonly QueueDefinition<never>[];
+  /** Fallback polling when NOTIFY is missed; workers are woken by NOTIFY first. */
+  readonly pollingIntervalSeconds?: number;
+  /** Connections pg-boss may open. */
+  readonly poolMax?: number;
+}
+
+/** A job as ops see it, across queues. */
+export interface JobRecord {
+  readonly id: string;
+  readonly queue: string;
+  readonly state: string;
+  readonly retryCount: number;
+  readonly retryLimit: number;
+  readonly createdOn: Date;
+  readonly startedOn: Date | null;
+  readonly completedOn: Date | null;
+  readonly data: unknown;
+  readonly output: unknown;
+  readonly groupId: string | null;
+  readonly sourceName: string | null;
+  readonly sourceId: string | null;
+}
+
+export interface QueueCounts {
+  readonly name: string;
+  readonly queued: number;
+  readonly active: number;
+  readonly retrying: number;
+  readonly failed: number;
+  readonly dead: number;
+  readonly oldestWaitingSeconds: number;
+  readonly deadLetterQueue: string;
+}
+
+/**
+ * The typed jobs layer over pg-boss: queues defined once with their policies,
+ * typed send (optionally inside the caller's transaction), handlers with
+ * deadlines and permanent failures, attempt history, and per-queue counts.
+ */
+export class Jobs {
+  readonly boss: PgBoss;
+  readonly #options: JobsOptions;
+  readonly #queues = new Map<string, QueueDefinition<never>>();
+  readonly #processed;
+  readonly #deadlineMissed;
+  readonly #duration;
+  readonly #log: Logger;
+  #started = false;
+
+  constructor(options: JobsOptions) {
+    this.#options = options;
+    this.#log = options.log.child({ component: "jobs" });
+    for (const queue of options.queues) this.#queues.set(queue.name, queue);
+    this.boss = new PgBoss({
+      connectionString: options.url,
+      schema: options.schema,
+      useListenNotify: true,
+      max: options.poolMax ?? 10,
+      application_name: "funnel-jobs",
+      schedule: false,
+    });
+    this.boss.on("error", (error) => this.#log.error({ err: error }, "pg-boss error"));
+    this.boss.on("warning", (warning) => this.#log.warn({ data: warning.data }, warning.message));
+    const registry = options.metrics;
+    this.#processed = counter(registry, "funnel_jobs_processed_total", "Job attempts by queue and outcome.", ["queue", "outcome"]);
+    this.#deadlineMissed = counter(registry, "funnel_jobs_deadline_missed_total", "Jobs that could not start before their deadline.", ["queue", "action"]);
+    this.#duration = histogram(registry, "funnel_jobs_duration_seconds", "Handler run time.", ["queue"]);
+    // Both gauges are filled by one query per scrape.
+    let scrape: Promise<QueueCounts[]> | undefined;
+    const oldest = new Gauge({
+      name: "funnel_jobs_oldest_waiting_seconds",
+      help: "Age of the oldest job ready to start, per queue.",
+      labelNames: ["queue"],
+      registers: [registry],
+    });
+    new Gauge({
+      name: "funnel_jobs",
+      help: "Jobs per queue and state (queued, active, retrying, failed, dead).",
+      labelNames: ["queue", "state"],
+      registers: [registry],
+      collect: async function (this: Gauge<"queue" | "state">) {
+        scrape ??= self.counts().finally(() => {
+          scrape = undefined;
+        });
+        const counts = await scrape.catch(() => []);
+        for (const queue of counts) {
+          for (const state of ["queued", "active", "retrying", "failed", "dead"] as const) {
+            this.set({ queue: queue.name, state }, queue[state]);
+          }
+          oldest.set({ queue: queue.name }, queue.oldestWaitingSeconds);
+        }
+      },
+    });
+    const self = this;
+  }
+
+  /** Starts pg-boss (installing its schema) and creates or updates every queue. */
+  async start(): Promise<void> {
+    await this.boss.start();
+    this.#started = true;
+    for (const queue of this.#queues.values()) await this.#ensureQueue(queue);
+  }
+
+  async #ensureQueue(queue: QueueDefinition<never>): Promise<void> {
+    const dead = deadLetterQueueOf(queue.name);
+    const deadOptions = {
+      retentionSeconds: queue.deadLetterRetentionSeconds,
+      deleteAfterSeconds: queue.keepCompletedSeconds,
+      notify: false,
+    };
+    const options = {
+      retryLimit: queue.retry.limit,
+      retryDelay: queue.retry.delay,
+      retryBackoff: queue.retry.backoff,
+      ...(queue.retry.maxDelay !== undefined ? { retryDelayMax: queue.retry.maxDelay } : {}),
+      expireInSeconds: queue.expireInSeconds,
+      retentionSeconds: queue.retentionSeconds,
+      deleteAfterSeconds: queue.keepCompletedSeconds,
+      deadLetter: dead,
+      notify: true,
+    };
+    if ((await this.boss.getQueue(dead)) === null) await this.boss.createQueue(dead, deadOptions);
+    else await this.boss.updateQueue(dead, deadOptions);
+    if ((await this.boss.getQueue(queue.name)) === null) {
+      await this.boss.createQueue(queue.name, { ...options, policy: queue.ordered ? "key_strict_fifo" : "standard" });
+    } else {
+      await this.boss.updateQueue(queue.name, options);
+    }
+  }
+
+  /** Registers a queue after start-up (tests and plug-ins); idempotent. */
+  async addQueue(queue: QueueDefinition<never>): Promise<void> {
+    this.#queues.set(queue.name, queue);
+    if (this.#started) await this.#ensureQueue(queue);
+  }
+
+  queue(name: string): QueueDefinition<never> {
+    const queue = this.#queues.get(name);
+    if (queue === undefined) throw new Error(`unknown queue "${name}"`);
+    return queue;
+  }
+
+  /** Names of every queue, each followed by its dead-letter queue. */
+  queueNames(): string[] {
+    return [...this.#queues.keys()].sort().flatMap((name) => [name, deadLetterQueueOf(name)]);
+  }
+
+  /**
+   * Saves a job. With `tx` the job is written inside the caller's transaction:
+   * rolled back means it never existed. Returns the job id.
+   */
+  async send<T>(queue: QueueDefinition<T>, payload: T, options: SendOptions = {}): Promise<string> {
+    const definition = this.queue(queue.name);
+    if (definition.ordered && options.groupId === undefined) {
+      throw new Error(`queue ${queue.name} is ordered: send needs a groupId`);
+    }
+    const envelope: Envelope<T> = {
+      payload,
+      ...(options.deadline !== undefined ? { deadline: options.deadline.toISOString() } : {}),
+    };
+    const tx = options.tx;
+    const id = await this.boss.send(queue.name, envelope as object, {
+      ...(tx !== undefined ? { db: { executeSql: (text: string, values?: unknown[]) => tx.query(text, values) } } : {}),
+      ...(options.groupId !== undefined ? { singletonKey: options.groupId } : {}),
+      ...(options.startAfter !== undefined ? { startAfter: options.startAfter } : {}),
+      ...(options.id !== undefined ? { id: options.id } : {}),
+    });
+    if (id === null) throw new Error(`queue ${queue.name} refused the job (duplicate id or singleton)`);
+    return id;
+  }
+
+  /** Registers the handler of `queue` in this process. */
+  async work<T>(queue: QueueDefinition<T>, handler: JobHandler<T>, options: WorkOptions = {}): Promise<string> {
+    const definition = this.queue(queue.name);
+    const polling = this.#options.pollingIntervalSeconds ?? 10;
+    return this.boss.work(
+      queue.name,
+      {
+        batchSize: options.batchSize ?? definition.batchSize,
+        localConcurrency: options.localConcurrency ?? definition.localConcurrency,
+        perJobResults: true,
+        pollingIntervalSeconds: polling,
+        notifyPollingIntervalSeconds: polling,
+      },
+      (jobs: BossJob<Envelope<T>>[]) => Promise.all(jobs.map((job) => this.#run(definition, job, handler))),
+    );
+  }
+
+  async #run<T>(queue: QueueDefinition<never>, job: BossJob<Envelope<T>>, handler: JobHandler<T>): Promise<JobResult> {
+    const deadline = job.data.deadline;
+    if (deadline !== undefined && Date.parse(deadline) < Date.now() && queue.onDeadline !== "run") {
+      this.#deadlineMissed.inc({ queue: queue.name, action: queue.onDeadline });
+      this.#log.warn({ queue: queue.name, jobId: job.id, deadline }, "job missed its deadline");
+      if (queue.onDeadline === "discard") return { id: job.id, status: "completed", output: { skipped: "deadline" } };
+      await this.#recordFailure(queue.name, job, `deadline ${deadline} passed before the job could start`);
+      return { id: job.id, status: "deadletter", output: { message: `deadline ${deadline} passed`, deadline } };
+    }
+    const end = this.#duration.startTimer({ queue: queue.name });
+    try {
+      await handler(job.data.payload, {
+        id: job.id,
+        queue: queue.name,
+        attempt: job.retryCount + 1,
+        groupId: job.groupId ?? undefined,
+        signal: job.signal,
+      });
+      this.#processed.inc({ queue: queue.name, outcome: "completed" });
+      return { id: job.id, status: "completed" };
+    } catch (error) {
+      const permanent = error instanceof PermanentJobError;
+      const message = error instanceof Error ? error.message : String(error);
+      this.#processed.inc({ queue: queue.name, outcome: permanent ? "dead" : "failed" });
+      this.#log.warn({ queue: queue.name, jobId: job.id, attempt: job.retryCount + 1, err: error }, "job attempt failed");
+      await this.#recordFailure(queue.name, job, message);
+      return { id: job.id, status: permanent ? "deadletter" : "failed", output: { message } };
+    } finally {
+      end();
+    }
+  }
+
+  async #recordFailure(queue: string, job: BossJob<unknown>, error: string): Promise<void> {
+    await this.#options.pool
+      .query(
+        `INSERT INTO job_failures (job_id, queue, attempt, error) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (job_id, attempt) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
+        [job.id, queue, job.retryCount + 1, error.slice(0, 4000)],
+      )
+      .catch((failure: unknown) => this.#log.warn({ err: failure }, "could not record a job failure"));
+  }
+
+  /** Counts of every queue by state, read from pg-boss's job table. */
+  async counts(): Promise<QueueCounts[]> {
+    const schema = this.#options.schema;
+    const { rows } = await this.#options.pool.query<{
+      name: string;
+      created: number;
+      retry: number;
+      active: number;
+      failed: number;
+      oldest: number | null;
+    }>(
+      `SELECT q.name,
+              count(j.id) FILTER (WHERE j.state = 'created')::int AS created,
+              count(j.id) FILTER (WHERE j.state = 'retry')::int AS retry,
+              count(j.id) FILTER (WHERE j.state = 'active')::int AS active,
+              count(j.id) FILTER (WHERE j.state = 'failed')::int AS failed,
+              extract(epoch FROM now() - min(j.created_on) FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
+         FROM ${schema}.queue q LEFT JOIN ${schema}.job j ON j.name = q.name
+        WHERE q.name = ANY($1)
+        GROUP BY q.name`,
+      [this.queueNames()],
+    );
+    const byName = new Map(rows.map((row) => [row.name, row]));
+    return this.queueNames().map((name) => {
+      const row = byName.get(name);
+      const isDead = name.endsWith(".dead");
+      const dead = isDead ? undefined : byName.get(deadLetterQueueOf(name));
+      return {
+        name,
+        queued: (row?.created ?? 0) + (row?.retry ?? 0),
+        active: row?.active ?? 0,
+        retrying: row?.retry ?? 0,
+        failed: row?.failed ?? 0,
+        dead: isDead ? (row?.created ?? 0) : (dead?.created ?? 0),
+        oldestWaitingSeconds: row?.oldest ?? 0,
+        deadLetterQueue: isDead ? "" : deadLetterQueueOf(name),
+      };
+    });
+  }
+
+  /** Lists jobs by queue (all when empty) and state, newest first. */
+  async list(queue: string, state: string, limit: number): Promise<JobRecord[]> {
+    const names = queue === "" ? this.queueNames() : [queue];
+    const { rows } = await this.#options.pool.query<JobRecord>(
+      `${this.#selectJobs()} WHERE name = ANY($1) AND state = $2 ORDER BY created_on DESC LIMIT $3`,
+      [names, state, limit],
+    );
+    return rows;
+  }
+
+  /** Finds one job by id in any queue, with its failure history. */
+  async get(id: string): Promise<(JobRecord & { history: { attempt: number; error: string; failedAt: Date }[] }) | null> {
+    const { rows } = await this.#options.pool.query<JobRecord>(`${this.#selectJobs()} WHERE id = $1`, [id]);
+    const job = rows[0];
+    if (job === undefined) return null;
+    const { rows: history } = await this.#options.pool.query<{ attempt: number; error: string; failedAt: Date }>(
+      `SELECT attempt, error, failed_at AS "failedAt" FROM job_failures WHERE job_id = ANY($1) ORDER BY failed_at, attempt`,
+      [[job.id, ...(job.sourceId !== null ? [job.sourceId] : [])]],
+    );
+    return { ...job, history };
+  }
+
+  #selectJobs(): string {
+    return `SELECT id, name AS queue, state, retry_count AS "retryCount", retry_limit AS "retryLimit",
+                   created_on AS "createdOn", started_on AS "startedOn", completed_on AS "completedOn",
+                   data, output, singleton_key AS "groupId", source_name AS "sourceName", source_id AS "sourceId"
+              FROM ${this.#options.schema}.job`;
+  }
+
+  /** Queue of each id among `ids`; ids not found are absent. */
+  async #queuesOf(ids: readonly string[]): Promise<Map<string, string>> {
+    const { rows } = await this.#options.pool.query<{ id: string; name: string }>(
+      `SELECT id, name FROM ${this.#options.schema}.job WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return new Map(rows.map((row) => [row.id, row.name]));
+  }
+
+  /** Puts failed jobs back to work. */
+  async retry(ids: readonly string[]): Promise<{ done: string[]; notFound: string[] }> {
+    return this.#byQueue(ids, (queue, group) => this.boss.retry(queue, group));
+  }
+
+  /** Cancels jobs that have not finished. */
+  async cancel(ids: readonly string[]): Promise<{ done: string[]; notFound: string[] }> {
+    return this.#byQueue(ids, (queue, group) => this.boss.cancel(queue, group));
+  }
+
+  async #byQueue(
+    ids: readonly string[],
+    action: (queue: string, ids: string[]) => Promise<unknown>,
+  ): Promise<{ done: string[]; notFound: string[] }> {
+    const valid = ids.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+    const queues = await this.#queuesOf(valid);
+    const grouped = new Map<string, string[]>();
+    for (const [id, queue] of queues) grouped.set(queue, [...(grouped.get(queue) ?? []), id]);
+    for (const [queue, group] of grouped) await action(queue, group);
+    return { done: [...queues.keys()], notFound: ids.filter((id) => !queues.has(id)) };
+  }
+
+  /**
+   * Replays dead letters of `queue` (a source queue or its `.dead` queue) back
+   * to the queues they came from: the listed ids, or up to `limit` (0 = all).
+   */
+  async redrive(queue: string, options: { limit?: number; ids?: readonly string[] } = {}): Promise<number> {
+    const dead = queue.endsWith(".dead") ? queue : deadLetterQueueOf(queue);
+    const ids = options.ids !== undefined && options.ids.length > 0 ? { ids: [...options.ids] } : {};
+    if (options.limit !== undefined && options.limit > 0) return this.boss.redrive(dead, { limit: options.limit, ...ids });
+    // pg-boss moves at most `limit` (default 1000) per call: repeat until drained.
+    const page = 1000;
+    let total = 0;
+    for (;;) {
+      const moved = await this.boss.redrive(dead, { limit: page, ...ids });
+      total += moved;
+      if (moved < page) return total;
+    }
+  }
+
+  /** Stops fetching, waits for running handlers (up to `timeoutMs`), closes connections. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    await this.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
+  }
+}

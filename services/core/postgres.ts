@@ -1,0 +1,78 @@
+import pg from "pg";
+import type { Config } from "./config.js";
+import { startEmbeddedPostgres } from "./embedded-postgres.js";
+import type { Logger } from "./logger.js";
+import { join } from "node:path";
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+/** The application's Postgres, wherever it runs. */
+export interface Postgres {
+  readonly pool: pg.Pool;
+  /** Connection URL of the application database (pg-boss connects with it too). */
+  readonly url: string;
+  readonly backend: "embedded" | "server";
+  close(): Promise<void>;
+}
+
+// Timestamps and 64-bit counts come back as strings by default; bigint → number
+// is safe for the counts Funnel keeps, and BIGSERIAL ids stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** Creates `name` on the server behind `adminUrl` unless it exists. */
+export async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (rowCount === 0) {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`).catch((error: unknown) => {
+        // Another process created it first.
+        if ((error as { code?: string }).code !== "42P04") throw error;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Builds a pool that logs (rather than crashes on) errors of idle clients. */
+export function createPool(url: string, max: number, log: Logger): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: "funnel" });
+  pool.on("error", (error) => log.warn({ err: error }, "idle Postgres client failed"));
+  return pool;
+}
+
+/**
+ * Opens the application's Postgres: the server at `DATABASE_URL`, or an
+ * embedded one in `$FUNNEL_DATA_DIR/postgres` holding a `funnel` database.
+ */
+export async function openPostgres(config: Config, log: Logger): Promise<Postgres> {
+  if (config.databaseUrl !== undefined) {
+    const pool = createPool(config.databaseUrl, config.databasePoolMax, log);
+    return { pool, url: config.databaseUrl, backend: "server", close: () => pool.end() };
+  }
+  const embedded = await startEmbeddedPostgres({
+    dir: join(config.dataDir, "postgres"),
+    port: config.embeddedPostgresPort,
+    log,
+  });
+  try {
+    await ensureDatabase(embedded.url, "funnel");
+  } catch (error) {
+    await embedded.stop();
+    throw error;
+  }
+  const url = embedded.url.replace(/\/postgres$/, "/funnel");
+  const pool = createPool(url, config.databasePoolMax, log);
+  return {
+    pool,
+    url,
+    backend: "embedded",
+    close: async () => {
+      await pool.end();
+      await embedded.stop();
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import { startApp, type Role } from "./app.js";
+import { ConfigError, parseConfig } from "./core/config.js";
+import { createLogger } from "./core/logger.js";
+import { onShutdownSignal } from "./core/signals.js";
+
+const usage = `usage: funnel-server [all|api|worker]
+
+  all     every API and worker in one process (default; the embedded mode)
+  api     the API server only (Connect, gRPC, gRPC-Web and plain HTTP on PORT)
+  worker  job and analytics workers only`;
+
+const roleSets: Record<string, readonly Role[]> = {
+  all: ["api", "worker"],
+  api: ["api"],
+  worker: ["worker"],
+};
+
+async function main(): Promise<void> {
+  const arg = process.argv[2] ?? "all";
+  const roles = roleSets[arg];
+  if (arg === "--help" || arg === "-h" || roles === undefined) {
+    console.error(usage);
+    process.exit(arg === "--help" || arg === "-h" ? 0 : 2);
+  }
+  let config;
+  try {
+    config = parseConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`funnel-server: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const app = await startApp({ config, roles, log });
+  onShutdownSignal(log, config.shutdownTimeoutMs + 5_000, () => app.stop());
+  const lines = [`Funnel is running (${roles.join(" + ")}): Postgres ${app.postgres.backend}, ClickHouse ${app.clickhouse.backend}`];
+  if (app.url !== "") {
+    lines.push(
+      `  API (Connect, gRPC, gRPC-Web): ${app.url}`,
+      `  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.url}/metrics`,
+    );
+  }
+  if (config.adminToken === undefined) lines.push(`  admin token: ${config.dataDir}/admin-token (used by \`npx funnel\`)`);
+  log.info({ url: app.url, roles }, lines.join("\n"));
+  if (!process.stdout.isTTY) process.stderr.write(`${lines.join("\n")}\n`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`funnel-server: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
