@@ -118,6 +118,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       log,
       metrics,
       queues: [...projectQueues(), ...(options.queues ?? [])],
+      pollingIntervalSeconds: config.jobsPollSeconds,
     });
     await jobs.start();
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));

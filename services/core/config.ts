@@ -32,6 +32,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Postgres schema used by pg-boss. */
   readonly jobsSchema: string;
+  /** Fallback polling of job workers, in seconds; NOTIFY wakes them first. */
+  readonly jobsPollSeconds: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -111,6 +113,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     logLevel: logLevel as LogLevel,
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     jobsSchema: identifier("JOBS_SCHEMA", "pgboss"),
+    jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

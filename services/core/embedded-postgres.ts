@@ -159,8 +159,8 @@ async function waitUntilAccepting(url: string, child: { exitCode: number | null 
     } catch (error) {
       await client.end().catch(() => undefined);
       const log = existsSync(logFile) ? (await readFile(logFile, "utf8")).split("\n").slice(-6).join("\n") : "";
-      if (child.exitCode !== null) throw new Error(`embedded Postgres exited (code ${child.exitCode}):\n${log}`);
-      if (Date.now() > deadline) throw new Error(`embedded Postgres did not accept connections: ${(error as Error).message}\n${log}`);
+      if (child.exitCode !== null) throw new Error(`embedded Postgres exited (code ${child.exitCode}):\n${log}`, { cause: error });
+      if (Date.now() > deadline) throw new Error(`embedded Postgres did not accept connections:\n${log}`, { cause: error });
       await sleep(100);
     }
   }

@@ -8,7 +8,7 @@ export { Counter, Gauge, Histogram, Registry } from "prom-client";
  */
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "funnel_process_" });
+  collectDefaultMetrics({ register: registry, prefix: "funnel_" });
   return registry;
 }
 

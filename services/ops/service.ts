@@ -4,7 +4,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type pg from "pg";
 import {
   JobSchema,
-  OpsService,
+  type OpsService,
   QueueStatusSchema,
   StoreStatusSchema,
   AnalyticsStatusSchema,

@@ -130,7 +130,7 @@ export class Jobs {
     this.#deadlineMissed = counter(registry, "funnel_jobs_deadline_missed_total", "Jobs that could not start before their deadline.", ["queue", "action"]);
     this.#duration = histogram(registry, "funnel_jobs_duration_seconds", "Handler run time.", ["queue"]);
     // Both gauges are filled by one query per scrape.
-    let scrape: Promise<QueueCounts[]> | undefined;
+    const readCounts = (): Promise<QueueCounts[]> => this.counts();
     const oldest = new Gauge({
       name: "funnel_jobs_oldest_waiting_seconds",
       help: "Age of the oldest job ready to start, per queue.",
@@ -142,12 +142,9 @@ export class Jobs {
       help: "Jobs per queue and state (queued, active, retrying, failed, dead).",
       labelNames: ["queue", "state"],
       registers: [registry],
-      collect: async function (this: Gauge<"queue" | "state">) {
-        scrape ??= self.counts().finally(() => {
-          scrape = undefined;
-        });
-        const counts = await scrape.catch(() => []);
-        for (const queue of counts) {
+      async collect(this: Gauge<"queue" | "state">) {
+        const queues = await readCounts().catch((): QueueCounts[] => []);
+        for (const queue of queues) {
           for (const state of ["queued", "active", "retrying", "failed", "dead"] as const) {
             this.set({ queue: queue.name, state }, queue[state]);
           }
@@ -155,7 +152,6 @@ export class Jobs {
         }
       },
     });
-    const self = this;
   }
 
   /** Starts pg-boss (installing its schema) and creates or updates every queue. */

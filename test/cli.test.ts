@@ -1,0 +1,76 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../services/app.js";
+import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
+
+const root = new URL("..", import.meta.url).pathname;
+
+/** Runs the real `funnel` executable as a separate process. */
+async function funnel(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [`${root}cli/bin.js`, ...args], {
+      env: { ...process.env, FUNNEL_ADMIN_TOKEN: "", FUNNEL_DATA_DIR: "/nonexistent", ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe("funnel CLI", () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  it("prints the status as a table", async () => {
+    const { code, stdout } = await funnel(["status"], { FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^postgres\s+server\s+healthy\s+\d+/m);
+    expect(stdout).toMatch(new RegExp(`^clickhouse\\s+${app.clickhouse.backend}\\s+healthy`, "m"));
+  });
+
+  it("prints the status as JSON with --json", async () => {
+    const { code, stdout } = await funnel(["status", "--json", "--url", app.url, "--token", ADMIN_TOKEN]);
+    expect(code).toBe(0);
+    const status = JSON.parse(stdout) as { postgres: { healthy: boolean }; clickhouse: { healthy: boolean; backend: string } };
+    expect(status.postgres.healthy).toBe(true);
+    expect(status.clickhouse).toMatchObject({ healthy: true, backend: app.clickhouse.backend });
+  });
+
+  it("reads the dev token file when no token is given", async () => {
+    const { writeFile, mkdtemp } = await import("node:fs/promises");
+    const dir = await mkdtemp(`${app.config.dataDir}/cli-`);
+    await writeFile(`${dir}/admin-token`, `${ADMIN_TOKEN}\n`);
+    const { code } = await funnel(["status"], { FUNNEL_URL: app.url, FUNNEL_DATA_DIR: dir });
+    expect(code).toBe(0);
+  });
+
+  it("says one clear line for a bad token", async () => {
+    const { code, stdout, stderr } = await funnel(["status"], { FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: "wrong-token-wrong-token" });
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr.trim().split("\n")).toEqual(["funnel: authorization: admin token is not valid (set FUNNEL_ADMIN_TOKEN or pass --token)"]);
+  });
+
+  it("says one clear line when the server is unreachable", async () => {
+    const { code, stderr } = await funnel(["status", "--url", "http://127.0.0.1:9"]);
+    expect(code).toBe(1);
+    expect(stderr.trim().split("\n")).toEqual(["funnel: cannot reach the Funnel server at http://127.0.0.1:9 (is it running? set FUNNEL_URL or --url)"]);
+  });
+
+  it("rejects unknown commands and flags with exit status 2", async () => {
+    const unknown = await funnel(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^funnel: unknown command "frobnicate"/);
+    const flag = await funnel(["status", "--frob"]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/^funnel: Unknown option '--frob'/);
+    expect(flag.stderr.trim().split("\n")).toHaveLength(1);
+  });
+});

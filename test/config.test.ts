@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig } from "../services/core/config.js";
+
+describe("config", () => {
+  it("applies the documented defaults", () => {
+    const config = parseConfig({}, "/srv/funnel");
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "0.0.0.0",
+      databaseUrl: undefined,
+      clickhouseUrl: undefined,
+      dataDir: "/srv/funnel/data",
+      adminToken: undefined,
+      logLevel: "info",
+      clickhouseDatabase: "funnel",
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("reads every variable", () => {
+    const config = parseConfig(
+      {
+        PORT: "9090",
+        DATABASE_URL: "postgres://u:p@db:5432/funnel",
+        CLICKHOUSE_URL: "http://ch:8123",
+        FUNNEL_DATA_DIR: "/var/lib/funnel",
+        FUNNEL_ADMIN_TOKEN: "0123456789abcdef",
+        LOG_LEVEL: "DEBUG",
+      },
+      "/",
+    );
+    expect(config).toMatchObject({
+      port: 9090,
+      databaseUrl: "postgres://u:p@db:5432/funnel",
+      clickhouseUrl: "http://ch:8123",
+      dataDir: "/var/lib/funnel",
+      adminToken: "0123456789abcdef",
+      logLevel: "debug",
+    });
+  });
+
+  it("names every bad variable and the reason, all at once", () => {
+    let error: unknown;
+    try {
+      parseConfig({ PORT: "80a", DATABASE_URL: "mysql://x", CLICKHOUSE_URL: "::", LOG_LEVEL: "loud", FUNNEL_ADMIN_TOKEN: "short" });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(5);
+    expect(problems.join("\n")).toMatch(/PORT: must be an integer from 0 to 65535, got "80a"/);
+    expect(problems.join("\n")).toMatch(/DATABASE_URL: scheme must be postgres: or postgresql:/);
+    expect(problems.join("\n")).toMatch(/CLICKHOUSE_URL: not a valid URL/);
+    expect(problems.join("\n")).toMatch(/LOG_LEVEL: must be one of/);
+    expect(problems.join("\n")).toMatch(/FUNNEL_ADMIN_TOKEN: must be at least 16 characters/);
+  });
+
+  it("rejects an out-of-range port and a non-identifier database name", () => {
+    expect(() => parseConfig({ PORT: "70000" })).toThrow(/PORT: must be an integer from 0 to 65535/);
+    expect(() => parseConfig({ CLICKHOUSE_DATABASE: "a-b; DROP" })).toThrow(/CLICKHOUSE_DATABASE: must be a plain identifier/);
+  });
+});
