@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type pg from "pg";
 import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
+import { AnalyticsAppender } from "./core/analytics/appender.js";
+import { AnalyticsStreamer, analyticsBacklog } from "./core/analytics/streamer.js";
 import { createAdminAuthInterceptor } from "./core/auth.js";
 import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
@@ -40,6 +42,10 @@ export interface App {
   readonly pool: pg.Pool;
   readonly clickhouse: ClickHouse;
   readonly jobs: Jobs;
+  /** Durable appends of analytics rows (group commit), streamed to ClickHouse. */
+  readonly analytics: AnalyticsAppender;
+  /** The Postgres → ClickHouse streamer (worker role only). */
+  readonly streamer: AnalyticsStreamer | undefined;
   readonly metrics: Registry;
   readonly adminToken: string;
   /** Base URL of the API server; empty for a worker-only process. */
@@ -111,6 +117,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     log.info({ ...applied, postgres: postgres.backend, clickhouse: clickhouse.backend }, "stores ready");
 
     const metrics = createMetricsRegistry();
+    let streamer: AnalyticsStreamer | undefined;
+    if (roles.includes("worker")) {
+      const started = new AnalyticsStreamer({ pool: postgres.pool, url: postgres.url, clickhouse, log, metrics });
+      await started.start();
+      closers.push(() => started.stop());
+      streamer = started;
+    }
+    const analytics = new AnalyticsAppender({ pool: postgres.pool, metrics });
+    closers.push(() => analytics.flush());
     const jobs = new Jobs({
       url: postgres.url,
       schema: config.jobsSchema,
@@ -132,6 +147,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         jobs,
         roles,
         startedAt,
+        analyticsBacklog: () => analyticsBacklog(postgres.pool),
       });
       const rpc = (router: ConnectRouter): void => {
         router.service(OpsService, ops);
@@ -185,6 +201,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       pool: postgres.pool,
       clickhouse,
       jobs,
+      analytics,
+      streamer,
       metrics,
       adminToken,
       url: server?.url ?? "",

@@ -1,0 +1,294 @@
+import { randomInt } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import type { ClickHouse } from "../clickhouse.js";
+import type { Logger } from "../logger.js";
+import { counter, Gauge, type Registry } from "../metrics.js";
+import { ANALYTICS_CHANNEL } from "./appender.js";
+
+export interface StreamerOptions {
+  readonly pool: pg.Pool;
+  /** URL for the dedicated LISTEN connection. */
+  readonly url: string;
+  readonly clickhouse: ClickHouse;
+  readonly log: Logger;
+  readonly metrics: Registry;
+  /** Rows per ClickHouse insert. */
+  readonly batchRows?: number;
+  /** Pause after a partial batch, so a trickle becomes fewer, larger inserts. */
+  readonly minIntervalMs?: number;
+  /** Fallback wake-up when no NOTIFY arrives. */
+  readonly pollIntervalMs?: number;
+  /** How long a claimed batch belongs to its streamer before another may take it over. */
+  readonly leaseSeconds?: number;
+  /** Called after a batch reached ClickHouse and before it is deleted from Postgres (tests). */
+  readonly afterInsert?: (batchId: number) => Promise<void> | void;
+}
+
+interface Batch {
+  readonly id: number;
+  readonly stream: string;
+  readonly rows: number;
+}
+
+/** Backlog of the stream: rows waiting in Postgres and the age of the oldest. */
+export async function analyticsBacklog(pool: pg.Pool): Promise<{ rows: number; lagSeconds: number }> {
+  const { rows } = await pool.query<{ rows: number; lag: number | null }>(
+    `SELECT (SELECT count(*) FROM analytics_outbox)::bigint AS rows,
+            extract(epoch FROM clock_timestamp() - (SELECT appended_at FROM analytics_outbox ORDER BY id LIMIT 1))::float8 AS lag`,
+  );
+  return { rows: rows[0]?.rows ?? 0, lagSeconds: Math.max(0, rows[0]?.lag ?? 0) };
+}
+
+/** Deduplication token of a batch: the same for every retry of that batch. */
+export const batchToken = (batchId: number): string => `funnel-analytics-batch-${batchId}`;
+
+/**
+ * Moves analytics rows from Postgres to ClickHouse, exactly once:
+ *
+ * 1. claim: one transaction takes the oldest unclaimed rows of a stream
+ *    (`FOR UPDATE SKIP LOCKED`, so streamers never claim the same row) and
+ *    writes their batch id, fixing the batch's content;
+ * 2. insert: the batch goes to ClickHouse with a deduplication token derived
+ *    from the batch id;
+ * 3. delete: the batch's rows leave Postgres.
+ *
+ * A streamer that dies between 2 and 3 leaves a leased batch; when the lease
+ * runs out another streamer sends the same rows with the same token and
+ * ClickHouse drops the repeat. Rows committed late with lower ids are simply
+ * unclaimed rows: nothing is skipped because nothing is remembered by position.
+ */
+export class AnalyticsStreamer {
+  readonly #options: Required<Omit<StreamerOptions, "afterInsert">> & Pick<StreamerOptions, "afterInsert">;
+  readonly #log: Logger;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #notified = false;
+  #listener: pg.Client | undefined;
+  readonly #streamed;
+  readonly #failures;
+
+  constructor(options: StreamerOptions) {
+    this.#options = {
+      batchRows: 5_000,
+      minIntervalMs: 200,
+      pollIntervalMs: 5_000,
+      leaseSeconds: 60,
+      ...options,
+    };
+    this.#log = options.log.child({ component: "analytics-streamer" });
+    this.#streamed = counter(options.metrics, "funnel_analytics_streamed_total", "Analytics rows inserted into ClickHouse.", ["stream"]);
+    this.#failures = counter(options.metrics, "funnel_analytics_insert_failures_total", "Failed ClickHouse inserts (retried).", ["stream"]);
+    const pool = options.pool;
+    if (options.metrics.getSingleMetric("funnel_analytics_backlog_rows") === undefined) {
+      const lag = new Gauge({ name: "funnel_analytics_lag_seconds", help: "Age of the oldest row not yet in ClickHouse.", registers: [options.metrics] });
+      new Gauge({
+        name: "funnel_analytics_backlog_rows",
+        help: "Analytics rows durable in Postgres and not yet in ClickHouse.",
+        registers: [options.metrics],
+        async collect(this: Gauge) {
+          const backlog = await analyticsBacklog(pool).catch(() => undefined);
+          if (backlog === undefined) return;
+          this.set(backlog.rows);
+          lag.set(backlog.lagSeconds);
+        },
+      });
+    }
+  }
+
+  /** Starts listening and streaming in the background. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.#listen();
+    this.#loop = this.#run();
+  }
+
+  /** Stops after the batch in progress; rows left behind stream on the next start. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => undefined);
+  }
+
+  /** Streams until nothing is left (tests, benchmarks, shutdown). */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const batch = (await this.#takeOverExpired()) ?? (await this.#claim());
+      if (batch === undefined) return total;
+      await this.#send(batch);
+      total += batch.rows;
+    }
+  }
+
+  #notify(): void {
+    this.#notified = true;
+    this.#wake?.();
+  }
+
+  /** NOTIFY is a hint; the queries below are the truth. Reconnects with capped, jittered backoff. */
+  async #listen(attempt = 0): Promise<void> {
+    if (!this.#running) return;
+    const client = new pg.Client({ connectionString: this.#options.url, application_name: "funnel-analytics-listen" });
+    client.on("notification", () => this.#notify());
+    client.on("error", (error) => {
+      this.#log.warn({ err: error }, "analytics LISTEN connection lost; reconnecting");
+      void client.end().catch(() => undefined);
+      if (this.#listener === client) this.#listener = undefined;
+      void this.#reconnect(1);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${ANALYTICS_CHANNEL}`);
+      this.#listener = client;
+      // Rows may have arrived while we were not listening.
+      this.#notify();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      if (attempt === 0) this.#log.warn({ err: error }, "analytics LISTEN failed; polling until it works");
+      void this.#reconnect(attempt + 1);
+    }
+  }
+
+  async #reconnect(attempt: number): Promise<void> {
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
+    await sleep(delay / 2 + randomInt(Math.max(1, delay / 2)));
+    if (this.#running && this.#listener === undefined) await this.#listen(attempt);
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (this.#running) {
+      let batch: Batch | undefined;
+      try {
+        batch = (await this.#takeOverExpired()) ?? (await this.#claim());
+        if (batch !== undefined) await this.#send(batch);
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+        this.#log.warn({ err: error, retryInMs: delay }, "analytics streaming failed; rows stay in Postgres and will be retried");
+        await this.#idle(delay);
+        continue;
+      }
+      if (batch === undefined) await this.#idle(this.#options.pollIntervalMs);
+      else if (batch.rows < this.#options.batchRows) await sleep(this.#options.minIntervalMs);
+    }
+  }
+
+  /** Waits for a NOTIFY (possibly one that came while busy), the timeout, or stop(). */
+  async #idle(ms: number): Promise<void> {
+    if (!this.#running) return;
+    if (this.#notified) {
+      this.#notified = false;
+      return;
+    }
+    const controller = new AbortController();
+    await Promise.race([
+      sleep(ms, undefined, { signal: controller.signal }).catch(() => undefined),
+      new Promise<void>((resolve) => (this.#wake = resolve)),
+    ]);
+    controller.abort();
+    this.#wake = undefined;
+    this.#notified = false;
+  }
+
+  /** Takes over a batch whose streamer died (lease expired). */
+  async #takeOverExpired(): Promise<Batch | undefined> {
+    const { rows } = await this.#options.pool.query<Batch>(
+      `UPDATE analytics_batches SET leased_until = now() + make_interval(secs => $1), attempts = attempts + 1
+        WHERE id = (SELECT id FROM analytics_batches WHERE leased_until < now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, stream, rows`,
+      [this.#options.leaseSeconds],
+    );
+    return rows[0];
+  }
+
+  /** Claims the oldest unclaimed rows of the stream that has the oldest row. */
+  async #claim(): Promise<Batch | undefined> {
+    const client = await this.#options.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows: oldest } = await client.query<{ stream: string }>(
+        "SELECT stream FROM analytics_outbox WHERE batch_id IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+      );
+      const stream = oldest[0]?.stream;
+      if (stream === undefined) {
+        await client.query("COMMIT");
+        return undefined;
+      }
+      const { rows } = await client.query<Batch>(
+        `WITH ids AS (
+           SELECT id FROM analytics_outbox WHERE stream = $1 AND batch_id IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), batch AS (
+           INSERT INTO analytics_batches (stream, rows, leased_until)
+           SELECT $1, count(*), now() + make_interval(secs => $3) FROM ids
+           RETURNING id, stream, rows
+         ), claimed AS (
+           UPDATE analytics_outbox SET batch_id = (SELECT id FROM batch) WHERE id IN (SELECT id FROM ids)
+         )
+         SELECT id, stream, rows FROM batch`,
+        [stream, this.#options.batchRows, this.#options.leaseSeconds],
+      );
+      await client.query("COMMIT");
+      return rows[0];
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #send(batch: Batch): Promise<void> {
+    const { pool, clickhouse } = this.#options;
+    const { rows } = await pool.query<{ row: Record<string, unknown> }>(
+      "SELECT row FROM analytics_outbox WHERE batch_id = $1 ORDER BY id",
+      [batch.id],
+    );
+    if (rows.length > 0) {
+      try {
+        await clickhouse.client.insert({
+          table: `${clickhouse.database}.${batch.stream}`,
+          values: rows.map((r) => r.row),
+          format: "JSONEachRow",
+          clickhouse_settings: {
+            insert_deduplicate: 1,
+            insert_deduplication_token: batchToken(batch.id),
+            date_time_input_format: "best_effort",
+          },
+        });
+      } catch (error) {
+        this.#failures.inc({ stream: batch.stream });
+        // Let the lease run out sooner so a retry (by anyone) comes after the backoff, not after a minute.
+        await pool
+          .query("UPDATE analytics_batches SET last_error = $2, leased_until = now() + interval '2 seconds' WHERE id = $1", [
+            batch.id,
+            (error as Error).message.slice(0, 1000),
+          ])
+          .catch(() => undefined);
+        throw error;
+      }
+    }
+    await this.#options.afterInsert?.(batch.id);
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("DELETE FROM analytics_outbox WHERE batch_id = $1", [batch.id]);
+      await client.query("DELETE FROM analytics_batches WHERE id = $1", [batch.id]);
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    this.#streamed.inc({ stream: batch.stream }, rows.length);
+  }
+}

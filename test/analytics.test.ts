@@ -1,0 +1,134 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../services/app.js";
+import { AnalyticsAppender } from "../services/core/analytics/appender.js";
+import { AnalyticsStreamer, analyticsBacklog } from "../services/core/analytics/streamer.js";
+import { createMetricsRegistry } from "../services/core/metrics.js";
+import { createTestEventsTable, seqs } from "./support/analytics-table.js";
+import { eventually, startTestApp } from "./support/stores.js";
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+const at = "2026-11-23 10:00:00.000";
+
+describe("analytics stream", () => {
+  let app: App;
+  let seq = 0;
+  const next = (count: number) => {
+    const out = range(seq, count);
+    seq += count;
+    return out;
+  };
+
+  beforeAll(async () => {
+    app = await startTestApp({ roles: ["worker"] });
+    await createTestEventsTable(app.clickhouse);
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  const outboxCount = async () => (await app.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM analytics_outbox")).rows[0]?.n ?? -1;
+
+  it("makes each append durable before it resolves, sharing commits between concurrent callers", async () => {
+    await app.streamer?.stop();
+    const metrics = createMetricsRegistry();
+    const appender = new AnalyticsAppender({ pool: app.pool, metrics, windowMs: 5 });
+    const ids = next(500);
+    await Promise.all(ids.map((id) => appender.append("test_events", { seq: id, label: "durable", at })));
+    // Durable: visible through another connection the moment the calls resolved.
+    expect(await outboxCount()).toBe(500);
+    const commits = (await metrics.getSingleMetricAsString("funnel_analytics_commit_rows")).match(/funnel_analytics_commit_rows_count (\d+)/);
+    expect(Number(commits?.[1])).toBeGreaterThan(0);
+    expect(Number(commits?.[1])).toBeLessThan(50);
+    await app.streamer?.start();
+    await eventually(async () => ((await outboxCount()) === 0 ? true : undefined), 10_000, "the backlog to drain");
+    expect((await seqs(app.clickhouse)).filter((s) => ids.includes(s))).toEqual(ids);
+  });
+
+  it("rejects a bad stream name and stores nothing", async () => {
+    await expect(app.analytics.append("bad name; DROP", { seq: 1 })).rejects.toThrow(/stream: "bad name; DROP" is not a table name/);
+  });
+
+  it("streams NOTIFY-woken within the lag target, each row exactly once", async () => {
+    const ids = next(300);
+    const started = Date.now();
+    await Promise.all(ids.map((id) => app.analytics.append("test_events", { seq: id, label: "notify", at })));
+    await eventually(async () => {
+      const present = (await seqs(app.clickhouse)).filter((s) => ids.includes(s));
+      return present.length === ids.length ? present : undefined;
+    }, 10_000, "rows in ClickHouse");
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((await seqs(app.clickhouse)).filter((s) => ids.includes(s))).toEqual(ids);
+  });
+
+  it("never skips a row whose id committed after later ids were streamed", async () => {
+    const [late, ...rest] = next(4);
+    const client = new pg.Client({ connectionString: app.postgres.url });
+    await client.connect();
+    await client.query("BEGIN");
+    // Takes the lower sequence value now, commits last.
+    await app.analytics.appendInTransaction(client, "test_events", [{ seq: late, label: "late", at }]);
+    await Promise.all(rest.map((id) => app.analytics.append("test_events", { seq: id, label: "early", at })));
+    await eventually(async () => ((await seqs(app.clickhouse)).includes(rest[2]!) ? true : undefined), 10_000, "early rows");
+    expect(await seqs(app.clickhouse)).not.toContain(late);
+    await client.query("COMMIT");
+    await client.end();
+    await eventually(async () => ((await seqs(app.clickhouse)).includes(late!) ? true : undefined), 10_000, "the late row");
+    expect((await seqs(app.clickhouse)).filter((s) => s === late || rest.includes(s))).toEqual([late, ...rest]);
+  });
+
+  it("two streamers together insert every row exactly once", async () => {
+    await app.streamer?.stop();
+    const ids = next(12_000);
+    for (let i = 0; i < ids.length; i += 2_000) {
+      await app.analytics.appendMany("test_events", ids.slice(i, i + 2_000).map((id) => ({ seq: id, label: "pair", at })));
+    }
+    const make = () =>
+      new AnalyticsStreamer({ pool: app.pool, url: app.postgres.url, clickhouse: app.clickhouse, log: app.log, metrics: createMetricsRegistry(), batchRows: 1_000 });
+    const [a, b] = [make(), make()];
+    const [fromA, fromB] = await Promise.all([a.drain(), b.drain()]);
+    expect(fromA + fromB).toBe(ids.length);
+    expect(fromA).toBeGreaterThan(0);
+    expect(fromB).toBeGreaterThan(0);
+    expect((await seqs(app.clickhouse)).filter((s) => s >= ids[0]!)).toEqual(ids);
+    await app.streamer?.start();
+  });
+
+  it("keeps rows in Postgres while ClickHouse is down and drains them in order when it is back", async () => {
+    await app.streamer?.stop();
+    const { createClient } = await import("@clickhouse/client");
+    const unreachable = {
+      client: createClient({ url: "http://127.0.0.1:1", request_timeout: 500 }),
+      database: app.clickhouse.database,
+      backend: "server" as const,
+      close: async () => undefined,
+    };
+    const metrics = createMetricsRegistry();
+    const broken = new AnalyticsStreamer({ pool: app.pool, url: app.postgres.url, clickhouse: unreachable, log: app.log, metrics, minIntervalMs: 10 });
+    await broken.start();
+    const ids = next(200);
+    await Promise.all(ids.map((id) => app.analytics.append("test_events", { seq: id, label: "outage", at })));
+    await eventually(async () => {
+      const text = await metrics.getSingleMetricAsString("funnel_analytics_insert_failures_total");
+      return /funnel_analytics_insert_failures_total\{stream="test_events"\} [1-9]/.test(text) ? true : undefined;
+    }, 10_000, "a failed insert");
+    await broken.stop();
+    await unreachable.close();
+    const backlog = await analyticsBacklog(app.pool);
+    expect(backlog.rows).toBe(200);
+    expect(backlog.lagSeconds).toBeGreaterThan(0);
+    const backlogText = await metrics.getSingleMetricAsString("funnel_analytics_backlog_rows");
+    expect(backlogText).toMatch(/funnel_analytics_backlog_rows 200/);
+    await app.streamer?.start();
+    await eventually(async () => ((await outboxCount()) === 0 ? true : undefined), 15_000, "the backlog to drain");
+    expect((await seqs(app.clickhouse)).filter((s) => ids.includes(s))).toEqual(ids);
+  });
+
+  it("exposes appended, streamed, backlog and lag in /metrics", async () => {
+    const text = await app.metrics.metrics();
+    expect(text).toMatch(/funnel_analytics_appended_total\{stream="test_events"\} \d+/);
+    expect(text).toMatch(/funnel_analytics_streamed_total\{stream="test_events"\} \d+/);
+    expect(text).toMatch(/funnel_analytics_backlog_rows \d+/);
+    expect(text).toMatch(/funnel_analytics_lag_seconds [\d.e-]+/);
+  });
+});
