@@ -134,6 +134,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       metrics,
       queues: [...projectQueues(), ...(options.queues ?? [])],
       pollingIntervalSeconds: config.jobsPollSeconds,
+      superviseIntervalSeconds: config.jobsSuperviseSeconds,
+      maintenanceIntervalSeconds: config.jobsMaintenanceSeconds,
     });
     await jobs.start();
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));

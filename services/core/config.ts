@@ -34,6 +34,10 @@ export interface Config {
   readonly jobsSchema: string;
   /** Fallback polling of job workers, in seconds; NOTIFY wakes them first. */
   readonly jobsPollSeconds: number;
+  /** How often expired (lost) jobs are detected and queue stats refreshed, in seconds. */
+  readonly jobsSuperviseSeconds: number;
+  /** How often retention cleanup runs, in seconds. */
+  readonly jobsMaintenanceSeconds: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -114,6 +118,8 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     jobsSchema: identifier("JOBS_SCHEMA", "pgboss"),
     jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
+    jobsSuperviseSeconds: integer("JOBS_SUPERVISE_SECONDS", 30, 1, 3_600),
+    jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -66,6 +66,10 @@ export interface JobsOptions {
   readonly pollingIntervalSeconds?: number;
   /** Connections pg-boss may open. */
   readonly poolMax?: number;
+  /** Seconds between checks for expired (lost) jobs. */
+  readonly superviseIntervalSeconds?: number;
+  /** Seconds between retention clean-ups. */
+  readonly maintenanceIntervalSeconds?: number;
 }
 
 /** A job as ops see it, across queues. */
@@ -122,6 +126,9 @@ export class Jobs {
       max: options.poolMax ?? 10,
       application_name: "funnel-jobs",
       schedule: false,
+      superviseIntervalSeconds: options.superviseIntervalSeconds ?? 30,
+      monitorIntervalSeconds: options.superviseIntervalSeconds ?? 30,
+      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 300,
     });
     this.boss.on("error", (error) => this.#log.error({ err: error }, "pg-boss error"));
     this.boss.on("warning", (warning) => this.#log.warn({ data: warning.data }, warning.message));
@@ -130,12 +137,21 @@ export class Jobs {
     this.#deadlineMissed = counter(registry, "funnel_jobs_deadline_missed_total", "Jobs that could not start before their deadline.", ["queue", "action"]);
     this.#duration = histogram(registry, "funnel_jobs_duration_seconds", "Handler run time.", ["queue"]);
     // Both gauges are filled by one query per scrape.
-    const readCounts = (): Promise<QueueCounts[]> => this.counts();
-    const oldest = new Gauge({
+    let scrape: { at: number; counts: Promise<QueueCounts[]> } | undefined;
+    const readCounts = (): Promise<QueueCounts[]> => {
+      if (scrape === undefined || Date.now() - scrape.at > 1_000) {
+        scrape = { at: Date.now(), counts: this.counts().catch((): QueueCounts[] => []) };
+      }
+      return scrape.counts;
+    };
+    new Gauge({
       name: "funnel_jobs_oldest_waiting_seconds",
       help: "Age of the oldest job ready to start, per queue.",
       labelNames: ["queue"],
       registers: [registry],
+      async collect(this: Gauge<"queue">) {
+        for (const queue of await readCounts()) this.set({ queue: queue.name }, queue.oldestWaitingSeconds);
+      },
     });
     new Gauge({
       name: "funnel_jobs",
@@ -143,12 +159,10 @@ export class Jobs {
       labelNames: ["queue", "state"],
       registers: [registry],
       async collect(this: Gauge<"queue" | "state">) {
-        const queues = await readCounts().catch((): QueueCounts[] => []);
-        for (const queue of queues) {
+        for (const queue of await readCounts()) {
           for (const state of ["queued", "active", "retrying", "failed", "dead"] as const) {
             this.set({ queue: queue.name, state }, queue[state]);
           }
-          oldest.set({ queue: queue.name }, queue.oldestWaitingSeconds);
         }
       },
     });
@@ -172,7 +186,8 @@ export class Jobs {
       retryLimit: queue.retry.limit,
       retryDelay: queue.retry.delay,
       retryBackoff: queue.retry.backoff,
-      ...(queue.retry.maxDelay !== undefined ? { retryDelayMax: queue.retry.maxDelay } : {}),
+      // pg-boss accepts a maximum delay only with backoff.
+      ...(queue.retry.backoff && queue.retry.maxDelay !== undefined ? { retryDelayMax: queue.retry.maxDelay } : {}),
       expireInSeconds: queue.expireInSeconds,
       retentionSeconds: queue.retentionSeconds,
       deleteAfterSeconds: queue.keepCompletedSeconds,

@@ -31,7 +31,10 @@ export interface QueueDefinition<T> {
   /** Seconds a dead letter is kept before it is dropped. */
   readonly deadLetterRetentionSeconds: number;
   readonly onDeadline: DeadlinePolicy;
-  /** Jobs fetched per round trip and run concurrently in one process. */
+  /**
+   * Each of `localConcurrency` fetch loops takes up to `batchSize` jobs per
+   * round trip and runs them together: at most their product run at once per process.
+   */
   readonly batchSize: number;
   readonly localConcurrency: number;
   /** Type witness only; never read. */

@@ -1,0 +1,170 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
+import type { App } from "../services/app.js";
+import { PermanentJobError } from "../services/core/jobs/jobs.js";
+import { defineQueue } from "../services/core/jobs/queue.js";
+import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
+
+const outbox = defineQueue<{ n: number }>("test.outbox");
+const flaky = defineQueue<{ failTimes: number; key: string }>("test.flaky", { retry: { limit: 3, delay: 1, backoff: true, maxDelay: 2 } });
+const doomed = defineQueue<{ key: string }>("test.doomed", { retry: { limit: 1, delay: 1, backoff: false } });
+const ordered = defineQueue<{ group: string; n: number }>("test.ordered", { ordered: true, retry: { limit: 3, delay: 1, backoff: false }, localConcurrency: 4 });
+const timed = defineQueue<{ n: number }>("test.timed");
+const parallel = defineQueue<{ n: number }>("test.parallel", { localConcurrency: 2, batchSize: 3 });
+const queues = [outbox, flaky, doomed, ordered, timed, parallel] as never[];
+
+describe("jobs core", () => {
+  let app: App;
+  const attempts = new Map<string, number>();
+  const seen: { group: string; n: number }[] = [];
+  const processed: number[] = [];
+
+  beforeAll(async () => {
+    app = await startTestApp({ roles: ["api", "worker"], queues, env: { JOBS_POLL_SECONDS: "1", JOBS_SUPERVISE_SECONDS: "1" } });
+    await app.jobs.work(outbox, async ({ n }) => void processed.push(n));
+    await app.jobs.work(flaky, async ({ failTimes, key }) => {
+      const count = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, count);
+      if (count <= failTimes) throw new Error(`attempt ${count} of ${key} fails`);
+    });
+    await app.jobs.work(doomed, async ({ key }) => {
+      attempts.set(key, (attempts.get(key) ?? 0) + 1);
+      if (key.startsWith("permanent")) throw new PermanentJobError(`${key} is refused for good`);
+      throw new Error(`${key} always fails`);
+    });
+    await app.jobs.work(ordered, async ({ group, n }) => {
+      const key = `${group}:${n}`;
+      const count = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, count);
+      // The first job of group "a" fails once: the rest of "a" must wait for it.
+      if (group === "a" && n === 0 && count === 1) throw new Error("first attempt fails");
+      seen.push({ group, n });
+    });
+    await app.jobs.work(timed, async ({ n }) => void processed.push(n));
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  const stateOf = async (id: string) =>
+    (await app.pool.query<{ state: string }>(`SELECT state FROM ${app.config.jobsSchema}.job WHERE id = $1`, [id])).rows[0]?.state;
+
+  it("a job saved in a rolled-back transaction never runs; a committed one does", async () => {
+    const client = await app.pool.connect();
+    await client.query("BEGIN");
+    const rolledBack = await app.jobs.send(outbox, { n: 1 }, { tx: client });
+    await client.query("ROLLBACK");
+    await client.query("BEGIN");
+    const committed = await app.jobs.send(outbox, { n: 2 }, { tx: client });
+    await client.query("COMMIT");
+    client.release();
+    await eventually(async () => ((await stateOf(committed)) === "completed" ? true : undefined), 5_000, "the committed job");
+    expect(await stateOf(rolledBack)).toBeUndefined();
+    expect(processed).toContain(2);
+    expect(processed).not.toContain(1);
+  });
+
+  it("retries a failing job with backoff until it succeeds, recording each failure", async () => {
+    const id = await app.jobs.send(flaky, { failTimes: 2, key: "flaky-1" });
+    await eventually(async () => ((await stateOf(id)) === "completed" ? true : undefined), 20_000, "the flaky job to succeed");
+    expect(attempts.get("flaky-1")).toBe(3);
+    const job = await app.jobs.get(id);
+    expect(job?.history.map((h) => [h.attempt, h.error])).toEqual([
+      [1, "attempt 1 of flaky-1 fails"],
+      [2, "attempt 2 of flaky-1 fails"],
+    ]);
+    const gap = job!.history[1]!.failedAt.getTime() - job!.history[0]!.failedAt.getTime();
+    expect(gap).toBeGreaterThanOrEqual(500);
+  });
+
+  it("dead-letters an exhausted job with its history, and redrives it", async () => {
+    const id = await app.jobs.send(doomed, { key: "exhaust-1" });
+    const dead = await eventually(async () => {
+      const [row] = await app.jobs.list("test.doomed.dead", "created", 10);
+      return row?.sourceId === id ? row : undefined;
+    }, 20_000, "the dead letter");
+    expect(attempts.get("exhaust-1")).toBe(2);
+    const ops = createClient(OpsService, createConnectTransport({
+      baseUrl: app.url,
+      httpVersion: "1.1",
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), next(req))],
+    }));
+    const { job } = await ops.getJob({ id: dead.id });
+    expect(job?.sourceQueue).toBe("test.doomed");
+    expect((job?.output?.history as { error: string }[] | undefined)?.map((h) => h.error)).toEqual(["exhaust-1 always fails", "exhaust-1 always fails"]);
+    const status = await ops.getStatus({});
+    expect(status.queues.find((q) => q.name === "test.doomed")?.dead).toBe(1n);
+    const { redriven } = await ops.redriveDeadLetters({ queue: "test.doomed", limit: 0 });
+    expect(redriven).toBe(1n);
+    await eventually(async () => ((attempts.get("exhaust-1") ?? 0) >= 3 ? true : undefined), 10_000, "the redriven job to run again");
+    await expect(ops.redriveDeadLetters({ queue: "no.such.queue" })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(ops.getJob({ id: "not-a-uuid" })).rejects.toBeInstanceOf(ConnectError);
+  });
+
+  it("dead-letters at once on a permanent error", async () => {
+    const id = await app.jobs.send(doomed, { key: "permanent-1" });
+    await eventually(async () => {
+      const rows = await app.jobs.list("test.doomed.dead", "created", 50);
+      return rows.some((row) => row.sourceId === id) ? true : undefined;
+    }, 10_000, "the permanent failure to be dead-lettered");
+    expect(attempts.get("permanent-1")).toBe(1);
+  });
+
+  it("runs jobs of one group strictly in order, across a retry, without blocking other groups", async () => {
+    for (let n = 0; n < 4; n += 1) {
+      await app.jobs.send(ordered, { group: "a", n }, { groupId: "a" });
+      await app.jobs.send(ordered, { group: "b", n }, { groupId: "b" });
+    }
+    await eventually(async () => (seen.length === 8 ? true : undefined), 20_000, "all ordered jobs");
+    expect(seen.filter((s) => s.group === "a").map((s) => s.n)).toEqual([0, 1, 2, 3]);
+    expect(seen.filter((s) => s.group === "b").map((s) => s.n)).toEqual([0, 1, 2, 3]);
+    // Group b finished while a waited for its retry.
+    expect(seen.findIndex((s) => s.group === "b" && s.n === 3)).toBeLessThan(seen.findIndex((s) => s.group === "a" && s.n === 0));
+    await expect(app.jobs.send(ordered, { group: "c", n: 0 })).rejects.toThrow(/needs a groupId/);
+  });
+
+  it("runs at most localConcurrency × batchSize jobs at once", async () => {
+    let running = 0;
+    let peak = 0;
+    const ids = await Promise.all(Array.from({ length: 12 }, (_, n) => app.jobs.send(parallel, { n })));
+    await app.jobs.work(parallel, async () => {
+      running += 1;
+      peak = Math.max(peak, running);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      running -= 1;
+    });
+    await eventually(async () => {
+      const states = await Promise.all(ids.map(stateOf));
+      return states.every((s) => s === "completed") ? true : undefined;
+    }, 10_000, "the parallel jobs");
+    expect(peak).toBe(6);
+  });
+
+  it("does not run a job past its deadline: dead-letters and counts it", async () => {
+    const late = await app.jobs.send(timed, { n: 100 }, { deadline: new Date(Date.now() - 1_000) });
+    const onTime = await app.jobs.send(timed, { n: 101 }, { deadline: new Date(Date.now() + 60_000) });
+    await eventually(async () => ((await stateOf(onTime)) === "completed" ? true : undefined), 5_000, "the on-time job");
+    await eventually(async () => ((await stateOf(late)) === "failed" ? true : undefined), 5_000, "the late job to fail");
+    expect(processed).toContain(101);
+    expect(processed).not.toContain(100);
+    const metrics = await app.metrics.metrics();
+    expect(metrics).toMatch(/funnel_jobs_deadline_missed_total\{queue="test.timed",action="dead-letter"\} 1/);
+    expect((await app.jobs.list("test.timed.dead", "created", 10)).map((j) => j.sourceId)).toContain(late);
+  });
+
+  it("reports per-queue counts and the oldest waiting job in /metrics", async () => {
+    // A job that waits: its queue has no worker in this process.
+    const idle = defineQueue<{ n: number }>("test.idle");
+    await app.jobs.addQueue(idle as never);
+    await app.jobs.send(idle, { n: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const counts = (await app.jobs.counts()).find((q) => q.name === "test.idle");
+    expect(counts).toMatchObject({ queued: 1, active: 0, dead: 0 });
+    expect(counts!.oldestWaitingSeconds).toBeGreaterThan(1);
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    expect(text).toMatch(/funnel_jobs\{queue="test.idle",state="queued"\} 1/);
+    expect(text).toMatch(/funnel_jobs_oldest_waiting_seconds\{queue="test.idle"\} [1-9]/);
+  });
+});
