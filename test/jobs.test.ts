@@ -168,3 +168,34 @@ describe("jobs core", () => {
     expect(text).toMatch(/funnel_jobs_oldest_waiting_seconds\{queue="test.idle"\} [1-9]/);
   });
 });
+
+describe("jobs cleanup", () => {
+  const stale = defineQueue<{ n: number }>("test.stale", { retentionSeconds: 1, keepCompletedSeconds: 1 });
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp({ roles: ["worker"], queues: [stale as never], env: { JOBS_MAINTENANCE_SECONDS: "1", JOBS_POLL_SECONDS: "1" } });
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  const exists = async (id: string) =>
+    ((await app.pool.query(`SELECT 1 FROM ${app.config.jobsSchema}.job WHERE id = $1`, [id])).rowCount ?? 0) > 0;
+
+  it("drops never-processed jobs after their retention and counts them", async () => {
+    const id = await app.jobs.send(stale, { n: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await eventually(async () => ((await exists(id)) ? undefined : true), 10_000, "the stale job to be dropped");
+    expect(await app.metrics.metrics()).toMatch(/funnel_jobs_expired_unprocessed_total\{queue="test.stale"\} 1/);
+  });
+
+  it("removes completed jobs after keepCompletedSeconds", async () => {
+    await app.jobs.work(stale, async () => undefined);
+    const id = await app.jobs.send(stale, { n: 2 });
+    await eventually(async () => {
+      const { rows } = await app.pool.query<{ state: string }>(`SELECT state FROM ${app.config.jobsSchema}.job WHERE id = $1`, [id]);
+      return rows[0]?.state === "completed" ? true : undefined;
+    }, 10_000, "completion");
+    await eventually(async () => ((await exists(id)) ? undefined : true), 20_000, "the completed job to be removed");
+  });
+});

@@ -113,6 +113,8 @@ export class Jobs {
   readonly #deadlineMissed;
   readonly #duration;
   readonly #log: Logger;
+  readonly #expired;
+  #cleanupTimer: NodeJS.Timeout | undefined;
   #started = false;
 
   constructor(options: JobsOptions) {
@@ -136,6 +138,7 @@ export class Jobs {
     this.#processed = counter(registry, "funnel_jobs_processed_total", "Job attempts by queue and outcome.", ["queue", "outcome"]);
     this.#deadlineMissed = counter(registry, "funnel_jobs_deadline_missed_total", "Jobs that could not start before their deadline.", ["queue", "action"]);
     this.#duration = histogram(registry, "funnel_jobs_duration_seconds", "Handler run time.", ["queue"]);
+    this.#expired = counter(registry, "funnel_jobs_expired_unprocessed_total", "Jobs dropped because they waited past their retention without running.", ["queue"]);
     // Both gauges are filled by one query per scrape.
     let scrape: { at: number; counts: Promise<QueueCounts[]> } | undefined;
     const readCounts = (): Promise<QueueCounts[]> => {
@@ -173,6 +176,45 @@ export class Jobs {
     await this.boss.start();
     this.#started = true;
     for (const queue of this.#queues.values()) await this.#ensureQueue(queue);
+    const every = (this.#options.maintenanceIntervalSeconds ?? 300) * 1000;
+    this.#cleanupTimer = setInterval(() => {
+      this.cleanup().catch((error: unknown) => this.#log.warn({ err: error }, "job cleanup failed"));
+    }, every);
+    this.#cleanupTimer.unref();
+  }
+
+  /**
+   * Drops jobs that waited past their queue's retention without ever running,
+   * counting them per queue (pg-boss's own maintenance would drop them
+   * silently), and removes finished jobs older than their queue's `keepCompletedSeconds`.
+   */
+  async cleanup(): Promise<number> {
+    const definitions = [...this.#queues.values()];
+    await this.#options.pool.query(
+      `DELETE FROM ${this.#options.schema}.job j
+        USING (SELECT unnest($1::text[]) AS name, unnest($2::int[]) AS keep) q
+        WHERE j.name = q.name AND j.state IN ('completed', 'cancelled') AND j.completed_on < now() - q.keep * interval '1 second'`,
+      [
+        definitions.flatMap((queue) => [queue.name, deadLetterQueueOf(queue.name)]),
+        definitions.flatMap((queue) => [queue.keepCompletedSeconds, queue.keepCompletedSeconds]),
+      ],
+    );
+    const { rows } = await this.#options.pool.query<{ name: string; n: number }>(
+      `WITH dropped AS (
+         DELETE FROM ${this.#options.schema}.job
+          WHERE name = ANY($1) AND state IN ('created', 'retry') AND keep_until < now()
+          RETURNING name
+       )
+       SELECT name, count(*)::int AS n FROM dropped GROUP BY name`,
+      [this.queueNames()],
+    );
+    let total = 0;
+    for (const row of rows) {
+      this.#expired.inc({ queue: row.name }, row.n);
+      this.#log.warn({ queue: row.name, jobs: row.n }, "dropped jobs that were never processed within their retention");
+      total += row.n;
+    }
+    return total;
   }
 
   async #ensureQueue(queue: QueueDefinition<never>): Promise<void> {
@@ -425,6 +467,7 @@ export class Jobs {
   async stop(timeoutMs: number): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    clearInterval(this.#cleanupTimer);
     await this.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
   }
 }
