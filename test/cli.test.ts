@@ -74,3 +74,31 @@ describe("funnel CLI", () => {
     expect(flag.stderr.trim().split("\n")).toHaveLength(1);
   });
 });
+
+describe("funnel jobs", () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp({ roles: ["api"] });
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+  const env = () => ({ FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN });
+
+  it("lists stats and failed jobs, as text and JSON", async () => {
+    const stats = await funnel(["jobs", "stats", "--json"], env());
+    expect(stats.code).toBe(0);
+    expect(Array.isArray(JSON.parse(stats.stdout))).toBe(true);
+    const failed = await funnel(["jobs", "failed"], env());
+    expect(failed).toMatchObject({ code: 0, stdout: "no failed jobs\n" });
+  });
+
+  it("explains bad job commands in one line", async () => {
+    const redrive = await funnel(["jobs", "redrive"], env());
+    expect(redrive).toMatchObject({ code: 2, stderr: "funnel: jobs redrive: --queue is required\n" });
+    const unknown = await funnel(["jobs", "redrive", "--queue", "no.such"], env());
+    expect(unknown).toMatchObject({ code: 1, stderr: 'funnel: InvalidArgument: queue: unknown queue "no.such"\n' });
+    const show = await funnel(["jobs", "show", "00000000-0000-0000-0000-000000000000"], env());
+    expect(show).toMatchObject({ code: 1, stderr: "funnel: NotFound: id: no job 00000000-0000-0000-0000-000000000000\n" });
+  });
+});
