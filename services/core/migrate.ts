@@ -30,7 +30,15 @@ const checksum = (sql: string): string => createHash("sha256").update(sql).diges
  * unique: two files with one number is a mistake caught at start-up.
  */
 export async function loadMigrations(dir: string): Promise<Migration[]> {
-  const files = (await readdir(dir)).filter((file) => file.endsWith(".sql")).sort();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    // A store with no migrations yet has no folder (git keeps no empty folders).
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const files = names.filter((file) => file.endsWith(".sql")).sort();
   const migrations: Migration[] = [];
   for (const file of files) {
     const match = /^(\d+)_([a-z0-9_]+)\.sql$/.exec(file);
