@@ -5,7 +5,7 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { OpsService, type Job, type QueueStatus } from "../gen/funnel/ops/v1/ops_pb.js";
 import { toJson } from "@bufbuild/protobuf";
-import { GetStatusResponseSchema, JobSchema } from "../gen/funnel/ops/v1/ops_pb.js";
+import { GetStatusResponseSchema, JobSchema, QueueStatusSchema } from "../gen/funnel/ops/v1/ops_pb.js";
 import { table } from "./table.js";
 
 /** A usage mistake: printed as one line, exit status 2. */
@@ -100,7 +100,7 @@ const commands: Record<string, (ctx: Context) => Promise<void>> = {
   },
   async "jobs stats"({ ops, flags, out }) {
     const { queues } = await ops.getStatus({});
-    if (flags.json) return out(JSON.stringify(queues.map((q) => ({ ...q, $typeName: undefined, queued: Number(q.queued), active: Number(q.active), retrying: Number(q.retrying), failed: Number(q.failed), dead: Number(q.dead) })), null, 2));
+    if (flags.json) return out(JSON.stringify(queues.map((q) => toJson(QueueStatusSchema, q)), null, 2));
     out(queueRows(queues));
   },
   async "jobs failed"({ ops, flags, out }) {
@@ -108,12 +108,12 @@ const commands: Record<string, (ctx: Context) => Promise<void>> = {
     if (flags.json) return out(JSON.stringify(jobs.map((job) => toJson(JobSchema, job)), null, 2));
     out(jobs.length === 0 ? "no failed jobs" : jobRows(jobs));
   },
-  async "jobs show"({ ops, flags, args, out }) {
+  async "jobs show"({ ops, args, out }) {
     const [id] = args;
     if (id === undefined || args.length !== 1) throw new UsageError("jobs show: exactly one job ID is required");
     const { job } = await ops.getJob({ id });
     if (job === undefined) throw new UsageError(`no job ${id}`);
-    out(JSON.stringify(toJson(JobSchema, job), null, flags.json ? 2 : 2));
+    out(JSON.stringify(toJson(JobSchema, job), null, 2));
   },
   async "jobs retry"({ ops, flags, args, out }) {
     if (args.length === 0) throw new UsageError("jobs retry: at least one job ID is required");

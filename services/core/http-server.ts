@@ -34,8 +34,6 @@ export interface HttpServer {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
   readonly port: number;
-  /** Requests being served right now. */
-  inFlight(): number;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to
    * `timeoutMs`, then closes whatever is left.
@@ -127,7 +125,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   return {
     url: `http://${host}:${port}`,
     port,
-    inFlight: () => active,
     async close(timeoutMs: number) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       h1.closeIdleConnections();
