@@ -32,7 +32,7 @@ describe("analytics stream", () => {
   it("makes each append durable before it resolves, sharing commits between concurrent callers", async () => {
     await app.streamer?.stop();
     const metrics = createMetricsRegistry();
-    const appender = new AnalyticsAppender({ pool: app.pool, metrics, windowMs: 5 });
+    const appender = new AnalyticsAppender({ pool: app.pool, metrics });
     const ids = next(500);
     await Promise.all(ids.map((id) => appender.append("test_events", { seq: id, label: "durable", at })));
     // Durable: visible through another connection the moment the calls resolved.

@@ -40,7 +40,11 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
 /** Builds a pool that logs (rather than crashes on) errors of idle clients. */
 export function createPool(url: string, max: number, log: Logger): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, application_name: "funnel" });
-  pool.on("error", (error) => log.warn({ err: error }, "idle Postgres client failed"));
+  pool.on("error", (error: Error & { code?: string }) => {
+    // Idle clients of an ending pool may still be closing when the server stops.
+    if (pool.ending) return;
+    log.warn({ error: error.message, code: error.code }, "idle Postgres client failed");
+  });
   return pool;
 }
 

@@ -10,11 +10,9 @@ export type AnalyticsRow = Readonly<Record<string, unknown>>;
 export interface AppenderOptions {
   readonly pool: pg.Pool;
   readonly metrics: Registry;
-  /** Longest wait for company before a commit, in milliseconds. */
-  readonly windowMs?: number;
-  /** Rows that trigger a commit at once. */
+  /** Most rows in one commit. */
   readonly maxRows?: number;
-  /** Commits in flight at once (each holds one connection). */
+  /** Commits in flight at once (each holds one connection); rows gather while all are busy. */
   readonly maxInFlight?: number;
 }
 
@@ -34,18 +32,18 @@ const INSERT = `WITH appended AS (
 
 /**
  * Makes analytics rows durable in Postgres with group commit: concurrent
- * `append` calls share one INSERT (one round trip, one fsync), committed when
- * `maxRows` are waiting or `windowMs` after the first, whichever comes first.
- * Each call resolves only after its row is committed; if the commit fails,
- * every call in it rejects and nothing of it is stored.
+ * `append` calls share one INSERT (one round trip, one fsync). A row arriving
+ * while a connection is free is committed at once; rows arriving while every
+ * commit slot is busy gather and go together when one frees, so a group grows
+ * with the load and an idle appender adds no delay. Each call resolves only
+ * after its row is committed; if the commit fails, every call in it rejects
+ * and nothing of it is stored.
  */
 export class AnalyticsAppender {
   readonly #pool: pg.Pool;
-  readonly #windowMs: number;
   readonly #maxRows: number;
   readonly #maxInFlight: number;
   #pending: Pending[] = [];
-  #timer: NodeJS.Timeout | undefined;
   #inFlight = 0;
   readonly #flushes = new Set<Promise<void>>();
   readonly #appended;
@@ -54,9 +52,8 @@ export class AnalyticsAppender {
 
   constructor(options: AppenderOptions) {
     this.#pool = options.pool;
-    this.#windowMs = options.windowMs ?? 2;
     this.#maxRows = options.maxRows ?? 1_000;
-    this.#maxInFlight = options.maxInFlight ?? 4;
+    this.#maxInFlight = options.maxInFlight ?? 2;
     this.#appended = counter(options.metrics, "funnel_analytics_appended_total", "Analytics rows made durable in Postgres.", ["stream"]);
     this.#commitRows = histogram(options.metrics, "funnel_analytics_commit_rows", "Rows per group commit.", [], [1, 4, 16, 64, 256, 1024, 4096]);
     this.#commitSeconds = histogram(options.metrics, "funnel_analytics_commit_seconds", "Duration of one group commit.");
@@ -94,27 +91,17 @@ export class AnalyticsAppender {
   }
 
   #schedule(): void {
-    if (this.#pending.length >= this.#maxRows) {
-      this.#flush();
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.#flush(), this.#windowMs);
-    }
+    if (this.#inFlight < this.#maxInFlight) this.#flush();
   }
 
   #flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#pending.length === 0) return;
-    // Back-pressure: with every connection busy, keep collecting; the next
-    // finishing commit takes the larger group.
-    if (this.#inFlight >= this.#maxInFlight) return;
+    if (this.#pending.length === 0 || this.#inFlight >= this.#maxInFlight) return;
     const group = this.#pending.splice(0, this.#maxRows);
     this.#inFlight += 1;
     const flush = this.#commit(group).finally(() => {
       this.#inFlight -= 1;
       this.#flushes.delete(flush);
-      if (this.#pending.length > 0) this.#schedule();
-      if (this.#pending.length > 0 && this.#timer === undefined) this.#flush();
+      this.#flush();
     });
     this.#flushes.add(flush);
   }
