@@ -20,10 +20,11 @@ import { createLogger, type Logger } from "./core/logger.js";
 import { createMetricsRegistry, type Registry } from "./core/metrics.js";
 import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
+import type { Role, ServiceModule, StartedModule } from "./module.js";
+import { serviceModules } from "./modules.js";
 import { createOpsService } from "./ops/service.js";
 
-/** The process roles. `all` is both, for development and the embedded mode. */
-export type Role = "api" | "worker";
+export type { Role } from "./module.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -31,6 +32,8 @@ export interface AppOptions {
   readonly log?: Logger;
   /** Extra queues (tests). */
   readonly queues?: readonly QueueDefinition<never>[];
+  /** The service modules to run; all of them by default. */
+  readonly modules?: readonly ServiceModule[];
 }
 
 /** A running Funnel process: stores, jobs and (for the api role) the server. */
@@ -82,10 +85,6 @@ async function resolveAdminToken(config: Config, log: Logger): Promise<string> {
   return token;
 }
 
-/** Every queue the services define. */
-function projectQueues(): QueueDefinition<never>[] {
-  return [];
-}
 
 /**
  * Starts a Funnel process with the given roles: opens the stores, applies
@@ -94,6 +93,7 @@ function projectQueues(): QueueDefinition<never>[] {
  */
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, roles } = options;
+  const modules = options.modules ?? serviceModules;
   const log = options.log ?? createLogger(config.logLevel);
   const startedAt = Date.now();
   const closers: (() => Promise<void>)[] = [];
@@ -132,13 +132,30 @@ export async function startApp(options: AppOptions): Promise<App> {
       pool: postgres.pool,
       log,
       metrics,
-      queues: [...projectQueues(), ...(options.queues ?? [])],
+      queues: [...modules.flatMap((module) => module.queues ?? []), ...(options.queues ?? [])],
       pollingIntervalSeconds: config.jobsPollSeconds,
       superviseIntervalSeconds: config.jobsSuperviseSeconds,
       maintenanceIntervalSeconds: config.jobsMaintenanceSeconds,
     });
     await jobs.start();
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));
+
+    const startedModules: StartedModule[] = [];
+    for (const module of modules) {
+      const running = await module.start({
+        config,
+        log: log.child({ module: module.name }),
+        roles,
+        pool: postgres.pool,
+        postgresUrl: postgres.url,
+        clickhouse,
+        jobs,
+        analytics,
+        metrics,
+      });
+      startedModules.push(running);
+      if (running.stop !== undefined) closers.push(() => running.stop?.() ?? Promise.resolve());
+    }
 
     let server: HttpServer | undefined;
     if (roles.includes("api")) {
@@ -153,8 +170,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       });
       const rpc = (router: ConnectRouter): void => {
         router.service(OpsService, ops);
+        for (const module of startedModules) module.rpc?.(router);
       };
       const routes = new Map<string, HttpRoute>([
+        ...startedModules.flatMap((module) => [...(module.routes ?? [])]),
         ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
         [
           "/readyz",
@@ -186,7 +205,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         routes,
         interceptors: [
           createErrorInterceptor(log, metrics),
-          createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName])),
+          createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
         ],
         readMaxBytes: 4 * 1024 * 1024,
       });

@@ -59,24 +59,20 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { log } = options;
   let active = 0;
+  const runRoute = (route: HttpRoute, path: string, request: HttpRequest, response: HttpResponse): void => {
+    Promise.resolve(route(request, response)).catch((error: unknown) => {
+      log.error({ err: error, path }, "plain route failed");
+      if (!response.headersSent) sendJson(response, 500, { error: "internal error" });
+      else response.end();
+    });
+  };
   const connectHandler = connectNodeAdapter({
     routes: options.rpc,
     interceptors: [...options.interceptors],
     readMaxBytes: options.readMaxBytes,
     fallback: (req, res) => {
       const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
-      const route = options.routes.get(path);
-      if (route === undefined) {
-        sendJson(res as unknown as HttpResponse, 404, { error: `no route for ${path}` });
-        return;
-      }
-      const request = req as HttpRequest;
-      const response = res as unknown as HttpResponse;
-      Promise.resolve(route(request, response)).catch((error: unknown) => {
-        log.error({ err: error, path }, "plain route failed");
-        if (!response.headersSent) sendJson(response, 500, { error: "internal error" });
-        else response.end();
-      });
+      sendJson(res as unknown as HttpResponse, 404, { error: `no route for ${path}` });
     },
   });
   const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
@@ -84,7 +80,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     res.once("close", () => {
       active -= 1;
     });
-    connectHandler(req, res);
+    // Plain routes (pixel, health, metrics) first: they are the hot path and
+    // need nothing from the RPC router.
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query === -1 ? url : url.slice(0, query);
+    const route = options.routes.get(path);
+    if (route !== undefined) runRoute(route, path, req as HttpRequest, res as unknown as HttpResponse);
+    else connectHandler(req, res);
   };
 
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handle);

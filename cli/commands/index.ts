@@ -1,0 +1,5 @@
+import type { CommandSet } from "../command.js";
+import { opsCommands } from "./ops.js";
+
+/** Every command set of the CLI, in help order. */
+export const commandSets: readonly CommandSet[] = [opsCommands];

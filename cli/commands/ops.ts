@@ -1,0 +1,92 @@
+import { toJson } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { GetStatusResponseSchema, JobSchema, OpsService, QueueStatusSchema, type Job, type QueueStatus } from "../../gen/funnel/ops/v1/ops_pb.js";
+import { limitFlag, printJson, stringFlag, UsageError, type CommandSet } from "../command.js";
+import { table } from "../table.js";
+
+const iso = (seconds?: bigint): string => (seconds === undefined ? "" : new Date(Number(seconds) * 1000).toISOString());
+
+function queueRows(queues: readonly QueueStatus[]): string {
+  return table(
+    ["queue", "queued", "active", "retrying", "failed", "dead", "oldest waiting"],
+    queues.map((q) => [q.name, q.queued, q.active, q.retrying, q.failed, q.dead, `${q.oldestWaitingSeconds.toFixed(1)} s`].map(String)),
+  );
+}
+
+function jobRows(jobs: readonly Job[]): string {
+  return table(
+    ["id", "queue", "state", "attempts", "created", "error"],
+    jobs.map((job) => [
+      job.id,
+      job.queue,
+      job.state,
+      String(job.retryCount + 1),
+      iso(job.createdAt?.seconds),
+      String((job.output?.message as string | undefined) ?? "").slice(0, 60),
+    ]),
+  );
+}
+
+/** `funnel status` and `funnel jobs …`: the OpsService. */
+export const opsCommands: CommandSet = {
+  help: `  status                        version, uptime, stores and job queues
+  jobs stats                    per-queue counts (queued, active, retrying, failed, dead, oldest)
+  jobs failed [--queue Q] [--limit N]
+                                failed jobs, newest first
+  jobs show ID                  one job with its payload, error and attempt history
+  jobs retry ID...              put failed jobs back to work
+  jobs redrive --queue Q [--limit N]
+                                replay dead letters of queue Q (all, or at most N)
+  jobs cancel ID...             cancel jobs that have not finished`,
+  options: { queue: { type: "string" }, limit: { type: "string" } },
+  commands: {
+    async status({ transport, json, out }) {
+      const status = await createClient(OpsService, transport).getStatus({});
+      if (json) return printJson(out, toJson(GetStatusResponseSchema, status));
+      const store = (name: string, s = status.postgres) =>
+        [name, s?.backend ?? "", s?.healthy === true ? "healthy" : `DOWN ${s?.error ?? ""}`, s?.version ?? "", `${(s?.latencyMs ?? 0).toFixed(1)} ms`];
+      out(`Funnel ${status.version}, up ${status.uptimeSeconds.toFixed(0)} s, roles: ${status.roles.join(", ")}`);
+      out(table(["store", "backend", "status", "version", "latency"], [store("postgres", status.postgres), store("clickhouse", status.clickhouse)]));
+      if (status.analytics !== undefined) {
+        out(`analytics stream: ${status.analytics.backlogRows} rows waiting, lag ${status.analytics.lagSeconds.toFixed(1)} s`);
+      }
+      if (status.queues.length > 0) out(queueRows(status.queues));
+    },
+    async "jobs stats"({ transport, json, out }) {
+      const { queues } = await createClient(OpsService, transport).getStatus({});
+      if (json) return printJson(out, queues.map((q) => toJson(QueueStatusSchema, q)));
+      out(queueRows(queues));
+    },
+    async "jobs failed"({ transport, flags, json, out }) {
+      const { jobs } = await createClient(OpsService, transport).listJobs({ queue: stringFlag(flags, "queue") ?? "", state: "failed", limit: limitFlag(flags) });
+      if (json) return printJson(out, jobs.map((job) => toJson(JobSchema, job)));
+      out(jobs.length === 0 ? "no failed jobs" : jobRows(jobs));
+    },
+    async "jobs show"({ transport, args, out }) {
+      const [id] = args;
+      if (id === undefined || args.length !== 1) throw new UsageError("jobs show: exactly one job ID is required");
+      const { job } = await createClient(OpsService, transport).getJob({ id });
+      if (job === undefined) throw new UsageError(`no job ${id}`);
+      printJson(out, toJson(JobSchema, job));
+    },
+    async "jobs retry"({ transport, json, args, out }) {
+      if (args.length === 0) throw new UsageError("jobs retry: at least one job ID is required");
+      const res = await createClient(OpsService, transport).retryJobs({ ids: [...args] });
+      if (json) return out(JSON.stringify({ retried: res.retried, notFound: res.notFound }));
+      out(`retried ${res.retried.length}${res.notFound.length > 0 ? `; not found: ${res.notFound.join(", ")}` : ""}`);
+    },
+    async "jobs redrive"({ transport, flags, json, out }) {
+      const queue = stringFlag(flags, "queue");
+      if (queue === undefined) throw new UsageError("jobs redrive: --queue is required");
+      const res = await createClient(OpsService, transport).redriveDeadLetters({ queue, limit: limitFlag(flags) });
+      if (json) return out(JSON.stringify({ redriven: Number(res.redriven) }));
+      out(`redriven ${res.redriven} dead letter(s) back to ${queue.replace(/\.dead$/, "")}`);
+    },
+    async "jobs cancel"({ transport, json, args, out }) {
+      if (args.length === 0) throw new UsageError("jobs cancel: at least one job ID is required");
+      const res = await createClient(OpsService, transport).cancelJobs({ ids: [...args] });
+      if (json) return out(JSON.stringify({ cancelled: res.cancelled, notFound: res.notFound }));
+      out(`cancelled ${res.cancelled.length}${res.notFound.length > 0 ? `; not found: ${res.notFound.join(", ")}` : ""}`);
+    },
+  },
+};

@@ -1,0 +1,56 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import type pg from "pg";
+import type { AnalyticsAppender } from "./core/analytics/appender.js";
+import type { ClickHouse } from "./core/clickhouse.js";
+import type { Config } from "./core/config.js";
+import type { HttpRoute } from "./core/http-server.js";
+import type { Jobs } from "./core/jobs/jobs.js";
+import type { QueueDefinition } from "./core/jobs/queue.js";
+import type { Logger } from "./core/logger.js";
+import type { Registry } from "./core/metrics.js";
+
+/** The process roles. `all` is both, for development and the embedded mode. */
+export type Role = "api" | "worker";
+
+/** What a service module gets from the runtime when it starts. */
+export interface ModuleContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly roles: readonly Role[];
+  readonly pool: pg.Pool;
+  /** Postgres URL, for modules that need a dedicated LISTEN connection. */
+  readonly postgresUrl: string;
+  readonly clickhouse: ClickHouse;
+  /** Started; workers may be registered with `jobs.work` (worker role). */
+  readonly jobs: Jobs;
+  readonly analytics: AnalyticsAppender;
+  readonly metrics: Registry;
+}
+
+/** What a started module serves. Every part is optional. */
+export interface StartedModule {
+  /** Registers the module's Connect services (api role). */
+  rpc?(router: ConnectRouter): void;
+  /** Plain HTTP routes by exact path (api role). */
+  readonly routes?: ReadonlyMap<string, HttpRoute>;
+  /**
+   * RPCs that require the admin token: service type names
+   * (`funnel.tracker.v1.TrackerService`) or single methods
+   * (`funnel.tracker.v1.TrackerService/CreateTracker`).
+   */
+  readonly adminOnly?: readonly string[];
+  /** Stops what `start` started; called in reverse start order on shutdown. */
+  stop?(): Promise<void>;
+}
+
+/**
+ * One service of the suite (tracker, ingest, seen, postback): its job queues,
+ * and a start function run once the stores, migrations, jobs and the
+ * analytics appender are ready. Migrations live in `services/migrations/`.
+ */
+export interface ServiceModule {
+  readonly name: string;
+  /** Queues created before any module starts. */
+  readonly queues?: readonly QueueDefinition<never>[];
+  start(context: ModuleContext): Promise<StartedModule>;
+}

@@ -1,0 +1,4 @@
+import type { ServiceModule } from "./module.js";
+
+/** Every service of the suite, in start order. */
+export const serviceModules: readonly ServiceModule[] = [];
