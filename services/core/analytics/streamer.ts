@@ -1,9 +1,9 @@
-import { randomInt } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
+import type pg from "pg";
 import type { ClickHouse } from "../clickhouse.js";
 import type { Logger } from "../logger.js";
 import { counter, Gauge, type Registry } from "../metrics.js";
+import { Listener } from "../listener.js";
 import { ANALYTICS_CHANNEL } from "./appender.js";
 
 export interface StreamerOptions {
@@ -65,7 +65,7 @@ export class AnalyticsStreamer {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #notified = false;
-  #listener: pg.Client | undefined;
+  #listener: Listener | undefined;
   readonly #streamed;
   readonly #failures;
 
@@ -101,7 +101,16 @@ export class AnalyticsStreamer {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.#listen();
+    this.#listener = new Listener({
+      url: this.#options.url,
+      channels: [ANALYTICS_CHANNEL],
+      name: "funnel-analytics-listen",
+      log: this.#log,
+      onNotification: () => this.#notify(),
+      // Rows may have arrived while nobody was listening.
+      onConnect: () => this.#notify(),
+    });
+    await this.#listener.start();
     this.#loop = this.#run();
   }
 
@@ -111,9 +120,8 @@ export class AnalyticsStreamer {
     this.#running = false;
     this.#wake?.();
     await this.#loop;
-    const listener = this.#listener;
+    await this.#listener?.stop();
     this.#listener = undefined;
-    await listener?.end().catch(() => undefined);
   }
 
   /** Streams until nothing is left (tests, benchmarks, shutdown). */
@@ -130,36 +138,6 @@ export class AnalyticsStreamer {
   #notify(): void {
     this.#notified = true;
     this.#wake?.();
-  }
-
-  /** NOTIFY is a hint; the queries below are the truth. Reconnects with capped, jittered backoff. */
-  async #listen(attempt = 0): Promise<void> {
-    if (!this.#running) return;
-    const client = new pg.Client({ connectionString: this.#options.url, application_name: "funnel-analytics-listen" });
-    client.on("notification", () => this.#notify());
-    client.on("error", (error) => {
-      this.#log.warn({ err: error }, "analytics LISTEN connection lost; reconnecting");
-      void client.end().catch(() => undefined);
-      if (this.#listener === client) this.#listener = undefined;
-      void this.#reconnect(1);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${ANALYTICS_CHANNEL}`);
-      this.#listener = client;
-      // Rows may have arrived while we were not listening.
-      this.#notify();
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      if (attempt === 0) this.#log.warn({ err: error }, "analytics LISTEN failed; polling until it works");
-      void this.#reconnect(attempt + 1);
-    }
-  }
-
-  async #reconnect(attempt: number): Promise<void> {
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
-    await sleep(delay / 2 + randomInt(Math.max(1, delay / 2)));
-    if (this.#running && this.#listener === undefined) await this.#listen(attempt);
   }
 
   async #run(): Promise<void> {
