@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 
 /** Log levels accepted by `LOG_LEVEL`, as pino names them. */
@@ -38,6 +39,13 @@ export interface Config {
   readonly jobsSuperviseSeconds: number;
   /** How often retention cleanup runs, in seconds. */
   readonly jobsMaintenanceSeconds: number;
+  /**
+   * Networks (CIDR, or single addresses) of the reverse proxies whose
+   * `X-Forwarded-*` / `X-Real-IP` headers are believed. Empty: none.
+   */
+  readonly trustedProxies: readonly string[];
+  /** Longest time a changed tracker value may be served stale, in seconds (full cache refresh). */
+  readonly trackerCacheRefreshSeconds: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -103,6 +111,18 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     problems.push("FUNNEL_ADMIN_TOKEN: must be at least 16 characters");
   }
   const dataDir = read("FUNNEL_DATA_DIR") ?? "./data";
+  const trustedProxies = (read("TRUSTED_PROXIES") ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const entry of trustedProxies) {
+    const [address = "", bits, extra] = entry.split("/");
+    const family = isIP(address);
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : /^\d+$/.test(bits) ? Number(bits) : -1;
+    if (family === 0 || extra !== undefined || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+      problems.push(`TRUSTED_PROXIES: "${entry}" is not an address or CIDR network (e.g. 10.0.0.0/8, ::1)`);
+    }
+  }
 
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
@@ -120,6 +140,8 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
     jobsSuperviseSeconds: integer("JOBS_SUPERVISE_SECONDS", 30, 1, 3_600),
     jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
+    trustedProxies,
+    trackerCacheRefreshSeconds: integer("TRACKER_CACHE_REFRESH_SECONDS", 30, 1, 86_400),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -1,0 +1,72 @@
+import { toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { GetStatsResponseSchema, TrackerSchema, TrackerService, type Tracker } from "../../gen/funnel/tracker/v1/tracker_pb.js";
+import { limitFlag, positionals, printJson, requiredFlag, type CommandSet } from "../command.js";
+import { table } from "../table.js";
+
+const when = (tracker: Tracker, field: "createdAt" | "updatedAt"): string => {
+  const stamp = tracker[field];
+  return stamp === undefined ? "" : timestampDate(stamp).toISOString();
+};
+
+/** `funnel trackers …`: the TrackerService. */
+export const trackerCommands: CommandSet = {
+  help: `  trackers create --value V     add a tracker; prints its UUID
+  trackers list [--limit N]     trackers, oldest first (all, or the first N)
+  trackers show UUID            one tracker
+  trackers set-value UUID V     change a tracker's value
+  trackers stats UUID --from F --to T
+                                hits per UTC day and in total; F and T are YYYY-MM-DD
+                                (inclusive) or RFC 3339 timestamps`,
+  options: { value: { type: "string" }, from: { type: "string" }, to: { type: "string" } },
+  commands: {
+    async "trackers create"({ transport, flags, json, out, args }) {
+      positionals(args, [], "trackers create");
+      const { tracker } = await createClient(TrackerService, transport).createTracker({ value: requiredFlag(flags, "value", "trackers create") });
+      if (tracker === undefined) return;
+      if (json) return printJson(out, toJson(TrackerSchema, tracker));
+      out(tracker.uuid);
+    },
+    async "trackers list"({ transport, flags, json, out }) {
+      const client = createClient(TrackerService, transport);
+      const limit = limitFlag(flags);
+      const trackers: Tracker[] = [];
+      let pageToken = "";
+      do {
+        const pageSize = limit === 0 ? 1000 : Math.min(1000, limit - trackers.length);
+        const page = await client.listTrackers({ pageSize, pageToken });
+        trackers.push(...page.trackers);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "" && (limit === 0 || trackers.length < limit));
+      if (json) return printJson(out, trackers.map((tracker) => toJson(TrackerSchema, tracker)));
+      if (trackers.length === 0) return out("no trackers");
+      out(table(["uuid", "value", "created", "updated"], trackers.map((t) => [t.uuid, t.value, when(t, "createdAt"), when(t, "updatedAt")])));
+    },
+    async "trackers show"({ transport, json, out, args }) {
+      const [uuid = ""] = positionals(args, ["UUID"], "trackers show");
+      const { tracker } = await createClient(TrackerService, transport).getTracker({ uuid });
+      if (tracker === undefined) return;
+      if (json) return printJson(out, toJson(TrackerSchema, tracker));
+      out(table(["uuid", "value", "created", "updated"], [[tracker.uuid, tracker.value, when(tracker, "createdAt"), when(tracker, "updatedAt")]]));
+    },
+    async "trackers set-value"({ transport, json, out, args }) {
+      const [uuid = "", value = ""] = positionals(args, ["UUID", "VALUE"], "trackers set-value");
+      const { tracker } = await createClient(TrackerService, transport).updateTracker({ uuid, value });
+      if (tracker === undefined) return;
+      if (json) return printJson(out, toJson(TrackerSchema, tracker));
+      out(`${tracker.uuid}: ${tracker.value}`);
+    },
+    async "trackers stats"({ transport, flags, json, out, args }) {
+      const [trackerId = ""] = positionals(args, ["UUID"], "trackers stats");
+      const stats = await createClient(TrackerService, transport).getStats({
+        trackerId,
+        from: requiredFlag(flags, "from", "trackers stats"),
+        to: requiredFlag(flags, "to", "trackers stats"),
+      });
+      if (json) return printJson(out, toJson(GetStatsResponseSchema, stats));
+      out(table(["date", "hits"], stats.days.map((day) => [day.date, String(day.count)])));
+      out(`total ${stats.count} hits from ${stats.from} to ${stats.to}`);
+    },
+  },
+};

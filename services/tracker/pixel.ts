@@ -1,0 +1,152 @@
+import { randomUUID } from "node:crypto";
+import type { AnalyticsAppender } from "../core/analytics/appender.js";
+import type { ClickHouse } from "../core/clickhouse.js";
+import type { TrustedProxies } from "../core/client-address.js";
+import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
+import type { Logger } from "../core/logger.js";
+import { counter, type Registry } from "../core/metrics.js";
+import type { TrackerCache } from "./cache.js";
+import { countHits, parseRange, RangeParameterError } from "./stats.js";
+
+/** The ClickHouse table (and analytics stream) of pixel hits. */
+export const TRACKER_EVENTS = "tracker_events";
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The cookie lives 400 days, the longest browsers keep one; every hit renews it. */
+const COOKIE_MAX_AGE_SECONDS = 400 * 86_400;
+const NO_STORE = { "cache-control": "no-store" };
+
+export interface PixelDeps {
+  readonly cache: TrackerCache;
+  readonly analytics: AnalyticsAppender;
+  readonly clickhouse: ClickHouse;
+  readonly proxies: TrustedProxies;
+  readonly log: Logger;
+  readonly metrics: Registry;
+}
+
+function queryOf(req: HttpRequest): URLSearchParams {
+  const url = req.url ?? "";
+  const mark = url.indexOf("?");
+  return new URLSearchParams(mark === -1 ? "" : url.slice(mark + 1));
+}
+
+/** The `user_id` cookie when it holds one of our ids, else undefined. */
+function userIdCookie(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq !== -1 && part.slice(0, eq).trim() === "user_id") {
+      const value = part.slice(eq + 1).trim();
+      if (UUID.test(value)) return value.toLowerCase();
+    }
+  }
+  return undefined;
+}
+
+function onlyGet(req: HttpRequest, res: HttpResponse): boolean {
+  if (req.method === "GET") return true;
+  sendJson(res, 405, { error: `method ${req.method ?? ""} not allowed; use GET` }, { allow: "GET", ...NO_STORE });
+  return false;
+}
+
+/** `GET /track` (the pixel) and `GET /stats`. */
+export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
+  const { cache, analytics, clickhouse, proxies, log } = deps;
+  const hits = counter(deps.metrics, "funnel_tracker_hits_total", "Pixel requests by outcome.", ["result"]);
+
+  const track: HttpRoute = async (req, res) => {
+    if (!onlyGet(req, res)) return;
+    const id = queryOf(req).get("id");
+    if (id === null || id === "") {
+      hits.inc({ result: "bad_request" });
+      return sendJson(res, 400, { error: "id: required (a tracker UUID)" }, NO_STORE);
+    }
+    if (!UUID.test(id)) {
+      hits.inc({ result: "bad_request" });
+      return sendJson(res, 400, { error: "id: not a UUID" }, NO_STORE);
+    }
+    const trackerId = id.toLowerCase();
+    let value = cache.get(trackerId);
+    if (value === undefined) {
+      try {
+        value = await cache.lookup(trackerId);
+      } catch (error) {
+        log.warn({ error: (error as Error).message }, "tracker lookup failed");
+        hits.inc({ result: "unavailable" });
+        return sendJson(res, 503, { error: "tracker lookup unavailable; retry" }, { "retry-after": "1", ...NO_STORE });
+      }
+      if (value === undefined) {
+        hits.inc({ result: "unknown" });
+        return sendJson(res, 404, { error: `id: no tracker ${trackerId}` }, NO_STORE);
+      }
+    }
+    const userId = userIdCookie(req.headers.cookie) ?? randomUUID();
+    const origin = proxies.origin(req);
+    const now = new Date().toISOString();
+    try {
+      await analytics.append(TRACKER_EVENTS, {
+        date: now.slice(0, 10),
+        date_time: now,
+        event_id: randomUUID(),
+        tracker_id: trackerId,
+        ip: origin.ip === "" ? "::" : origin.ip,
+        user_id: userId,
+        user_agent: req.headers["user-agent"] ?? "",
+        url: origin.url,
+        value,
+      });
+    } catch (error) {
+      // Not durable, so not acknowledged: the browser (or the page) may retry.
+      log.warn({ error: (error as Error).message }, "pixel hit not recorded");
+      hits.inc({ result: "unavailable" });
+      return sendJson(res, 503, { error: "hit not recorded; retry" }, { "retry-after": "1", ...NO_STORE });
+    }
+    hits.inc({ result: "recorded" });
+    const secure = origin.scheme === "https" ? "; Secure" : "";
+    res.writeHead(204, {
+      "set-cookie": `user_id=${userId}; Max-Age=${COOKIE_MAX_AGE_SECONDS}; Path=/; HttpOnly; SameSite=Lax${secure}`,
+      ...NO_STORE,
+    });
+    res.end();
+  };
+
+  const stats: HttpRoute = async (req, res) => {
+    if (!onlyGet(req, res)) return;
+    const query = queryOf(req);
+    const trackerId = query.get("tracker_id") ?? "";
+    if (trackerId === "") return sendJson(res, 400, { error: "tracker_id: required (a tracker UUID)" });
+    if (!UUID.test(trackerId)) return sendJson(res, 400, { error: "tracker_id: not a UUID" });
+    const from = query.get("from") ?? undefined;
+    const to = query.get("to") ?? undefined;
+    let range;
+    try {
+      range = parseRange(from, to);
+    } catch (error) {
+      if (error instanceof RangeParameterError) return sendJson(res, 400, { error: error.message });
+      throw error;
+    }
+    const id = trackerId.toLowerCase();
+    let known: string | undefined;
+    try {
+      known = await cache.lookup(id);
+    } catch {
+      return sendJson(res, 503, { error: "tracker lookup unavailable; retry" }, { "retry-after": "1" });
+    }
+    if (known === undefined) return sendJson(res, 404, { error: `tracker_id: no tracker ${id}` });
+    let count: number;
+    try {
+      count = (await countHits(clickhouse, id, range)).total;
+    } catch (error) {
+      log.warn({ error: (error as Error).message }, "stats query failed");
+      return sendJson(res, 503, { error: "statistics unavailable (ClickHouse); retry" }, { "retry-after": "5" });
+    }
+    sendJson(res, 200, { tracker_id: id, from, to, count });
+  };
+
+  return new Map([
+    ["/track", track],
+    ["/stats", stats],
+  ]);
+}
