@@ -1,6 +1,7 @@
-// Runs one benchmark by name: `npm run bench -- analytics`.
-const benches: Record<string, () => Promise<void>> = {
+// Runs one benchmark by name: `npm run bench -- analytics`, `npm run bench -- track --seconds 20`.
+const benches: Record<string, (args: readonly string[]) => Promise<void>> = {
   analytics: async () => (await import("./analytics.js")).run(),
+  track: async (args) => (await import("./track.js")).run(args),
 };
 
 const name = process.argv[2] ?? "";
@@ -9,5 +10,5 @@ if (bench === undefined) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join("|")}>`);
   process.exit(2);
 }
-await bench();
-process.exit(0);
+await bench(process.argv.slice(3));
+process.exit(process.exitCode ?? 0);

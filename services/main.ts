@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     lines.push(
       `  API (Connect, gRPC, gRPC-Web): ${app.url}`,
       `  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.url}/metrics`,
+      `  pixel:   ${app.url}/track?id=<tracker uuid>   stats: ${app.url}/stats?tracker_id=<uuid>&from=<day>&to=<day>`,
     );
   }
   if (config.adminToken === undefined) lines.push(`  admin token: ${config.dataDir}/admin-token (used by \`npx funnel\`)`);
