@@ -26,7 +26,7 @@ interface Pending {
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
 const INSERT = `WITH appended AS (
-    INSERT INTO analytics_outbox (stream, row) SELECT * FROM unnest($1::text[], $2::jsonb[]) RETURNING 1
+    INSERT INTO analytics_outbox (stream, row) SELECT * FROM unnest($1::text[], $2::json[]) RETURNING 1
   )
   SELECT pg_notify('${ANALYTICS_CHANNEL}', ''), (SELECT count(*) FROM appended)`;
 

@@ -1,3 +1,5 @@
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import type { ClickHouse } from "../clickhouse.js";
@@ -31,11 +33,16 @@ interface Batch {
   readonly rows: number;
 }
 
-/** Backlog of the stream: rows waiting in Postgres and the age of the oldest. */
+/**
+ * Backlog of the stream: rows not yet in ClickHouse (waiting, or claimed in a
+ * batch not yet confirmed) and the age of the oldest.
+ */
 export async function analyticsBacklog(pool: pg.Pool): Promise<{ rows: number; lagSeconds: number }> {
   const { rows } = await pool.query<{ rows: number; lag: number | null }>(
-    `SELECT (SELECT count(*) FROM analytics_outbox)::bigint AS rows,
-            extract(epoch FROM clock_timestamp() - (SELECT appended_at FROM analytics_outbox ORDER BY id LIMIT 1))::float8 AS lag`,
+    `SELECT ((SELECT count(*) FROM analytics_outbox) + (SELECT coalesce(sum(rows), 0) FROM analytics_batches))::bigint AS rows,
+            extract(epoch FROM clock_timestamp() - least(
+              (SELECT appended_at FROM analytics_outbox ORDER BY id LIMIT 1),
+              (SELECT min(oldest_appended_at) FROM analytics_batches)))::float8 AS lag`,
   );
   return { rows: rows[0]?.rows ?? 0, lagSeconds: Math.max(0, rows[0]?.lag ?? 0) };
 }
@@ -46,17 +53,18 @@ export const batchToken = (batchId: number): string => `funnel-analytics-batch-$
 /**
  * Moves analytics rows from Postgres to ClickHouse, exactly once:
  *
- * 1. claim: one transaction takes the oldest unclaimed rows of a stream
- *    (`FOR UPDATE SKIP LOCKED`, so streamers never claim the same row) and
- *    writes their batch id, fixing the batch's content;
- * 2. insert: the batch goes to ClickHouse with a deduplication token derived
- *    from the batch id;
- * 3. delete: the batch's rows leave Postgres.
+ * 1. claim: one statement moves the oldest rows of a stream out of the
+ *    outbox (`FOR UPDATE SKIP LOCKED`, so streamers never claim the same row)
+ *    into a leased batch row that holds their text, fixing its content;
+ * 2. insert: the batch goes to ClickHouse as it is, with a deduplication
+ *    token derived from the batch id;
+ * 3. delete: the batch row goes.
  *
  * A streamer that dies between 2 and 3 leaves a leased batch; when the lease
  * runs out another streamer sends the same rows with the same token and
  * ClickHouse drops the repeat. Rows committed late with lower ids are simply
- * unclaimed rows: nothing is skipped because nothing is remembered by position.
+ * rows still in the outbox: nothing is skipped because nothing is remembered
+ * by position.
  */
 export class AnalyticsStreamer {
   readonly #options: Required<Omit<StreamerOptions, "afterInsert">> & Pick<StreamerOptions, "afterInsert">;
@@ -188,60 +196,49 @@ export class AnalyticsStreamer {
     return rows[0];
   }
 
-  /** Claims the oldest unclaimed rows of the stream that has the oldest row. */
+  /**
+   * Claims the oldest rows of the stream that has the oldest row: one
+   * statement moves them out of the outbox into a leased batch.
+   */
   async #claim(): Promise<Batch | undefined> {
-    const client = await this.#options.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const { rows: oldest } = await client.query<{ stream: string }>(
-        "SELECT stream FROM analytics_outbox WHERE batch_id IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-      );
-      const stream = oldest[0]?.stream;
-      if (stream === undefined) {
-        await client.query("COMMIT");
-        return undefined;
-      }
-      const { rows } = await client.query<Batch>(
-        `WITH ids AS (
-           SELECT id FROM analytics_outbox WHERE stream = $1 AND batch_id IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-         ), batch AS (
-           INSERT INTO analytics_batches (stream, rows, leased_until)
-           SELECT $1, count(*), now() + make_interval(secs => $3) FROM ids
-           RETURNING id, stream, rows
-         ), claimed AS (
-           UPDATE analytics_outbox SET batch_id = (SELECT id FROM batch) WHERE id IN (SELECT id FROM ids)
-         )
-         SELECT id, stream, rows FROM batch`,
-        [stream, this.#options.batchRows, this.#options.leaseSeconds],
-      );
-      await client.query("COMMIT");
-      return rows[0];
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    const { pool, batchRows, leaseSeconds } = this.#options;
+    const { rows: oldest } = await pool.query<{ stream: string }>("SELECT stream FROM analytics_outbox ORDER BY id LIMIT 1");
+    const stream = oldest[0]?.stream;
+    if (stream === undefined) return undefined;
+    const { rows } = await pool.query<Batch>(
+      `WITH picked AS (
+         SELECT id FROM analytics_outbox WHERE stream = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), moved AS (
+         DELETE FROM analytics_outbox o USING picked WHERE o.id = picked.id RETURNING o.id, o.row, o.appended_at
+       )
+       INSERT INTO analytics_batches (stream, rows, content, oldest_appended_at, leased_until)
+       SELECT $1, count(*), string_agg(row::text, E'\n' ORDER BY id), min(appended_at), now() + make_interval(secs => $3)
+         FROM moved HAVING count(*) > 0
+       RETURNING id, stream, rows`,
+      [stream, batchRows, leaseSeconds],
+    );
+    return rows[0];
   }
 
   async #send(batch: Batch): Promise<void> {
     const { pool, clickhouse } = this.#options;
-    const { rows } = await pool.query<{ row: Record<string, unknown> }>(
-      "SELECT row FROM analytics_outbox WHERE batch_id = $1 ORDER BY id",
-      [batch.id],
-    );
-    if (rows.length > 0) {
+    const { rows } = await pool.query<{ content: string }>("SELECT content FROM analytics_batches WHERE id = $1", [batch.id]);
+    const content = rows[0]?.content;
+    if (content !== undefined) {
       try {
-        await clickhouse.client.insert({
-          table: `${clickhouse.database}.${batch.stream}`,
-          values: rows.map((r) => r.row),
-          format: "JSONEachRow",
+        // The rows as appended, one JSON object per line, sent as they are.
+        const result = await clickhouse.client.exec({
+          query: `INSERT INTO ${clickhouse.database}.${batch.stream} FORMAT JSONEachRow`,
+          values: Readable.from([`${content}\n`], { objectMode: false }),
           clickhouse_settings: {
             insert_deduplicate: 1,
             insert_deduplication_token: batchToken(batch.id),
             date_time_input_format: "best_effort",
+            wait_end_of_query: 1,
           },
         });
+        result.stream.resume();
+        await finished(result.stream);
       } catch (error) {
         this.#failures.inc({ stream: batch.stream });
         // Let the lease run out sooner so a retry (by anyone) comes after the backoff, not after a minute.
@@ -255,18 +252,7 @@ export class AnalyticsStreamer {
       }
     }
     await this.#options.afterInsert?.(batch.id);
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
-      await client.query("DELETE FROM analytics_outbox WHERE batch_id = $1", [batch.id]);
-      await client.query("DELETE FROM analytics_batches WHERE id = $1", [batch.id]);
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-    this.#streamed.inc({ stream: batch.stream }, rows.length);
+    await pool.query("DELETE FROM analytics_batches WHERE id = $1", [batch.id]);
+    this.#streamed.inc({ stream: batch.stream }, batch.rows);
   }
 }
