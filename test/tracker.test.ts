@@ -194,6 +194,20 @@ describe("tracker", () => {
       expect(JSON.parse(stats.body)).toEqual({ tracker_id: id, from: today, to: today, count: n });
     });
 
+    it("keeps rows equal to 204s under a paced 100 req/s load (the soak, shortened)", async () => {
+      const id = await newTracker("soak");
+      const answers: Promise<Answer>[] = [];
+      for (let i = 0; i < 300; i += 1) {
+        answers.push(get(app.url, `/track?id=${id}&n=${i}`));
+        if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const ok = (await Promise.all(answers)).filter((res) => res.status === 204).length;
+      expect(ok).toBe(300);
+      await eventsOnceThere(id, ok);
+      await app.streamer?.drain();
+      expect(await events(id)).toHaveLength(ok);
+    });
+
     it("rejects methods other than GET", async () => {
       const id = await newTracker();
       const res = await fetch(`${app.url}/track?id=${id}`, { method: "POST" });
