@@ -1,4 +1,5 @@
 import type { ServiceModule } from "./module.js";
+import { postbackModule } from "./postback/module.js";
 
 /** Every service of the suite, in start order. */
-export const serviceModules: readonly ServiceModule[] = [];
+export const serviceModules: readonly ServiceModule[] = [postbackModule];

@@ -1,4 +1,5 @@
 import { isAbsolute, resolve } from "node:path";
+import { parseDuration } from "./duration.js";
 
 /** Log levels accepted by `LOG_LEVEL`, as pino names them. */
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -38,6 +39,18 @@ export interface Config {
   readonly jobsSuperviseSeconds: number;
   /** How often retention cleanup runs, in seconds. */
   readonly jobsMaintenanceSeconds: number;
+  /** Where `GET /download` redirects when the partner sets no URL of its own. */
+  readonly downloadRedirectUrl: string | undefined;
+  /** How long a stored download attributes installs and authorizations, in milliseconds. */
+  readonly attributionWindowMs: number;
+  /** Lets postbacks reach loopback, private and link-local addresses (tests, closed networks). */
+  readonly postbackAllowPrivate: boolean;
+  /** Token of the services that record funnel events; the admin token works too. */
+  readonly postbackServiceToken: string | undefined;
+  /** How long finished postbacks and their attempts stay in Postgres (ClickHouse keeps the attempts for good). */
+  readonly postbackRetentionMs: number;
+  /** Postbacks one worker process sends at once. */
+  readonly postbackConcurrency: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -103,6 +116,26 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     problems.push("FUNNEL_ADMIN_TOKEN: must be at least 16 characters");
   }
   const dataDir = read("FUNNEL_DATA_DIR") ?? "./data";
+  const duration = (name: string, fallback: string, minMs: number, maxMs: number): number => {
+    const raw = read(name) ?? fallback;
+    const ms = parseDuration(raw);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      problems.push(`${name}: must be a duration such as 30d, 12h or 90s, from ${minMs / 1000} s to ${maxMs / 86_400_000} days, got "${raw}"`);
+      return parseDuration(fallback) ?? minMs;
+    }
+    return ms;
+  };
+  const boolean = (name: string): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return false;
+    if (raw === "true" || raw === "1") return true;
+    if (raw !== "false" && raw !== "0") problems.push(`${name}: must be true or false, got "${raw}"`);
+    return false;
+  };
+  const serviceToken = read("POSTBACK_SERVICE_TOKEN");
+  if (serviceToken !== undefined && serviceToken.length < 16) {
+    problems.push("POSTBACK_SERVICE_TOKEN: must be at least 16 characters");
+  }
 
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
@@ -120,6 +153,12 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
     jobsSuperviseSeconds: integer("JOBS_SUPERVISE_SECONDS", 30, 1, 3_600),
     jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
+    downloadRedirectUrl: url("DOWNLOAD_REDIRECT_URL", ["http:", "https:"]),
+    attributionWindowMs: duration("ATTRIBUTION_WINDOW", "30d", 60_000, 400 * 86_400_000),
+    postbackAllowPrivate: boolean("POSTBACK_ALLOW_PRIVATE"),
+    postbackServiceToken: serviceToken,
+    postbackRetentionMs: duration("POSTBACK_RETENTION", "90d", 60_000, 3_650 * 86_400_000),
+    postbackConcurrency: integer("POSTBACK_CONCURRENCY", 64, 1, 1_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
