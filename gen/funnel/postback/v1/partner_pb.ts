@@ -189,7 +189,8 @@ export const EventPostbackSchema: GenMessage<EventPostback> = /*@__PURE__*/
 /**
  * RetryPolicy: attempt n fails, the next one waits
  * min(max_delay, initial_delay × 2^(n−1)) with ±25 % jitter, or what the
- * partner's `Retry-After` asks if that is longer (still capped at max_delay).
+ * partner's `Retry-After` asks if that is longer (obeyed up to 24 h, even
+ * beyond max_delay).
  *
  * @generated from message funnel.postback.v1.RetryPolicy
  */
