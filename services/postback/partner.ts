@@ -176,9 +176,19 @@ export function compilePartner(config: StoredPartner): CompiledPartner {
   };
 }
 
+/** JSON with object keys sorted, so equal values give equal text whatever order they were built in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, inner]) => `${JSON.stringify(key)}:${canonical(inner)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** Whether two configurations are the same (times aside). */
 export function samePartner(a: PartnerConfig, b: PartnerConfig): boolean {
   const strip = ({ id, name, enabled, events, timeoutMs, retry, downloadPolicy, skipUnattributed, downloadRedirectUrl }: PartnerConfig) =>
-    JSON.stringify({ id, name, enabled, events: EVENTS.map((e) => ({ ...events[e], headers: Object.entries(events[e].headers).sort() })), timeoutMs, retry, downloadPolicy, skipUnattributed, downloadRedirectUrl });
+    canonical({ id, name, enabled, events, timeoutMs, retry, downloadPolicy, skipUnattributed, downloadRedirectUrl });
   return strip(a) === strip(b);
 }
