@@ -1,5 +1,7 @@
 import type { CommandSet } from "../command.js";
+import { deliveryCommands } from "./deliveries.js";
 import { opsCommands } from "./ops.js";
+import { partnerCommands } from "./partners.js";
 
 /** Every command set of the CLI, in help order. */
-export const commandSets: readonly CommandSet[] = [opsCommands];
+export const commandSets: readonly CommandSet[] = [opsCommands, partnerCommands, deliveryCommands];

@@ -40,7 +40,7 @@ export const seedTemplate = (base: string, path = "/postback"): string =>
  * A partner sending every event as GET to `url` (the seed's template), with
  * short retries so tests stay fast.
  */
-export function testPartner(id: string, url: string, overrides: Partial<MessageInitShape<typeof PartnerSchema>> = {}): Partner {
+export function testPartner(id: string, url: string, overrides: Omit<MessageInitShape<typeof PartnerSchema>, "$typeName"> = {}): Partner {
   const event = { enabled: true, urlTemplate: url, method: HttpMethod.GET };
   return create(PartnerSchema, {
     id,
