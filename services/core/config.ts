@@ -158,7 +158,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     postbackAllowPrivate: boolean("POSTBACK_ALLOW_PRIVATE"),
     postbackServiceToken: serviceToken,
     postbackRetentionMs: duration("POSTBACK_RETENTION", "90d", 60_000, 3_650 * 86_400_000),
-    postbackConcurrency: integer("POSTBACK_CONCURRENCY", 64, 1, 1_000),
+    postbackConcurrency: integer("POSTBACK_CONCURRENCY", 128, 1, 1_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
