@@ -17,7 +17,7 @@ describe("postback funnel end to end", () => {
 
   beforeAll(async () => {
     partner = await startPartnerServer();
-    app = await startTestApp({ env: { POSTBACK_ALLOW_PRIVATE: "true", DOWNLOAD_REDIRECT_URL: APK, JOBS_POLL_SECONDS: "1" } });
+    app = await startTestApp({ env: { POSTBACK_ALLOW_PRIVATE: "true", DOWNLOAD_REDIRECT_URL: APK, JOBS_POLL_SECONDS: "1", JOBS_MAINTENANCE_SECONDS: "1" } });
     api = postbackClients(app.url);
     await api.partners.createPartner({ partner: testPartner("666321", seedTemplate(partner.url)) });
   });
@@ -167,6 +167,9 @@ describe("postback funnel end to end", () => {
     expect(req?.url).toContain("externalClickID=&");
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(metrics).toMatch(/funnel_postback_unattributed_total\{event="install",partner="666321"\} [1-9]/);
+    // The worker's clean-up deletes the expired download; a fresh one stays.
+    await eventually(async () => ((await count("SELECT count(*)::int AS n FROM postback_downloads WHERE stag = $1", [stag])) === 0 ? true : undefined), 5_000, "the expired download to be deleted");
+    expect(await count("SELECT count(*)::int AS n FROM postback_downloads WHERE stag = '666321_693fe967c1859daf6c30bfa2'")).toBe(1);
   });
 
   it("redirects to the partner's own download URL when it has one; HEAD records nothing", async () => {
