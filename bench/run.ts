@@ -2,6 +2,7 @@
 const benches: Record<string, (args: readonly string[]) => Promise<void>> = {
   analytics: async () => (await import("./analytics.js")).run(),
   track: async (args) => (await import("./track.js")).run(args),
+  postback: async () => (await import("./postback.js")).run(),
 };
 
 const name = process.argv[2] ?? "";

@@ -152,6 +152,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         jobs,
         analytics,
         metrics,
+        adminToken,
       });
       startedModules.push(running);
       if (running.stop !== undefined) closers.push(() => running.stop?.() ?? Promise.resolve());

@@ -25,6 +25,8 @@ export interface ModuleContext {
   readonly jobs: Jobs;
   readonly analytics: AnalyticsAppender;
   readonly metrics: Registry;
+  /** The admin token, for modules that accept it beside a token of their own. */
+  readonly adminToken: string;
 }
 
 /** What a started module serves. Every part is optional. */

@@ -1,6 +1,8 @@
 import type { CommandSet } from "../command.js";
+import { deliveryCommands } from "./deliveries.js";
 import { opsCommands } from "./ops.js";
+import { partnerCommands } from "./partners.js";
 import { trackerCommands } from "./trackers.js";
 
 /** Every command set of the CLI, in help order. */
-export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands];
+export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, partnerCommands, deliveryCommands];

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
+import { parseDuration } from "./duration.js";
 
 /** Log levels accepted by `LOG_LEVEL`, as pino names them. */
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -46,6 +47,18 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Longest time a changed tracker value may be served stale, in seconds (full cache refresh). */
   readonly trackerCacheRefreshSeconds: number;
+  /** Where `GET /download` redirects when the partner sets no URL of its own. */
+  readonly downloadRedirectUrl: string | undefined;
+  /** How long a stored download attributes installs and authorizations, in milliseconds. */
+  readonly attributionWindowMs: number;
+  /** Lets postbacks reach loopback, private and link-local addresses (tests, closed networks). */
+  readonly postbackAllowPrivate: boolean;
+  /** Token of the services that record funnel events; the admin token works too. */
+  readonly postbackServiceToken: string | undefined;
+  /** How long finished postbacks and their attempts stay in Postgres (ClickHouse keeps the attempts for good). */
+  readonly postbackRetentionMs: number;
+  /** Postbacks one worker process sends at once. */
+  readonly postbackConcurrency: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -123,6 +136,26 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
       problems.push(`TRUSTED_PROXIES: "${entry}" is not an address or CIDR network (e.g. 10.0.0.0/8, ::1)`);
     }
   }
+  const duration = (name: string, fallback: string, minMs: number, maxMs: number): number => {
+    const raw = read(name) ?? fallback;
+    const ms = parseDuration(raw);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      problems.push(`${name}: must be a duration such as 30d, 12h or 90s, from ${minMs / 1000} s to ${maxMs / 86_400_000} days, got "${raw}"`);
+      return parseDuration(fallback) ?? minMs;
+    }
+    return ms;
+  };
+  const boolean = (name: string): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return false;
+    if (raw === "true" || raw === "1") return true;
+    if (raw !== "false" && raw !== "0") problems.push(`${name}: must be true or false, got "${raw}"`);
+    return false;
+  };
+  const serviceToken = read("POSTBACK_SERVICE_TOKEN");
+  if (serviceToken !== undefined && serviceToken.length < 16) {
+    problems.push("POSTBACK_SERVICE_TOKEN: must be at least 16 characters");
+  }
 
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
@@ -142,6 +175,12 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
     trustedProxies,
     trackerCacheRefreshSeconds: integer("TRACKER_CACHE_REFRESH_SECONDS", 30, 1, 86_400),
+    downloadRedirectUrl: url("DOWNLOAD_REDIRECT_URL", ["http:", "https:"]),
+    attributionWindowMs: duration("ATTRIBUTION_WINDOW", "30d", 60_000, 400 * 86_400_000),
+    postbackAllowPrivate: boolean("POSTBACK_ALLOW_PRIVATE"),
+    postbackServiceToken: serviceToken,
+    postbackRetentionMs: duration("POSTBACK_RETENTION", "90d", 60_000, 3_650 * 86_400_000),
+    postbackConcurrency: integer("POSTBACK_CONCURRENCY", 128, 1, 1_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -53,6 +53,11 @@ export interface SendOptions {
 export interface WorkOptions {
   readonly batchSize?: number;
   readonly localConcurrency?: number;
+  /**
+   * Fetch again at once while fetches come back full, instead of waiting for
+   * a NOTIFY or the polling interval: a backlog drains at handler speed.
+   */
+  readonly burst?: boolean;
 }
 
 export interface JobsOptions {
@@ -296,6 +301,7 @@ export class Jobs {
         batchSize: options.batchSize ?? definition.batchSize,
         localConcurrency: options.localConcurrency ?? definition.localConcurrency,
         perJobResults: true,
+        ...(options.burst === true ? { burstWhenBatchFull: true } : {}),
         pollingIntervalSeconds: polling,
         notifyPollingIntervalSeconds: polling,
       },

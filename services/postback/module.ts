@@ -1,0 +1,109 @@
+import { DeliveryService } from "../../gen/funnel/postback/v1/delivery_pb.js";
+import { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
+import { PostbackService } from "../../gen/funnel/postback/v1/postback_pb.js";
+import type { HttpRoute } from "../core/http-server.js";
+import type { QueueDefinition } from "../core/jobs/queue.js";
+import type { ServiceModule, StartedModule } from "../module.js";
+import { createAttemptLog } from "./attempt-log.js";
+import { createDeliveryService } from "./delivery-service.js";
+import { createDownloadRoute } from "./download-route.js";
+import { createPostbackMetrics } from "./metrics.js";
+import { createPartnerDirectory } from "./partner-directory.js";
+import { createPartnerService } from "./partner-service.js";
+import { createPostbackService } from "./postback-service.js";
+import { deliverQueue } from "./queue.js";
+import { createRecorder } from "./recorder.js";
+import { createPostbackRepository } from "./repository.js";
+import { createSender } from "./sender.js";
+import { createServiceTokenInterceptor } from "./service-token.js";
+import { createPostbackAgent } from "./ssrf.js";
+import { createDeliveryWorker } from "./worker.js";
+
+/** Rows one housekeeping statement deletes, so a large clean-up never holds long locks. */
+const CLEANUP_BATCH = 5_000;
+
+/**
+ * The postback service: funnel events in (RPC and `GET /download`), partner
+ * configuration and deliveries for ops (admin), and the worker that sends
+ * postbacks and keeps the stored downloads within the attribution window.
+ */
+export const postbackModule: ServiceModule = {
+  name: "postback",
+  queues: [deliverQueue as QueueDefinition<never>],
+  async start(ctx): Promise<StartedModule> {
+    const { config } = ctx;
+    const repository = createPostbackRepository(ctx.pool);
+    const metrics = createPostbackMetrics(ctx.metrics, repository);
+    const directory = createPartnerDirectory(repository);
+    const record = createRecorder({
+      repository,
+      directory,
+      jobs: ctx.jobs,
+      analytics: ctx.analytics,
+      metrics,
+      attributionWindowMs: config.attributionWindowMs,
+      downloadRedirectUrl: config.downloadRedirectUrl ?? "",
+    });
+    const stops: (() => Promise<void>)[] = [];
+
+    if (ctx.roles.includes("worker")) {
+      const agent = createPostbackAgent({ allowPrivate: config.postbackAllowPrivate });
+      const stopping = new AbortController();
+      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
+      const deliver = createDeliveryWorker({
+        repository,
+        directory,
+        send: createSender({ agent, allowPrivate: config.postbackAllowPrivate }),
+        attempts,
+        metrics,
+        log: ctx.log,
+        stopping: stopping.signal,
+      });
+      const localConcurrency = Math.min(4, config.postbackConcurrency);
+      await ctx.jobs.work(deliverQueue, deliver, {
+        localConcurrency,
+        batchSize: Math.ceil(config.postbackConcurrency / localConcurrency),
+        burst: true,
+      });
+
+      const cleanup = async (): Promise<void> => {
+        const before = new Date(Date.now() - config.postbackRetentionMs);
+        while ((await repository.deleteExpiredDownloads(CLEANUP_BATCH)) === CLEANUP_BATCH);
+        while ((await repository.deleteFinishedDeliveries(before, CLEANUP_BATCH)) === CLEANUP_BATCH);
+      };
+      const timer = setInterval(() => {
+        cleanup().catch((error: unknown) => ctx.log.warn({ err: error }, "postback clean-up failed"));
+      }, config.jobsMaintenanceSeconds * 1000);
+      timer.unref();
+
+      stops.push(async () => {
+        clearInterval(timer);
+        // In-flight requests get the shutdown budget, then end as retryable failures.
+        const abort = setTimeout(() => stopping.abort(), config.shutdownTimeoutMs / 2);
+        await ctx.jobs.boss.offWork(deliverQueue.name, { wait: true });
+        clearTimeout(abort);
+        await attempts.drain();
+        await agent.close();
+      });
+    }
+
+    const download: HttpRoute = createDownloadRoute({
+      record,
+      redirectFor: async (partnerId) => (await directory.get(partnerId))?.config.downloadRedirectUrl || (config.downloadRedirectUrl ?? ""),
+      log: ctx.log,
+    });
+    const serviceTokens = [ctx.adminToken, ...(config.postbackServiceToken !== undefined ? [config.postbackServiceToken] : [])];
+    return {
+      rpc(router) {
+        router.service(PostbackService, createPostbackService({ record }), { interceptors: [createServiceTokenInterceptor(serviceTokens)] });
+        router.service(PartnerService, createPartnerService({ repository, directory }));
+        router.service(DeliveryService, createDeliveryService({ repository, directory, jobs: ctx.jobs }));
+      },
+      routes: new Map([["/download", download]]),
+      adminOnly: [PartnerService.typeName, DeliveryService.typeName],
+      async stop() {
+        for (const stop of stops) await stop();
+      },
+    };
+  },
+};

@@ -1,0 +1,38 @@
+import { compilePartner, type CompiledPartner } from "./partner.js";
+import type { PostbackRepository } from "./repository.js";
+
+/**
+ * Partners by id, read from Postgres at most once per `maxAgeMs` and shared
+ * by every request and job of the process. Writes in this process refresh it
+ * at once; writes in another process show within `maxAgeMs`.
+ */
+export function createPartnerDirectory(repository: PostbackRepository, maxAgeMs = 1_000) {
+  let loaded: { at: number; byId: Map<string, CompiledPartner> } | undefined;
+  let loading: Promise<Map<string, CompiledPartner>> | undefined;
+  const load = (): Promise<Map<string, CompiledPartner>> => {
+    loading ??= repository
+      .listPartners()
+      .then((partners) => {
+        const byId = new Map(partners.map((partner) => [partner.id, compilePartner(partner)]));
+        loaded = { at: Date.now(), byId };
+        return byId;
+      })
+      .finally(() => {
+        loading = undefined;
+      });
+    return loading;
+  };
+  return {
+    /** The partner with this id, or undefined when there is none. */
+    async get(id: string): Promise<CompiledPartner | undefined> {
+      const byId = loaded !== undefined && Date.now() - loaded.at < maxAgeMs ? loaded.byId : await load();
+      return byId.get(id);
+    },
+    /** Forgets what was read, so the next `get` reads again. */
+    invalidate(): void {
+      loaded = undefined;
+    },
+  };
+}
+
+export type PartnerDirectory = ReturnType<typeof createPartnerDirectory>;

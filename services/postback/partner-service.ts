@@ -1,0 +1,158 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
+import { partnerIdProblem, partnerProblems, samePartner, type PartnerConfig, type StoredPartner } from "./partner.js";
+import { partnersFromCsv, partnersToCsv } from "./partner-csv.js";
+import type { PartnerDirectory } from "./partner-directory.js";
+import { eventName, methodProto, partnerFromProto, partnerToProto } from "./partner-proto.js";
+import { renderRequest } from "./render.js";
+import type { PostbackRepository } from "./repository.js";
+import { USER_AGENT } from "./sender.js";
+import { parseTemplate, parseUrlTemplate, SAMPLE_VALUES, TemplateError, type Template } from "./template.js";
+
+const MAX_CSV_BYTES = 4 * 1024 * 1024;
+
+function requireId(id: string): void {
+  const problem = partnerIdProblem(id);
+  if (problem !== undefined) throw new ConnectError(`id: ${problem}`, Code.InvalidArgument);
+}
+
+/** A valid configuration, or `invalid_argument` listing every problem. */
+function validated(partner: PartnerConfig): PartnerConfig {
+  const problems = partnerProblems(partner);
+  if (problems.length > 0) {
+    throw new ConnectError(problems.map((p) => `partner.${p.field}: ${p.message}`).join("; "), Code.InvalidArgument);
+  }
+  return partner;
+}
+
+function template(field: string, source: string, parse: (source: string) => Template): Template {
+  try {
+    return parse(source);
+  } catch (error) {
+    if (error instanceof TemplateError) throw new ConnectError(`${field}: ${error.message}`, Code.InvalidArgument);
+    throw error;
+  }
+}
+
+/** Implements `funnel.postback.v1.PartnerService` (admin token). */
+export function createPartnerService(deps: { repository: PostbackRepository; directory: PartnerDirectory }): ServiceImpl<typeof PartnerService> {
+  const { repository, directory } = deps;
+  const find = async (id: string): Promise<StoredPartner> => {
+    requireId(id);
+    const partner = await repository.getPartner(id);
+    if (partner === undefined) throw new ConnectError(`id: no partner "${id}"`, Code.NotFound);
+    return partner;
+  };
+  return {
+    async createPartner(req) {
+      if (req.partner === undefined) throw new ConnectError("partner: required", Code.InvalidArgument);
+      const stored = await repository.insertPartner(validated(partnerFromProto(req.partner)));
+      if (stored === undefined) throw new ConnectError(`partner.id: partner "${req.partner.id}" already exists`, Code.AlreadyExists);
+      directory.invalidate();
+      return { partner: partnerToProto(stored) };
+    },
+
+    async updatePartner(req) {
+      if (req.partner === undefined) throw new ConnectError("partner: required", Code.InvalidArgument);
+      const stored = await repository.updatePartner(validated(partnerFromProto(req.partner)));
+      if (stored === undefined) throw new ConnectError(`partner.id: no partner "${req.partner.id}"`, Code.NotFound);
+      directory.invalidate();
+      return { partner: partnerToProto(stored) };
+    },
+
+    async getPartner(req) {
+      return { partner: partnerToProto(await find(req.id)) };
+    },
+
+    async listPartners() {
+      return { partners: (await repository.listPartners()).map(partnerToProto) };
+    },
+
+    async deletePartner(req) {
+      requireId(req.id);
+      const deleted = await repository.deletePartners([req.id]);
+      if (deleted.length === 0) throw new ConnectError(`id: no partner "${req.id}"`, Code.NotFound);
+      directory.invalidate();
+      return {};
+    },
+
+    async importPartners(req) {
+      if (Buffer.byteLength(req.csv) > MAX_CSV_BYTES) throw new ConnectError("csv: larger than 4 MiB", Code.InvalidArgument);
+      const { partners, problems } = partnersFromCsv(req.csv);
+      const errors = problems.map((p) => ({ line: p.line, partnerId: p.partnerId, column: p.column, message: p.message }));
+      if (problems.length > 0) return { applied: false, created: [], updated: [], unchanged: [], deleted: [], errors };
+      return repository.transaction(async (tx) => {
+        await repository.lockPartners(tx);
+        const existing = new Map((await repository.listPartners(tx)).map((partner) => [partner.id, partner]));
+        const created: string[] = [];
+        const updated: string[] = [];
+        const unchanged: string[] = [];
+        for (const { partner } of partners) {
+          const before = existing.get(partner.id);
+          if (before === undefined) created.push(partner.id);
+          else if (samePartner(before, partner)) unchanged.push(partner.id);
+          else updated.push(partner.id);
+        }
+        const listed = new Set(partners.map(({ partner }) => partner.id));
+        const deleted = req.prune ? [...existing.keys()].filter((id) => !listed.has(id)) : [];
+        if (!req.dryRun) {
+          for (const { partner } of partners) if (!unchanged.includes(partner.id)) await repository.upsertPartner(tx, partner);
+          if (deleted.length > 0) await repository.deletePartners(deleted, tx);
+        }
+        directory.invalidate();
+        return { applied: !req.dryRun, created, updated, unchanged, deleted, errors: [] };
+      });
+    },
+
+    async exportPartners() {
+      return { csv: partnersToCsv(await repository.listPartners()) };
+    },
+
+    async previewPostback(req) {
+      const partner = await find(req.partnerId);
+      const name = eventName(req.event);
+      if (name === undefined) throw new ConnectError("event: required (download, install or authorization)", Code.InvalidArgument);
+      const saved = partner.events[name];
+      const contentType = req.contentType.trim() || saved.contentType || (req.bodyTemplate !== "" ? "application/json" : "");
+      const bodySource = req.bodyTemplate !== "" ? req.bodyTemplate : saved.bodyTemplate;
+      const event = {
+        ...saved,
+        urlTemplate: req.urlTemplate !== "" ? req.urlTemplate : saved.urlTemplate,
+        method: req.bodyTemplate !== "" ? ("POST" as const) : saved.method,
+        bodyTemplate: bodySource,
+        contentType,
+      };
+      if (event.urlTemplate === "") throw new ConnectError(`url_template: partner "${partner.id}" has no ${name} URL template; pass one to preview`, Code.InvalidArgument);
+      const templates = {
+        url: template("url_template", event.urlTemplate, parseUrlTemplate),
+        body: bodySource === "" ? undefined : template("body_template", bodySource, parseTemplate),
+      };
+      const sample = req.sample;
+      const clickId = sample?.clickId || SAMPLE_VALUES.clickId;
+      const request = renderRequest(
+        event,
+        templates,
+        {
+          stag: `${partner.id}_${clickId}`,
+          partnerId: partner.id,
+          clickId,
+          params: { ...sample?.params },
+          userId: sample?.userId || SAMPLE_VALUES.userId,
+          deviceId: sample?.deviceId || SAMPLE_VALUES.deviceId,
+          event: name,
+          occurredAt: sample?.occurredAt !== undefined ? timestampDate(sample.occurredAt) : new Date(),
+          deliveryId: SAMPLE_VALUES.deliveryId,
+        },
+        partner.timeoutMs,
+      );
+      return {
+        method: methodProto(request.method),
+        url: request.url,
+        body: request.body ?? "",
+        headers: { ...request.headers, "user-agent": USER_AGENT },
+        wouldSend: partner.enabled && saved.enabled,
+      };
+    },
+  };
+}
