@@ -7,16 +7,7 @@ export type DeliveryStatusName = "pending" | "retrying" | "delivered" | "dead" |
 export type AttemptOutcome = "delivered" | "retry" | "dead";
 
 /** A row of `postbacks`: one postback to one partner. */
-export interface DeliveryRow {
-  readonly id: string;
-  readonly partnerId: string;
-  readonly event: EventName;
-  readonly stag: string;
-  readonly clickId: string;
-  readonly params: Readonly<Record<string, string>>;
-  readonly userId: string;
-  readonly deviceId: string;
-  readonly occurredAt: Date;
+export interface DeliveryRow extends NewDelivery {
   readonly status: DeliveryStatusName;
   readonly attempts: number;
   readonly attemptBase: number;
