@@ -1,4 +1,5 @@
+import { ingestModule } from "./ingest/module.js";
 import type { ServiceModule } from "./module.js";
 
 /** Every service of the suite, in start order. */
-export const serviceModules: readonly ServiceModule[] = [];
+export const serviceModules: readonly ServiceModule[] = [ingestModule];
