@@ -1,10 +1,15 @@
+import { execFile } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
 import { eventTypes } from "../services/ingest/registry.js";
+import { PageViewSweep } from "../services/ingest/sweep.js";
 import { eventColumns } from "../services/ingest/tables.js";
+import { IngestWriter } from "../services/ingest/writer.js";
+import { createMetricsRegistry } from "../services/core/metrics.js";
 import { callIngest, clickhouseRows, drained } from "./support/ingest.js";
-import { startTestApp } from "./support/stores.js";
+import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
 const SECRET = "ingest-test-secret-0123456789";
 
@@ -167,5 +172,116 @@ describe("ingest", () => {
     expect(value("element_click", "out_of_order")).toBe(1);
     // A session first seen at 3 misses 1 and 2.
     expect(value("video_complete", "gaps")).toBe(2);
+  });
+
+  describe("page views", () => {
+    const send = (event: "page_view_start" | "page_view_end", id: string, extra: Record<string, unknown> = {}) =>
+      callIngest(app, "Send", { event, token: jwt({ sub: "viewer" }), data: { page_view_id: id, page_type: event === "page_view_start" ? "movie" : "other" }, ...extra });
+    const pageViews = (id: string) => clickhouseRows(app, "page_view", `page_view_id = '${id}'`);
+
+    it("pairs a start with its end into one row, with the client-clock duration", async () => {
+      const id = randomUUID();
+      await send("page_view_start", id, { client_time: "2026-03-01T10:00:00.000Z" });
+      await send("page_view_end", id, { client_time: "2026-03-01T10:00:42.500Z" });
+      await drained(app);
+      const rows = await pageViews(id);
+      expect(rows).toMatchObject([{ user_id: "viewer", page_view_id: id, page_type: "movie", duration_seconds: 42.5, paired: true }]);
+    });
+
+    it("pairs an end that arrives before its start, on the server clock without client times", async () => {
+      const id = randomUUID();
+      await send("page_view_end", id);
+      await drained(app);
+      expect(await pageViews(id)).toEqual([]);
+      await send("page_view_start", id);
+      await drained(app);
+      const rows = await pageViews(id);
+      expect(rows).toMatchObject([{ page_view_id: id, page_type: "movie", paired: true }]);
+      // The start came later by the server's clock: clamped, never negative.
+      expect(rows[0]?.duration_seconds).toBe(0);
+    });
+
+    it("never makes two rows for one view: repeats, a batch with both halves, a fresh writer after a restart", async () => {
+      const id = randomUUID();
+      await send("page_view_start", id);
+      await send("page_view_start", id);
+      // A new writer over the same database: the state it pairs against lives in Postgres.
+      const writer = new IngestWriter({ pool: app.pool, analytics: app.analytics, metrics: createMetricsRegistry(), log: app.log });
+      await writer.flush();
+      await callIngest(app, "SendBatch", {
+        events: [
+          { event: "page_view_end", data: { page_view_id: id, page_type: "movie" }, token: jwt({ sub: "viewer" }) },
+          { event: "page_view_end", data: { page_view_id: id, page_type: "movie" }, token: jwt({ sub: "viewer" }) },
+        ],
+      });
+      await send("page_view_end", id);
+      await drained(app);
+      expect(await pageViews(id)).toHaveLength(1);
+      // Another user's view with the same id is a different view.
+      await callIngest(app, "Send", { event: "page_view_start", data: { page_view_id: id, page_type: "movie" } });
+      await callIngest(app, "Send", { event: "page_view_end", data: { page_view_id: id, page_type: "movie" } });
+      await drained(app);
+      expect((await pageViews(id)).map((row) => row.user_id).sort()).toEqual(["anonymous", "viewer"]);
+    });
+
+    it("emits a start whose end did not come in time as unpaired, counts unmatched and late ends", async () => {
+      const lonelyStart = randomUUID();
+      const lonelyEnd = randomUUID();
+      await send("page_view_start", lonelyStart);
+      await send("page_view_end", lonelyEnd);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const sweep = new PageViewSweep({ pool: app.pool, analytics: app.analytics, log: app.log, metrics: app.metrics, timeoutSeconds: 1, retentionDays: 7, intervalSeconds: 60 });
+      expect(await sweep.sweep()).toBeGreaterThanOrEqual(1);
+      expect(await sweep.sweep()).toBe(0);
+      await send("page_view_end", lonelyStart);
+      await drained(app);
+      expect(await pageViews(lonelyStart)).toMatchObject([{ paired: false, duration_seconds: null, page_type: "movie" }]);
+      expect(await pageViews(lonelyEnd)).toEqual([]);
+      const today = new Date().toISOString().slice(0, 10);
+      const { rows } = await app.pool.query<{ counter: string; value: string }>("SELECT counter, value FROM ingest_quality WHERE day = $1 AND event_type = 'page_view'", [today]);
+      const value = (counter: string) => Number(rows.find((row) => row.counter === counter)?.value ?? 0);
+      expect(value("page_views_unpaired")).toBeGreaterThanOrEqual(1);
+      expect(value("unmatched_ends")).toBeGreaterThanOrEqual(1);
+      expect(value("late_ends")).toBe(1);
+    });
+  });
+
+  it("reports quality per day and type through the CLI and /metrics", async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const cli = await promisify(execFile)(process.execPath, [new URL("../cli/bin.js", import.meta.url).pathname, "ingest", "quality", "--from", today, "--to", today, "--json"], {
+      env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
+    const rows = JSON.parse(cli.stdout) as { eventType: string; accepted: string; duplicates: string; rejected: Record<string, string> }[];
+    const click = rows.find((row) => row.eventType === "element_click");
+    expect(Number(click?.accepted)).toBeGreaterThan(5);
+    expect(Number(click?.duplicates)).toBe(1);
+    expect(click?.rejected).toMatchObject({ invalid_data: "4", invalid_envelope: "2", unauthenticated: "1" });
+    expect(rows.find((row) => row.eventType === "unknown")?.rejected).toMatchObject({ unknown_type: "2" });
+    const table = await promisify(execFile)(process.execPath, [new URL("../cli/bin.js", import.meta.url).pathname, "ingest", "quality"], {
+      env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
+    expect(table.stdout).toMatch(new RegExp(`^${today}\\s+element_click\\s+\\d+\\s+invalid_data=4 invalid_envelope=2 unauthenticated=1\\s+1\\s+4\\s+1`, "m"));
+    expect(table.stdout).toMatch(/page_view .*paired=\d+ unpaired=\d+ unmatched_ends=\d+ late_ends=1/);
+    const unauthorized = await callIngest(app, "GetQuality", {});
+    expect(unauthorized.status).toBe(401);
+
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/funnel_ingest_events_total\{type="element_click",status="duplicate"\} 1/);
+    expect(metrics).toMatch(/funnel_ingest_rejected_total\{type="element_click",reason="invalid_data"\} 4/);
+    expect(metrics).toMatch(/funnel_ingest_seq_gaps_total\{type="element_click"\} 4/);
+  });
+
+  it("lets allowed browser origins call Send, answering preflights", async () => {
+    const url = `${app.url}/funnel.ingest.v1.IngestService/Send`;
+    const preflight = await fetch(url, { method: "OPTIONS", headers: { origin: "https://www.example.com", "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("https://www.example.com");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("content-type");
+    const refused = await fetch(url, { method: "OPTIONS", headers: { origin: "https://evil.example", "access-control-request-method": "POST" } });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+    const sent = await callIngest(app, "Send", { event: "element_click", data: samples.element_click }, { origin: "https://www.example.com" });
+    expect(sent.status).toBe(200);
+    expect(sent.headers.get("access-control-allow-origin")).toBe("https://www.example.com");
   });
 });

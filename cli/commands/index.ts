@@ -1,5 +1,6 @@
 import type { CommandSet } from "../command.js";
+import { ingestCommands } from "./ingest.js";
 import { opsCommands } from "./ops.js";
 
 /** Every command set of the CLI, in help order. */
-export const commandSets: readonly CommandSet[] = [opsCommands];
+export const commandSets: readonly CommandSet[] = [opsCommands, ingestCommands];
