@@ -1,6 +1,7 @@
 // Runs one benchmark by name: `npm run bench -- analytics`.
 const benches: Record<string, () => Promise<void>> = {
   analytics: async () => (await import("./analytics.js")).run(),
+  ingest: async () => (await import("./ingest.js")).run(),
 };
 
 const name = process.argv[2] ?? "";
