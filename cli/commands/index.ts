@@ -1,8 +1,9 @@
 import type { CommandSet } from "../command.js";
 import { deliveryCommands } from "./deliveries.js";
+import { ingestCommands } from "./ingest.js";
 import { opsCommands } from "./ops.js";
 import { partnerCommands } from "./partners.js";
 import { trackerCommands } from "./trackers.js";
 
 /** Every command set of the CLI, in help order. */
-export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, partnerCommands, deliveryCommands];
+export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, ingestCommands, partnerCommands, deliveryCommands];

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { createPublicKey } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { parseDuration } from "./duration.js";
 
@@ -59,6 +60,40 @@ export interface Config {
   readonly postbackRetentionMs: number;
   /** Postbacks one worker process sends at once. */
   readonly postbackConcurrency: number;
+  /** Origins whose web pages may call browser-facing APIs (`*` for any). */
+  readonly corsAllowedOrigins: readonly string[];
+  /** Auth service endpoint that answers a bearer token with the user; unset means local JWT checks only. */
+  readonly authUrl: string | undefined;
+  /** How long an auth service call may take before the token is checked locally. */
+  readonly authTimeoutMs: number;
+  /** Dot path of the user id in the auth service's JSON answer. */
+  readonly authUserIdField: string;
+  /** JWT claim holding the user id when a token is verified locally. */
+  readonly authJwtUserIdClaim: string;
+  /** Shared secret of HS256/384/512 tokens, for local verification. */
+  readonly authJwtSecret: string | undefined;
+  /** PEM public key of RS/PS/ES/EdDSA tokens, for local verification. */
+  readonly authJwtPublicKey: string | undefined;
+  /** Longest a positive answer is cached (shortened to the token's expiry). */
+  readonly authCacheTtlSeconds: number;
+  /** How long a rejected token is remembered as invalid. */
+  readonly authNegativeCacheSeconds: number;
+  /** Most tokens kept in the identity cache. */
+  readonly authCacheMaxEntries: number;
+  /** After the auth service failed, how long tokens are checked locally before it is asked again. */
+  readonly authRecheckMs: number;
+  /** Largest ingest event (Send body, or one event of a batch), in bytes. */
+  readonly ingestMaxEventBytes: number;
+  /** Largest SendBatch body, in bytes. */
+  readonly ingestMaxBatchBytes: number;
+  /** Most events in one SendBatch. */
+  readonly ingestMaxBatchEvents: number;
+  /** How long an event id is remembered for de-duplication, in days. */
+  readonly ingestDedupDays: number;
+  /** A page-view start with no end after this many seconds is emitted unpaired. */
+  readonly pageViewTimeoutSeconds: number;
+  /** How often the page-view timeout sweep runs, in seconds. */
+  readonly ingestSweepSeconds: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -111,6 +146,35 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) {
       problems.push(`${name}: must be a plain identifier (letters, digits, _), got "${raw}"`);
       return fallback;
+    }
+    return raw;
+  };
+
+  const origins = (name: string, fallback: string): string[] => {
+    const list = (read(name) ?? fallback).split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
+    for (const origin of list) {
+      if (origin === "*") continue;
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(origin);
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol) || parsed.origin !== origin) {
+        problems.push(`${name}: "${origin}" is not an origin like https://www.example.com (scheme, host, optional port, no path)`);
+      }
+    }
+    return list;
+  };
+  const publicKey = (name: string): string | undefined => {
+    // Environment files cannot hold line breaks easily, so "\n" stands for one.
+    const raw = read(name)?.replaceAll("\\n", "\n");
+    if (raw === undefined) return undefined;
+    try {
+      createPublicKey(raw);
+    } catch {
+      problems.push(`${name}: not a PEM public key (-----BEGIN PUBLIC KEY----- …)`);
+      return undefined;
     }
     return raw;
   };
@@ -181,7 +245,27 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     postbackServiceToken: serviceToken,
     postbackRetentionMs: duration("POSTBACK_RETENTION", "90d", 60_000, 3_650 * 86_400_000),
     postbackConcurrency: integer("POSTBACK_CONCURRENCY", 128, 1, 1_000),
+    corsAllowedOrigins: origins("CORS_ALLOWED_ORIGINS", "*"),
+    authUrl: url("AUTH_URL", ["http:", "https:"]),
+    authTimeoutMs: integer("AUTH_TIMEOUT_MS", 500, 10, 60_000),
+    authUserIdField: read("AUTH_USER_ID_FIELD") ?? "user_id",
+    authJwtUserIdClaim: read("AUTH_JWT_USER_ID_CLAIM") ?? "sub",
+    authJwtSecret: read("AUTH_JWT_SECRET"),
+    authJwtPublicKey: publicKey("AUTH_JWT_PUBLIC_KEY"),
+    authCacheTtlSeconds: integer("AUTH_CACHE_TTL_SECONDS", 300, 0, 86_400),
+    authNegativeCacheSeconds: integer("AUTH_NEGATIVE_CACHE_SECONDS", 10, 0, 3_600),
+    authCacheMaxEntries: integer("AUTH_CACHE_MAX_ENTRIES", 100_000, 0, 10_000_000),
+    authRecheckMs: integer("AUTH_RECHECK_MS", 5_000, 0, 600_000),
+    ingestMaxEventBytes: integer("INGEST_MAX_EVENT_BYTES", 64 * 1024, 256, 4 * 1024 * 1024),
+    ingestMaxBatchBytes: integer("INGEST_MAX_BATCH_BYTES", 1024 * 1024, 1024, 4 * 1024 * 1024),
+    ingestMaxBatchEvents: integer("INGEST_MAX_BATCH_EVENTS", 1_000, 1, 100_000),
+    ingestDedupDays: integer("INGEST_DEDUP_DAYS", 7, 1, 365),
+    pageViewTimeoutSeconds: Math.round(duration("PAGE_VIEW_TIMEOUT", "12h", 1_000, 30 * 86_400_000) / 1_000),
+    ingestSweepSeconds: integer("INGEST_SWEEP_SECONDS", 60, 1, 3_600),
   };
+  if (config.authJwtSecret !== undefined && config.authJwtSecret.length < 16) {
+    problems.push("AUTH_JWT_SECRET: must be at least 16 characters");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
