@@ -1,0 +1,113 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
+import { openClickHouseTarget, type ClickHouse } from "../services/core/clickhouse.js";
+
+const root = new URL("..", import.meta.url).pathname;
+export const BENCH_TOKEN = "bench-admin-token-0123456789";
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts a child process and resolves once `readyUrl` answers 200. */
+export async function startProcess(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "inherit"] });
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${args.join(" ")} exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(readyUrl)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${readyUrl} did not become ready`);
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** A Funnel server (`all` roles) in its own process, on embedded stores in a temporary folder. */
+export interface BenchServer {
+  readonly url: string;
+  readonly dir: string;
+  readonly transport: ReturnType<typeof createConnectTransport>;
+  readonly ops: Client<typeof OpsService>;
+  /** Waits until the analytics stream has nothing left in Postgres. */
+  drained(): Promise<void>;
+  /** Stops the server, then opens its ClickHouse (the embedded engine allows one process at a time). */
+  stopAndOpenClickHouse(): Promise<ClickHouse>;
+  /** Removes the temporary folder (after the ClickHouse handle is closed). */
+  remove(): Promise<void>;
+}
+
+export async function startBenchServer(env: Record<string, string> = {}): Promise<BenchServer> {
+  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-"));
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = await startProcess(
+    [join(root, "services/bin.js"), "all"],
+    {
+      FUNNEL_DATA_DIR: dir,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      FUNNEL_ADMIN_TOKEN: BENCH_TOKEN,
+      EMBEDDED_POSTGRES_PORT: String(await freePort()),
+      ...env,
+    },
+    `${url}/readyz`,
+  );
+  const transport = createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${BENCH_TOKEN}`), next(req))],
+  });
+  const ops = createClient(OpsService, transport);
+  return {
+    url,
+    dir,
+    transport,
+    ops,
+    async drained() {
+      const deadline = Date.now() + 300_000;
+      while (Date.now() < deadline) {
+        const status = await ops.getStatus({});
+        if (Number(status.analytics?.backlogRows ?? 0) === 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      throw new Error("the analytics stream did not drain within 5 minutes");
+    },
+    async stopAndOpenClickHouse() {
+      await stopProcess(child);
+      return openClickHouseTarget({ url: undefined, database: "funnel", embeddedPath: join(dir, "clickhouse") });
+    },
+    async remove() {
+      await stopProcess(child);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Prints rows as aligned columns. */
+export function printTable(rows: readonly (readonly string[])[]): void {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("  "));
+}
