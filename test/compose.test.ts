@@ -167,7 +167,7 @@ describe("Dockerfile", () => {
 describe("configuration variables", () => {
   it("parseConfig reads every listed variable", () => {
     const read = new Set<string>();
-    const env = new Proxy({} as Record<string, string | undefined>, {
+    const env = new Proxy({}, {
       get: (_target, name) => {
         if (typeof name === "string") read.add(name);
         return undefined;
