@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { delimiter, join } from "node:path";
+import { freePort } from "./ports.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -46,18 +46,6 @@ export function renderTemplate(template: string, values: Readonly<Record<string,
 /** The `${NAME}` variables a template uses. */
 export function templateVariables(template: string): string[] {
   return [...new Set([...template.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((match) => match[1] ?? ""))].sort();
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked; nginx binds it a moment later). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface RunningNginx {
