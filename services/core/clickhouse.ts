@@ -38,7 +38,9 @@ export async function openClickHouseTarget(target: ClickHouseTarget): Promise<Cl
   } else {
     await mkdir(target.embeddedPath, { recursive: true });
     // The package is optional: production installs reach ClickHouse by URL.
-    const { createChdbConnection } = await import("chdb/connection");
+    const { createChdbConnection } = await import("chdb/connection").catch((error: unknown) => {
+      throw new Error("embedded ClickHouse is not installed (the optional chdb package); set CLICKHOUSE_URL", { cause: error });
+    });
     // chdb is built against its own copy of @clickhouse/client-common: same shapes, distinct types.
     const connection = createChdbConnection({ path: target.embeddedPath }) as unknown as NonNullable<
       Parameters<typeof createClient>[0]

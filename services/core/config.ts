@@ -8,6 +8,33 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 export type LogLevel = (typeof logLevels)[number];
 
 /**
+ * Every environment variable the server reads, in the order of the README's
+ * configuration table. `parseConfig` can read no other (its reader takes only
+ * these names), and the tests hold this list, the README table and
+ * docker-compose.yml to each other.
+ */
+export const configVariables = [
+  "PORT",
+  "HOST",
+  "DATABASE_URL",
+  "DATABASE_POOL_MAX",
+  "EMBEDDED_POSTGRES_PORT",
+  "CLICKHOUSE_URL",
+  "CLICKHOUSE_DATABASE",
+  "FUNNEL_DATA_DIR",
+  "FUNNEL_ADMIN_TOKEN",
+  "LOG_LEVEL",
+  "SHUTDOWN_TIMEOUT_MS",
+  "JOBS_SCHEMA",
+  "JOBS_POLL_SECONDS",
+  "JOBS_SUPERVISE_SECONDS",
+  "JOBS_MAINTENANCE_SECONDS",
+  "TRUSTED_PROXIES",
+  "TRACKER_CACHE_REFRESH_SECONDS",
+] as const;
+export type ConfigVariable = (typeof configVariables)[number];
+
+/**
  * The whole runtime configuration, parsed once from the environment.
  * Every variable is documented in the README's configuration table.
  */
@@ -112,11 +139,11 @@ type Env = Readonly<Record<string, string | undefined>>;
  */
 export function parseConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const problems: string[] = [];
-  const read = (name: string): string | undefined => {
+  const read = (name: ConfigVariable): string | undefined => {
     const value = env[name]?.trim();
     return value === undefined || value === "" ? undefined : value;
   };
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
+  const integer = (name: ConfigVariable, fallback: number, min: number, max: number): number => {
     const raw = read(name);
     if (raw === undefined) return fallback;
     if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
@@ -125,7 +152,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     }
     return Number(raw);
   };
-  const url = (name: string, protocols: readonly string[]): string | undefined => {
+  const url = (name: ConfigVariable, protocols: readonly string[]): string | undefined => {
     const raw = read(name);
     if (raw === undefined) return undefined;
     let parsed: URL;
@@ -141,7 +168,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     }
     return raw;
   };
-  const identifier = (name: string, fallback: string): string => {
+  const identifier = (name: ConfigVariable, fallback: string): string => {
     const raw = read(name) ?? fallback;
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) {
       problems.push(`${name}: must be a plain identifier (letters, digits, _), got "${raw}"`);

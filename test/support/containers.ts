@@ -21,7 +21,7 @@ export async function startContainers(want: { postgres: boolean; clickhouse: boo
     result.postgresUrl = `postgres://postgres:funnel@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`;
   }
   if (want.clickhouse) {
-    const ch = await new GenericContainer("clickhouse/clickhouse-server:25.8")
+    const ch = await new GenericContainer("clickhouse/clickhouse-server:25.8.33.6")
       .withEnvironment({ CLICKHOUSE_SKIP_USER_SETUP: "1" })
       .withExposedPorts(8123)
       .withWaitStrategy(Wait.forHttp("/ping", 8123))

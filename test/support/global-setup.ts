@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres } from "../../services/core/embedded-postgres.js";
 import { createLogger } from "../../services/core/logger.js";
+import { freePort } from "./ports.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -15,17 +15,6 @@ declare module "vitest" {
     /** ClickHouse server URL, or "" for the embedded engine (one per test process). */
     clickhouseUrl: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function dockerAnswers(): Promise<boolean> {

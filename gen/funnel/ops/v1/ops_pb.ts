@@ -150,6 +150,8 @@ export const StoreStatusSchema: GenMessage<StoreStatus> = /*@__PURE__*/
  */
 export type QueueStatus = Message<"funnel.ops.v1.QueueStatus"> & {
   /**
+   * The queue's name, e.g. `postback.deliver`; dead-letter queues end in `.dead`.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
@@ -278,6 +280,8 @@ export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
  */
 export type ListJobsResponse = Message<"funnel.ops.v1.ListJobsResponse"> & {
   /**
+   * The jobs, newest first.
+   *
    * @generated from field: repeated funnel.ops.v1.Job jobs = 1;
    */
   jobs: Job[];
@@ -297,16 +301,22 @@ export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*
  */
 export type Job = Message<"funnel.ops.v1.Job"> & {
   /**
+   * The job's id (a UUID).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The queue holding the job.
+   *
    * @generated from field: string queue = 2;
    */
   queue: string;
 
   /**
+   * `created`, `retry`, `active`, `completed`, `cancelled` or `failed`.
+   *
    * @generated from field: string state = 3;
    */
   state: string;
@@ -319,21 +329,29 @@ export type Job = Message<"funnel.ops.v1.Job"> & {
   retryCount: number;
 
   /**
+   * Retries allowed before the job fails for good and is dead-lettered.
+   *
    * @generated from field: int32 retry_limit = 5;
    */
   retryLimit: number;
 
   /**
+   * When the job was sent.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 6;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When its latest attempt started; unset if it never started.
+   *
    * @generated from field: google.protobuf.Timestamp started_at = 7;
    */
   startedAt?: Timestamp | undefined;
 
   /**
+   * When it completed, failed for good or was cancelled; unset before.
+   *
    * @generated from field: google.protobuf.Timestamp completed_at = 8;
    */
   completedAt?: Timestamp | undefined;
@@ -368,6 +386,8 @@ export type Job = Message<"funnel.ops.v1.Job"> & {
   sourceQueue: string;
 
   /**
+   * See `source_queue`.
+   *
    * @generated from field: string source_id = 13;
    */
   sourceId: string;
@@ -385,6 +405,8 @@ export const JobSchema: GenMessage<Job> = /*@__PURE__*/
  */
 export type GetJobRequest = Message<"funnel.ops.v1.GetJobRequest"> & {
   /**
+   * The job's id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -409,6 +431,8 @@ export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
  */
 export type GetJobResponse = Message<"funnel.ops.v1.GetJobResponse"> & {
   /**
+   * The job.
+   *
    * @generated from field: funnel.ops.v1.Job job = 1;
    */
   job?: Job | undefined;
@@ -426,6 +450,8 @@ export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
  */
 export type RetryJobsRequest = Message<"funnel.ops.v1.RetryJobsRequest"> & {
   /**
+   * Ids of failed jobs to retry.
+   *
    * @generated from field: repeated string ids = 1;
    */
   ids: string[];
@@ -510,6 +536,8 @@ export const RedriveDeadLettersRequestSchema: GenMessage<RedriveDeadLettersReque
  */
 export type RedriveDeadLettersResponse = Message<"funnel.ops.v1.RedriveDeadLettersResponse"> & {
   /**
+   * Number of dead letters moved back to their queue.
+   *
    * @generated from field: int64 redriven = 1;
    */
   redriven: bigint;
@@ -527,11 +555,15 @@ export const RedriveDeadLettersResponseSchema: GenMessage<RedriveDeadLettersResp
  */
 export type CancelJobsRequest = Message<"funnel.ops.v1.CancelJobsRequest"> & {
   /**
+   * Ids of the jobs to cancel.
+   *
    * @generated from field: repeated string ids = 1;
    */
   ids: string[];
 
   /**
+   * Ignored: each id's queue is looked up.
+   *
    * @generated from field: string queue = 2;
    */
   queue: string;
@@ -549,11 +581,15 @@ export const CancelJobsRequestSchema: GenMessage<CancelJobsRequest> = /*@__PURE_
  */
 export type CancelJobsResponse = Message<"funnel.ops.v1.CancelJobsResponse"> & {
   /**
+   * Ids cancelled.
+   *
    * @generated from field: repeated string cancelled = 1;
    */
   cancelled: string[];
 
   /**
+   * Ids that no queue holds.
+   *
    * @generated from field: repeated string not_found = 2;
    */
   notFound: string[];

@@ -1,0 +1,186 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { BlockList } from "node:net";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { configVariables, parseConfig } from "../services/core/config.js";
+import { nginxTemplate, templateVariables } from "./support/nginx.js";
+
+const root = new URL("..", import.meta.url).pathname;
+const text = (path: string) => readFile(join(root, path), "utf8");
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  healthcheck?: { test?: unknown; disable?: boolean };
+  "x-healthcheck-reason"?: string;
+  volumes?: string[];
+  networks?: Record<string, { ipv4_address?: string }> | string[];
+  deploy?: { replicas?: number };
+  ports?: string[];
+}
+interface Compose {
+  services: Record<string, Service>;
+  networks?: Record<string, { ipam?: { config?: { subnet: string }[] } }>;
+}
+
+const compose = parse(await text("docker-compose.yml"), { maxAliasCount: -1 }) as Compose;
+const services = Object.entries(compose.services);
+const pkg = JSON.parse(await text("package.json")) as { version: string; dependencies: Record<string, string> };
+/** The services running Funnel's own image. */
+const funnelServices = services.filter(([, service]) => service.image?.startsWith("funnel:") === true);
+
+/** What `docker compose` makes of `${NAME:-default}` and friends, given `env`. */
+function interpolate(value: string, env: Record<string, string>): string {
+  return value.replace(/\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}/g, (_match, name: string, op: string | undefined, arg: string | undefined) => {
+    const set = env[name];
+    if (op === undefined) return set ?? "";
+    if (op.endsWith("?")) {
+      if (set === undefined || (op === ":?" && set === "")) throw new Error(`${name} is required: ${arg}`);
+      return set;
+    }
+    return set === undefined || (op === ":-" && set === "") ? (arg ?? "") : set;
+  });
+}
+
+/** Environment variables the third-party images read, as their documentation names them. */
+const imageVariables: Record<string, readonly string[]> = {
+  postgres: ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"],
+  "clickhouse/clickhouse-server": ["CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD", "CLICKHOUSE_DB"],
+};
+
+/**
+ * How many numbers a release tag of each image has: Postgres names a release
+ * 17.6, ClickHouse 25.8.33.6 (25.8 alone is a moving LTS line), nginx and Node
+ * 1.28.1. An image not listed needs three.
+ */
+const releaseParts: Record<string, number> = { postgres: 2, "clickhouse/clickhouse-server": 4, nginx: 3, node: 3, funnel: 3 };
+
+/** Whether `image` names one release: `name:version[-variant]`, or a digest. */
+function isPinned(image: string): boolean {
+  if (/@sha256:[0-9a-f]{64}$/.test(image)) return true;
+  const match = /^([a-z0-9./-]+):(\d+(?:\.\d+)*)(?:-[a-z0-9.-]+)?$/.exec(image);
+  if (match === null) return false;
+  return (match[2] ?? "").split(".").length >= (releaseParts[match[1] ?? ""] ?? 3);
+}
+
+describe("docker-compose.yml", () => {
+  it("runs Postgres, ClickHouse, nginx, two API processes and a worker", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["api", "clickhouse", "nginx", "postgres", "worker"]);
+    expect(compose.services.api?.command).toEqual(["api"]);
+    expect(compose.services.api?.deploy?.replicas).toBe(2);
+    expect(compose.services.worker?.command).toEqual(["worker"]);
+    // Only nginx is reachable from outside.
+    expect(services.filter(([, service]) => service.ports !== undefined).map(([name]) => name)).toEqual(["nginx"]);
+  });
+
+  it("pins every image to a release, and tags Funnel's own with package.json's version", () => {
+    for (const [name, service] of services) {
+      expect(service.image, `${name}: image`).toBeDefined();
+      expect(isPinned(service.image ?? ""), `${name}: ${service.image} is not pinned to a release`).toBe(true);
+    }
+    expect(funnelServices.map(([name]) => name).sort()).toEqual(["api", "worker"]);
+    for (const [, service] of funnelServices) expect(service.image).toBe(`funnel:${pkg.version}`);
+    expect(isPinned("nginx:latest")).toBe(false);
+    expect(isPinned("postgres")).toBe(false);
+    expect(isPinned("clickhouse/clickhouse-server:25.8")).toBe(false);
+  });
+
+  it("gives every service a healthcheck, or says why it has none", () => {
+    for (const [name, service] of services) {
+      if (service.healthcheck?.disable === true) {
+        expect(service["x-healthcheck-reason"]?.length ?? 0, `${name}: healthcheck disabled without x-healthcheck-reason`).toBeGreaterThan(40);
+      } else {
+        expect(service.healthcheck?.test, `${name}: no healthcheck`).toBeDefined();
+      }
+    }
+  });
+
+  it("sets only variables Funnel's configuration knows, and they parse", () => {
+    const known = new Set<string>(configVariables);
+    for (const [name, service] of funnelServices) {
+      const env = service.environment ?? {};
+      for (const variable of Object.keys(env)) expect(known.has(variable), `${name}: ${variable} is not a Funnel setting`).toBe(true);
+      // Separate roles need both servers and the token (README, "Process roles").
+      expect(Object.keys(env)).toEqual(expect.arrayContaining(["DATABASE_URL", "CLICKHOUSE_URL", "FUNNEL_ADMIN_TOKEN", "TRUSTED_PROXIES"]));
+      const values = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, interpolate(String(value), { FUNNEL_ADMIN_TOKEN: "0123456789abcdef0123" })]));
+      expect(() => parseConfig(values, "/app"), name).not.toThrow();
+      expect(() => interpolate(String(env.FUNNEL_ADMIN_TOKEN), {}), "FUNNEL_ADMIN_TOKEN must be required").toThrow(/required/);
+    }
+  });
+
+  it("sets only variables the other images read: nginx exactly its template's", async () => {
+    const nginxVariables = templateVariables(await readFile(nginxTemplate, "utf8"));
+    expect(Object.keys(compose.services.nginx?.environment ?? {}).sort()).toEqual(nginxVariables);
+    for (const [name, service] of services) {
+      if (name === "nginx" || funnelServices.some(([other]) => other === name)) continue;
+      const allowed = imageVariables[(service.image ?? "").split(":")[0] ?? ""] ?? [];
+      for (const variable of Object.keys(service.environment ?? {})) expect(allowed, `${name}: ${variable}`).toContain(variable);
+    }
+  });
+
+  it("trusts exactly nginx's address, inside the network it is given", () => {
+    const nginx = compose.services.nginx;
+    const address = (nginx?.networks as Record<string, { ipv4_address?: string }>).funnel?.ipv4_address ?? "";
+    for (const [, service] of funnelServices) expect(service.environment?.TRUSTED_PROXIES).toBe(address);
+    const [network, bits] = (compose.networks?.funnel?.ipam?.config?.[0]?.subnet ?? "").split("/");
+    const subnet = new BlockList();
+    subnet.addSubnet(network ?? "", Number(bits));
+    expect(subnet.check(address)).toBe(true);
+  });
+
+  it("mounts the repository's nginx files, whose template the API upstream fills", async () => {
+    const nginx = compose.services.nginx!;
+    expect(nginx.volumes).toEqual(["./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro", "./deploy/nginx/templates:/etc/nginx/templates:ro"]);
+    for (const volume of nginx.volumes ?? []) expect(existsSync(join(root, volume.split(":")[0] ?? ""))).toBe(true);
+    // The image renders templates/X.template into conf.d/X, which nginx.conf includes.
+    expect(await text("deploy/nginx/nginx.conf")).toContain("include /etc/nginx/conf.d/funnel.conf;");
+    expect(nginx.environment?.FUNNEL_API_ADDRESS).toBe(`api:${compose.services.api?.environment?.PORT}`);
+    expect(nginx.ports).toEqual([`8080:${nginx.environment?.FUNNEL_HTTP_LISTEN}`, `8081:${nginx.environment?.FUNNEL_GRPC_LISTEN}`]);
+  });
+
+  it("uses the same Postgres and ClickHouse releases as the test containers", async () => {
+    const containers = await text("test/support/containers.ts");
+    expect(containers).toContain(`"${compose.services.postgres?.image}"`);
+    expect(containers).toContain(`"${compose.services.clickhouse?.image}"`);
+  });
+});
+
+describe("Dockerfile", () => {
+  it("builds from a pinned Node 22, without dev or embedded packages, runs as non-root with a /readyz healthcheck", async () => {
+    const dockerfile = await text("Dockerfile");
+    const bases = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1] ?? "");
+    expect(bases.length).toBeGreaterThanOrEqual(2);
+    for (const base of bases) expect(isPinned(base) && base.startsWith("node:22."), base).toBe(true);
+    expect(dockerfile).toMatch(/npm install --omit=dev --omit=optional/);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*\n?.*\/readyz/m);
+    // Everything the runtime loads is copied in.
+    for (const dir of ["gen", "services", "cli"]) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
+    expect(await text(".dockerignore")).toMatch(/^node_modules$/m);
+  });
+});
+
+describe("configuration variables", () => {
+  it("parseConfig reads every listed variable", () => {
+    const read = new Set<string>();
+    const env = new Proxy({}, {
+      get: (_target, name) => {
+        if (typeof name === "string") read.add(name);
+        return undefined;
+      },
+    });
+    parseConfig(env, "/");
+    expect([...read].sort()).toEqual([...configVariables].sort());
+  });
+
+  it("the README's configuration table documents exactly those", async () => {
+    const readme = await text("README.md");
+    const section = readme.split(/^## Configuration$/m)[1]?.split(/^## /m)[0] ?? "";
+    const documented = [...section.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((match) => match[1]);
+    expect(documented.sort()).toEqual([...configVariables].sort());
+  });
+});
