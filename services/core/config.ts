@@ -31,6 +31,29 @@ export const configVariables = [
   "JOBS_MAINTENANCE_SECONDS",
   "TRUSTED_PROXIES",
   "TRACKER_CACHE_REFRESH_SECONDS",
+  "DOWNLOAD_REDIRECT_URL",
+  "ATTRIBUTION_WINDOW",
+  "POSTBACK_SERVICE_TOKEN",
+  "POSTBACK_ALLOW_PRIVATE",
+  "POSTBACK_CONCURRENCY",
+  "POSTBACK_RETENTION",
+  "CORS_ALLOWED_ORIGINS",
+  "AUTH_URL",
+  "AUTH_TIMEOUT_MS",
+  "AUTH_USER_ID_FIELD",
+  "AUTH_JWT_USER_ID_CLAIM",
+  "AUTH_JWT_SECRET",
+  "AUTH_JWT_PUBLIC_KEY",
+  "AUTH_CACHE_TTL_SECONDS",
+  "AUTH_NEGATIVE_CACHE_SECONDS",
+  "AUTH_CACHE_MAX_ENTRIES",
+  "AUTH_RECHECK_MS",
+  "INGEST_MAX_EVENT_BYTES",
+  "INGEST_MAX_BATCH_BYTES",
+  "INGEST_MAX_BATCH_EVENTS",
+  "INGEST_DEDUP_DAYS",
+  "PAGE_VIEW_TIMEOUT",
+  "INGEST_SWEEP_SECONDS",
 ] as const;
 export type ConfigVariable = (typeof configVariables)[number];
 
@@ -177,7 +200,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     return raw;
   };
 
-  const origins = (name: string, fallback: string): string[] => {
+  const origins = (name: ConfigVariable, fallback: string): string[] => {
     const list = (read(name) ?? fallback).split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
     for (const origin of list) {
       if (origin === "*") continue;
@@ -193,7 +216,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     }
     return list;
   };
-  const publicKey = (name: string): string | undefined => {
+  const publicKey = (name: ConfigVariable): string | undefined => {
     // Environment files cannot hold line breaks easily, so "\n" stands for one.
     const raw = read(name)?.replaceAll("\\n", "\n");
     if (raw === undefined) return undefined;
@@ -227,7 +250,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
       problems.push(`TRUSTED_PROXIES: "${entry}" is not an address or CIDR network (e.g. 10.0.0.0/8, ::1)`);
     }
   }
-  const duration = (name: string, fallback: string, minMs: number, maxMs: number): number => {
+  const duration = (name: ConfigVariable, fallback: string, minMs: number, maxMs: number): number => {
     const raw = read(name) ?? fallback;
     const ms = parseDuration(raw);
     if (ms === undefined || ms < minMs || ms > maxMs) {
@@ -236,7 +259,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     }
     return ms;
   };
-  const boolean = (name: string): boolean => {
+  const boolean = (name: ConfigVariable): boolean => {
     const raw = read(name)?.toLowerCase();
     if (raw === undefined) return false;
     if (raw === "true" || raw === "1") return true;

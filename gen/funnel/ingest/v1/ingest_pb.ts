@@ -207,6 +207,8 @@ export type EventResult = Message<"funnel.ingest.v1.EventResult"> & {
   eventId: string;
 
   /**
+   * What happened to the event: accepted, duplicate or rejected.
+   *
    * @generated from field: funnel.ingest.v1.EventStatus status = 2;
    */
   status: EventStatus;
@@ -295,6 +297,8 @@ export type QualityRow = Message<"funnel.ingest.v1.QualityRow"> & {
   day: string;
 
   /**
+   * The event type (`element_click`, …), or `page_view` for pairing outcomes.
+   *
    * @generated from field: string event_type = 2;
    */
   eventType: string;
@@ -604,6 +608,8 @@ export const PageViewSchema: GenMessage<PageView> = /*@__PURE__*/
  */
 export enum EventStatus {
   /**
+   * Never sent.
+   *
    * @generated from enum value: EVENT_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -644,6 +650,8 @@ export const EventStatusSchema: GenEnum<EventStatus> = /*@__PURE__*/
  */
 export enum RejectReason {
   /**
+   * Never sent.
+   *
    * @generated from enum value: REJECT_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
