@@ -208,6 +208,7 @@ export async function startApp(options: AppOptions): Promise<App> {
           createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
         ],
         readMaxBytes: 4 * 1024 * 1024,
+        cors: { origins: config.corsAllowedOrigins, paths: new Set(startedModules.flatMap((module) => module.corsPaths ?? [])) },
       });
       const started = server;
       // Stopped first: no new work is accepted while the rest drains.

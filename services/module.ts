@@ -39,6 +39,11 @@ export interface StartedModule {
    * (`funnel.tracker.v1.TrackerService/CreateTracker`).
    */
   readonly adminOnly?: readonly string[];
+  /**
+   * Paths web pages on the origins of `CORS_ALLOWED_ORIGINS` may call from a
+   * browser (e.g. `/funnel.ingest.v1.IngestService/Send`).
+   */
+  readonly corsPaths?: readonly string[];
   /** Stops what `start` started; called in reverse start order on shutdown. */
   stop?(): Promise<void>;
 }

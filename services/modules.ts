@@ -1,5 +1,6 @@
+import { ingestModule } from "./ingest/module.js";
 import type { ServiceModule } from "./module.js";
 import { trackerModule } from "./tracker/module.js";
 
 /** Every service of the suite, in start order. */
-export const serviceModules: readonly ServiceModule[] = [trackerModule];
+export const serviceModules: readonly ServiceModule[] = [trackerModule, ingestModule];

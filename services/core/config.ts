@@ -1,3 +1,4 @@
+import { createPublicKey } from "node:crypto";
 import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 
@@ -46,6 +47,40 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Longest time a changed tracker value may be served stale, in seconds (full cache refresh). */
   readonly trackerCacheRefreshSeconds: number;
+  /** Origins whose web pages may call browser-facing APIs (`*` for any). */
+  readonly corsAllowedOrigins: readonly string[];
+  /** Auth service endpoint that answers a bearer token with the user; unset means local JWT checks only. */
+  readonly authUrl: string | undefined;
+  /** How long an auth service call may take before the token is checked locally. */
+  readonly authTimeoutMs: number;
+  /** Dot path of the user id in the auth service's JSON answer. */
+  readonly authUserIdField: string;
+  /** JWT claim holding the user id when a token is verified locally. */
+  readonly authJwtUserIdClaim: string;
+  /** Shared secret of HS256/384/512 tokens, for local verification. */
+  readonly authJwtSecret: string | undefined;
+  /** PEM public key of RS/PS/ES/EdDSA tokens, for local verification. */
+  readonly authJwtPublicKey: string | undefined;
+  /** Longest a positive answer is cached (shortened to the token's expiry). */
+  readonly authCacheTtlSeconds: number;
+  /** How long a rejected token is remembered as invalid. */
+  readonly authNegativeCacheSeconds: number;
+  /** Most tokens kept in the identity cache. */
+  readonly authCacheMaxEntries: number;
+  /** After the auth service failed, how long tokens are checked locally before it is asked again. */
+  readonly authRecheckMs: number;
+  /** Largest ingest event (Send body, or one event of a batch), in bytes. */
+  readonly ingestMaxEventBytes: number;
+  /** Largest SendBatch body, in bytes. */
+  readonly ingestMaxBatchBytes: number;
+  /** Most events in one SendBatch. */
+  readonly ingestMaxBatchEvents: number;
+  /** How long an event id is remembered for de-duplication, in days. */
+  readonly ingestDedupDays: number;
+  /** A page-view start with no end after this many seconds is emitted unpaired. */
+  readonly pageViewTimeoutSeconds: number;
+  /** How often the page-view timeout sweep runs, in seconds. */
+  readonly ingestSweepSeconds: number;
 }
 
 /** Thrown when the environment does not describe a valid configuration. */
@@ -102,6 +137,47 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     return raw;
   };
 
+  const duration = (name: string, fallbackSeconds: number, maxSeconds: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallbackSeconds;
+    const match = /^(\d+)\s*(s|m|h|d)?$/i.exec(raw);
+    const unit = { s: 1, m: 60, h: 3_600, d: 86_400 }[(match?.[2] ?? "s").toLowerCase() as "s"];
+    const seconds = Number(match?.[1]) * unit;
+    if (match === null || seconds < 1 || seconds > maxSeconds) {
+      problems.push(`${name}: must be a duration like 45s, 30m, 12h or 7d (at least 1 s, at most ${maxSeconds / 86_400} days), got "${raw}"`);
+      return fallbackSeconds;
+    }
+    return seconds;
+  };
+  const origins = (name: string, fallback: string): string[] => {
+    const list = (read(name) ?? fallback).split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
+    for (const origin of list) {
+      if (origin === "*") continue;
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(origin);
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol) || parsed.origin !== origin) {
+        problems.push(`${name}: "${origin}" is not an origin like https://www.example.com (scheme, host, optional port, no path)`);
+      }
+    }
+    return list;
+  };
+  const publicKey = (name: string): string | undefined => {
+    // Environment files cannot hold line breaks easily, so "\n" stands for one.
+    const raw = read(name)?.replaceAll("\\n", "\n");
+    if (raw === undefined) return undefined;
+    try {
+      createPublicKey(raw);
+    } catch {
+      problems.push(`${name}: not a PEM public key (-----BEGIN PUBLIC KEY----- …)`);
+      return undefined;
+    }
+    return raw;
+  };
+
   const logLevel = (read("LOG_LEVEL") ?? "info").toLowerCase();
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     problems.push(`LOG_LEVEL: must be one of ${logLevels.join(", ")}, got "${logLevel}"`);
@@ -142,7 +218,27 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
     trustedProxies,
     trackerCacheRefreshSeconds: integer("TRACKER_CACHE_REFRESH_SECONDS", 30, 1, 86_400),
+    corsAllowedOrigins: origins("CORS_ALLOWED_ORIGINS", "*"),
+    authUrl: url("AUTH_URL", ["http:", "https:"]),
+    authTimeoutMs: integer("AUTH_TIMEOUT_MS", 500, 10, 60_000),
+    authUserIdField: read("AUTH_USER_ID_FIELD") ?? "user_id",
+    authJwtUserIdClaim: read("AUTH_JWT_USER_ID_CLAIM") ?? "sub",
+    authJwtSecret: read("AUTH_JWT_SECRET"),
+    authJwtPublicKey: publicKey("AUTH_JWT_PUBLIC_KEY"),
+    authCacheTtlSeconds: integer("AUTH_CACHE_TTL_SECONDS", 300, 0, 86_400),
+    authNegativeCacheSeconds: integer("AUTH_NEGATIVE_CACHE_SECONDS", 10, 0, 3_600),
+    authCacheMaxEntries: integer("AUTH_CACHE_MAX_ENTRIES", 100_000, 0, 10_000_000),
+    authRecheckMs: integer("AUTH_RECHECK_MS", 5_000, 0, 600_000),
+    ingestMaxEventBytes: integer("INGEST_MAX_EVENT_BYTES", 64 * 1024, 256, 4 * 1024 * 1024),
+    ingestMaxBatchBytes: integer("INGEST_MAX_BATCH_BYTES", 1024 * 1024, 1024, 4 * 1024 * 1024),
+    ingestMaxBatchEvents: integer("INGEST_MAX_BATCH_EVENTS", 1_000, 1, 100_000),
+    ingestDedupDays: integer("INGEST_DEDUP_DAYS", 7, 1, 365),
+    pageViewTimeoutSeconds: duration("PAGE_VIEW_TIMEOUT", 12 * 3_600, 30 * 86_400),
+    ingestSweepSeconds: integer("INGEST_SWEEP_SECONDS", 60, 1, 3_600),
   };
+  if (config.authJwtSecret !== undefined && config.authJwtSecret.length < 16) {
+    problems.push("AUTH_JWT_SECRET: must be at least 16 characters");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

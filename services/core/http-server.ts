@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createCors, type CorsOptions } from "./cors.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -28,6 +29,8 @@ export interface HttpServerOptions {
   readonly routes: ReadonlyMap<string, HttpRoute>;
   /** Largest accepted RPC message, in bytes. */
   readonly readMaxBytes: number;
+  /** Cross-origin access for browser-facing paths. */
+  readonly cors?: CorsOptions;
 }
 
 export interface HttpServer {
@@ -75,6 +78,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       sendJson(res as unknown as HttpResponse, 404, { error: `no route for ${path}` });
     },
   });
+  const cors = options.cors !== undefined ? createCors(options.cors) : undefined;
   const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     active += 1;
     res.once("close", () => {
@@ -85,6 +89,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const url = req.url ?? "/";
     const query = url.indexOf("?");
     const path = query === -1 ? url : url.slice(0, query);
+    if (cors?.(req as HttpRequest, res as unknown as HttpResponse, path) === true) return;
     const route = options.routes.get(path);
     if (route !== undefined) runRoute(route, path, req as HttpRequest, res as unknown as HttpResponse);
     else connectHandler(req, res);

@@ -1,0 +1,63 @@
+import type http from "node:http";
+
+export interface CorsOptions {
+  /** Allowed origins (`https://www.example.com`), or `*` for any. */
+  readonly origins: readonly string[];
+  /** Paths (exact) that web pages may call from those origins. */
+  readonly paths: ReadonlySet<string>;
+}
+
+// HTTP/2 requests arrive through Node's compatibility layer, which offers the same calls.
+type Request = http.IncomingMessage;
+type Response = http.ServerResponse;
+
+/** Request headers a browser may send: those of Connect, gRPC-Web and bearer tokens. */
+const ALLOW_HEADERS = [
+  "content-type",
+  "connect-protocol-version",
+  "connect-timeout-ms",
+  "connect-accept-encoding",
+  "connect-content-encoding",
+  "grpc-timeout",
+  "x-grpc-web",
+  "x-user-agent",
+  "authorization",
+].join(", ");
+
+/** Response headers a page may read: Connect's and gRPC-Web's status trailers and encodings. */
+const EXPOSE_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin", "content-encoding", "connect-content-encoding"].join(", ");
+
+/**
+ * Cross-origin access for browser-facing paths. Returns a function that adds
+ * the CORS headers to a request from an allowed origin and answers preflight
+ * requests itself; it returns true when it answered. Credentials (cookies) are
+ * never allowed: browser callers identify users by the token in the body.
+ */
+export function createCors(options: CorsOptions): (req: Request, res: Response, path: string) => boolean {
+  const any = options.origins.includes("*");
+  const allowed = new Set(options.origins);
+  return (req, res, path) => {
+    if (!options.paths.has(path)) return false;
+    const origin = req.headers.origin;
+    if (typeof origin !== "string") return false;
+    const permitted = any || allowed.has(origin);
+    if (permitted) {
+      res.setHeader("access-control-allow-origin", any ? "*" : origin);
+      if (!any) res.setHeader("vary", "origin");
+      res.setHeader("access-control-expose-headers", EXPOSE_HEADERS);
+    }
+    if (req.method !== "OPTIONS") return false;
+    if (!permitted) {
+      res.writeHead(403, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: `origin ${origin} is not allowed (CORS_ALLOWED_ORIGINS)` }));
+      return true;
+    }
+    res.writeHead(204, {
+      "access-control-allow-methods": "POST, OPTIONS",
+      "access-control-allow-headers": ALLOW_HEADERS,
+      "access-control-max-age": "7200",
+    });
+    res.end();
+    return true;
+  };
+}

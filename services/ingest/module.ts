@@ -1,0 +1,56 @@
+import { IngestService } from "../../gen/funnel/ingest/v1/ingest_pb.js";
+import { createIdentityResolver, identityOptionsFromConfig } from "../core/identity/index.js";
+import type { ServiceModule } from "../module.js";
+import { type EventTypes, eventTypes } from "./registry.js";
+import { createIngestService } from "./service.js";
+import { PageViewSweep } from "./sweep.js";
+import { IngestWriter } from "./writer.js";
+
+export interface IngestModuleOptions {
+  /** The event types taken; the registry's by default (tests add throwaway ones). */
+  readonly types?: EventTypes;
+}
+
+/** The Ingest service: analytics events in, to their ClickHouse tables; page views paired. */
+export function createIngestModule(options: IngestModuleOptions = {}): ServiceModule {
+  const types = options.types ?? eventTypes;
+  return {
+    name: "ingest",
+    async start({ config, log, roles, pool, analytics, metrics }) {
+      const writer = new IngestWriter({ pool, analytics, metrics, log });
+      const identity = createIdentityResolver({ ...identityOptionsFromConfig(config), log, metrics });
+      const service = createIngestService({
+        types,
+        identity,
+        writer,
+        pool,
+        limits: { maxEventBytes: config.ingestMaxEventBytes, maxBatchBytes: config.ingestMaxBatchBytes, maxBatchEvents: config.ingestMaxBatchEvents },
+      });
+      let sweep: PageViewSweep | undefined;
+      if (roles.includes("worker")) {
+        sweep = new PageViewSweep({
+          pool,
+          analytics,
+          log,
+          metrics,
+          timeoutSeconds: config.pageViewTimeoutSeconds,
+          retentionDays: config.ingestDedupDays,
+          intervalSeconds: config.ingestSweepSeconds,
+        });
+        sweep.start();
+      }
+      return {
+        rpc: (router) => router.service(IngestService, service),
+        adminOnly: [`${IngestService.typeName}/GetQuality`],
+        corsPaths: [`/${IngestService.typeName}/Send`, `/${IngestService.typeName}/SendBatch`],
+        async stop() {
+          await sweep?.stop();
+          await writer.flush();
+        },
+      };
+    },
+  };
+}
+
+/** The Ingest module with the registry's event types. */
+export const ingestModule: ServiceModule = createIngestModule();

@@ -1,0 +1,119 @@
+import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Event, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.js";
+import { isUuid, parseMessage } from "../core/validate.js";
+import type { EventType, EventTypes } from "./registry.js";
+import type { AcceptedEvent } from "./writer.js";
+import { clickhouseTime } from "./time.js";
+
+/** The type name counters use for events whose type is not known. */
+export const UNKNOWN_TYPE = "unknown";
+
+/**
+ * Why an event cannot be stored, with what the quality counters need. Not a
+ * ConnectError subclass: ConnectError's `instanceof` matches any ConnectError,
+ * so a subclass could not be told apart; {@link toConnectError} makes the one
+ * the caller sees.
+ */
+export class RejectedEvent extends Error {
+  constructor(
+    message: string,
+    readonly code: Code,
+    readonly reason: RejectReason,
+    readonly eventType: string,
+  ) {
+    super(message);
+    this.name = "RejectedEvent";
+  }
+
+  toConnectError(): ConnectError {
+    return new ConnectError(this.message, this.code);
+  }
+}
+
+/** An event whose shape is valid; identity still to be resolved. */
+export interface CheckedEvent {
+  readonly type: EventType;
+  readonly eventId: string | undefined;
+  readonly sessionId: string | undefined;
+  readonly seq: bigint | undefined;
+  readonly clientTime: Date | undefined;
+  /** The data fields as table columns (proto names, every field present). */
+  readonly columns: JsonObject;
+}
+
+/**
+ * Checks one event against its type: size, known type, envelope fields, and
+ * the data against the type's message and declared rules. `size` is the
+ * event's size in bytes.
+ */
+export function checkEvent(event: Event, types: EventTypes, size: number, maxEventBytes: number): CheckedEvent {
+  const type = types.get(event.event);
+  const typeName = type?.name ?? UNKNOWN_TYPE;
+  const reject = (reason: RejectReason, message: string) => new RejectedEvent(message, Code.InvalidArgument, reason, typeName);
+  if (size > maxEventBytes) throw reject(RejectReason.TOO_LARGE, `event: ${size} bytes is over the limit of ${maxEventBytes} bytes per event`);
+  if (type === undefined) {
+    const shown = JSON.stringify(event.event.slice(0, 64));
+    throw reject(RejectReason.UNKNOWN_TYPE, `event: unknown event type ${shown}; known types: ${[...types.keys()].join(", ")}`);
+  }
+  if (event.eventId !== undefined && !isUuid(event.eventId)) throw reject(RejectReason.INVALID_ENVELOPE, "event_id: must be a UUID");
+  if (event.sessionId !== undefined && (event.sessionId.length === 0 || event.sessionId.length > 128)) {
+    throw reject(RejectReason.INVALID_ENVELOPE, "session_id: must have 1 to 128 characters");
+  }
+  if (event.seq !== undefined) {
+    if (event.sessionId === undefined) throw reject(RejectReason.INVALID_ENVELOPE, "seq: requires session_id");
+    if (event.seq < 1n) throw reject(RejectReason.INVALID_ENVELOPE, `seq: must be 1 or more, got ${event.seq}`);
+  }
+  let columns: JsonObject;
+  try {
+    const data = parseMessage(type.data, event.data, "data");
+    columns = toJson(type.data, data, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
+  } catch (error) {
+    if (error instanceof ConnectError && error.code === Code.InvalidArgument) throw reject(RejectReason.INVALID_DATA, error.rawMessage);
+    throw error;
+  }
+  return {
+    type,
+    eventId: event.eventId?.toLowerCase(),
+    sessionId: event.sessionId,
+    seq: event.seq,
+    clientTime: event.clientTime !== undefined ? timestampDate(event.clientTime) : undefined,
+    columns,
+  };
+}
+
+/** Completes a checked event with its identity and the server's time and id. */
+export function acceptEvent(checked: CheckedEvent, userId: string, now: Date): AcceptedEvent {
+  const eventId = checked.eventId ?? crypto.randomUUID();
+  const columns = checked.columns;
+  return {
+    type: checked.type,
+    eventId,
+    clientEventId: checked.eventId !== undefined,
+    userId,
+    timestamp: now,
+    sessionId: checked.sessionId,
+    seq: checked.seq,
+    row: {
+      event_id: eventId,
+      user_id: userId,
+      timestamp: clickhouseTime(now),
+      client_time: checked.clientTime !== undefined ? clickhouseTime(checked.clientTime) : null,
+      session_id: checked.sessionId ?? "",
+      seq: checked.seq !== undefined ? String(checked.seq) : null,
+      ...columns,
+    },
+    pageView:
+      checked.type.pageView !== undefined
+        ? {
+            kind: checked.type.pageView,
+            userId,
+            pageViewId: String(columns.page_view_id).toLowerCase(),
+            pageType: String(columns.page_type),
+            at: now,
+            clientTime: checked.clientTime,
+          }
+        : undefined,
+  };
+}

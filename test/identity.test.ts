@@ -1,0 +1,184 @@
+import { createHmac, createPrivateKey, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createIdentityResolver, type IdentityOptions } from "../services/core/identity/index.js";
+import { createMetricsRegistry } from "../services/core/metrics.js";
+
+const SECRET = "identity-test-secret-0123456789";
+const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+function hs256(claims: Record<string, unknown>, secret = SECRET, alg = "HS256"): string {
+  const unsigned = `${part({ alg, typ: "JWT" })}.${part(claims)}`;
+  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
+}
+
+function signed(claims: Record<string, unknown>, alg: "RS256" | "ES256", key: KeyObject): string {
+  const unsigned = `${part({ alg, typ: "JWT" })}.${part(claims)}`;
+  const signature = sign("sha256", Buffer.from(unsigned), alg === "ES256" ? { key, dsaEncoding: "ieee-p1363" } : key);
+  return `${unsigned}.${signature.toString("base64url")}`;
+}
+
+/** A real auth service: 200 with the user for known tokens, 401 otherwise; or slow, or failing. */
+class AuthServer {
+  mode: "up" | "slow" | "error" = "up";
+  requests = 0;
+  readonly users = new Map<string, string>();
+  readonly #server = http.createServer((req, res) => {
+    this.requests += 1;
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
+    const answer = () => {
+      if (this.mode === "error") return res.writeHead(503).end("maintenance");
+      const user = this.users.get(token);
+      if (user === undefined) return res.writeHead(401, { "content-type": "application/json" }).end('{"error":"invalid token"}');
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ data: { uid: user }, roles: ["viewer"] }));
+    };
+    if (this.mode === "slow") setTimeout(answer, 400);
+    else answer();
+  });
+  url = "";
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/v1/me`;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+describe("identity resolver", () => {
+  const auth = new AuthServer();
+  let logs = "";
+  const log = pino({ level: "trace" }, new Writable({ write: (chunk: Buffer, _encoding, done) => ((logs += chunk.toString()), done()) }));
+  const resolver = (overrides: Partial<IdentityOptions> = {}) =>
+    createIdentityResolver({
+      authUrl: auth.url,
+      timeoutMs: 100,
+      userIdField: "data.uid",
+      userIdClaim: "sub",
+      keys: { secret: SECRET },
+      cacheTtlSeconds: 300,
+      negativeCacheSeconds: 1,
+      maxEntries: 1000,
+      recheckMs: 0,
+      log,
+      metrics: createMetricsRegistry(),
+      ...overrides,
+    });
+  const code = async (promise: Promise<unknown>) => {
+    const error = await promise.then(() => undefined, (caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConnectError);
+    return { code: (error as ConnectError).code, message: (error as ConnectError).rawMessage };
+  };
+
+  beforeAll(() => auth.start());
+  afterAll(() => auth.stop());
+
+  it("makes a caller without a token anonymous without asking anyone", async () => {
+    const before = auth.requests;
+    for (const token of [undefined, null, ""]) expect(await resolver().resolve(token)).toMatchObject({ kind: "anonymous", userId: "anonymous" });
+    expect(auth.requests).toBe(before);
+  });
+
+  it("asks the auth service, takes the user id from the configured field, and caches the answer", async () => {
+    auth.mode = "up";
+    const token = hs256({ sub: "ignored-when-the-service-answers" });
+    auth.users.set(token, "u-100");
+    const identity = resolver();
+    const before = auth.requests;
+    expect(await identity.resolve(token)).toMatchObject({ kind: "user", userId: "u-100", verifiedBy: "auth-service", claims: { roles: ["viewer"] } });
+    expect(await identity.resolve(token)).toMatchObject({ userId: "u-100" });
+    expect(auth.requests).toBe(before + 1);
+  });
+
+  it("keeps a positive answer no longer than the token's expiry", async () => {
+    auth.mode = "up";
+    const token = hs256({ sub: "x", exp: Math.floor(Date.now() / 1000) + 1 });
+    auth.users.set(token, "u-exp");
+    const identity = resolver();
+    const before = auth.requests;
+    await identity.resolve(token);
+    await identity.resolve(token);
+    expect(auth.requests).toBe(before + 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await identity.resolve(token);
+    expect(auth.requests).toBe(before + 2);
+  });
+
+  it("refuses a token the auth service rejects, remembering it briefly", async () => {
+    auth.mode = "up";
+    const token = hs256({ sub: "revoked" });
+    const identity = resolver();
+    const before = auth.requests;
+    expect(await code(identity.resolve(token))).toEqual({ code: Code.Unauthenticated, message: "token: rejected by the auth service (HTTP 401)" });
+    expect((await code(identity.resolve(token))).code).toBe(Code.Unauthenticated);
+    expect(auth.requests).toBe(before + 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    await code(identity.resolve(token));
+    expect(auth.requests).toBe(before + 2);
+  });
+
+  it("verifies locally while the auth service is down, ignoring expiry but not the signature", async () => {
+    const identity = resolver({ authUrl: "http://127.0.0.1:1/v1/me" });
+    const expired = hs256({ sub: "u-local", exp: 1_000_000 });
+    expect(await identity.resolve(expired)).toMatchObject({ kind: "user", userId: "u-local", verifiedBy: "local", claims: { exp: 1_000_000 } });
+    expect(await code(identity.resolve(hs256({ sub: "u-local" }, "wrong-secret-0123456789")))).toEqual({ code: Code.Unauthenticated, message: "token: signature does not verify" });
+    expect((await code(identity.resolve("not-a-jwt"))).code).toBe(Code.Unauthenticated);
+    expect((await code(identity.resolve(hs256({ name: "no subject" })))).message).toMatch(/claim "sub"/);
+    const none = `${part({ alg: "none" })}.${part({ sub: "x" })}.`;
+    expect((await code(identity.resolve(none))).message).toMatch(/algorithm "none" is not accepted/);
+  });
+
+  it("falls back when the auth service is slow or failing, and asks it again after the recheck period", async () => {
+    const token = hs256({ sub: "u-fallback" });
+    auth.users.set(token, "u-remote");
+    auth.mode = "slow";
+    const started = Date.now();
+    expect(await resolver().resolve(token)).toMatchObject({ userId: "u-fallback", verifiedBy: "local" });
+    expect(Date.now() - started).toBeLessThan(350);
+
+    auth.mode = "error";
+    const identity = resolver({ recheckMs: 300 });
+    expect(await identity.resolve(token)).toMatchObject({ userId: "u-fallback", verifiedBy: "local" });
+    const before = auth.requests;
+    auth.mode = "up";
+    // Within the recheck period the failing service is not asked again.
+    expect(await identity.resolve(token)).toMatchObject({ verifiedBy: "local" });
+    expect(auth.requests).toBe(before);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await identity.resolve(token)).toMatchObject({ userId: "u-remote", verifiedBy: "auth-service" });
+  });
+
+  it("verifies RS256 and ES256 with a configured public key and refuses algorithm confusion", async () => {
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const rsaPem = rsa.publicKey.export({ type: "spki", format: "pem" }).toString();
+    const down = { authUrl: undefined };
+    expect(await resolver({ ...down, keys: { publicKey: rsaPem } }).resolve(signed({ sub: "rs" }, "RS256", createPrivateKey(rsa.privateKey.export({ type: "pkcs8", format: "pem" }))))).toMatchObject({ userId: "rs" });
+    const ecPem = ec.publicKey.export({ type: "spki", format: "pem" }).toString();
+    expect(await resolver({ ...down, keys: { publicKey: ecPem } }).resolve(signed({ sub: "es" }, "ES256", ec.privateKey))).toMatchObject({ userId: "es" });
+    // HS256 "signed" with the public key text as the secret must not pass.
+    expect((await code(resolver({ ...down, keys: { publicKey: rsaPem } }).resolve(hs256({ sub: "forged" }, rsaPem)))).message).toMatch(/algorithm "HS256" is not accepted/);
+  });
+
+  it("answers unavailable when a token cannot be checked at all", async () => {
+    const error = await code(resolver({ authUrl: "http://127.0.0.1:1/v1/me", keys: {} }).resolve(hs256({ sub: "x" })));
+    expect(error.code).toBe(Code.Unavailable);
+  });
+
+  it("never writes a token to the log", async () => {
+    const token = hs256({ sub: "secret-holder" });
+    auth.mode = "error";
+    await resolver().resolve(token);
+    await resolver({ authUrl: "http://127.0.0.1:1/v1/me" }).resolve(token);
+    expect(logs).toContain("verifying tokens locally");
+    expect(logs).not.toContain(token.split(".")[2]);
+    expect(logs).not.toContain(token.split(".")[1]);
+  });
+});
