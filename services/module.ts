@@ -25,6 +25,8 @@ export interface ModuleContext {
   readonly jobs: Jobs;
   readonly analytics: AnalyticsAppender;
   readonly metrics: Registry;
+  /** The admin token, for modules that accept it beside a token of their own. */
+  readonly adminToken: string;
 }
 
 /** What a started module serves. Every part is optional. */
@@ -44,6 +46,11 @@ export interface StartedModule {
    * browser (e.g. `/funnel.ingest.v1.IngestService/Send`).
    */
   readonly corsPaths?: readonly string[];
+  /**
+   * Called when shutdown begins, before the server drains: ends long-lived
+   * responses (server streams) so the drain does not wait for them.
+   */
+  closing?(): void;
   /** Stops what `start` started; called in reverse start order on shutdown. */
   stop?(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { ingestModule } from "./ingest/module.js";
 import type { ServiceModule } from "./module.js";
+import { seenModule } from "./seen/module.js";
 import { trackerModule } from "./tracker/module.js";
 
 /** Every service of the suite, in start order. */
-export const serviceModules: readonly ServiceModule[] = [trackerModule, ingestModule];
+export const serviceModules: readonly ServiceModule[] = [trackerModule, ingestModule, seenModule];
