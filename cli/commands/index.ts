@@ -1,7 +1,8 @@
 import type { CommandSet } from "../command.js";
 import { ingestCommands } from "./ingest.js";
 import { opsCommands } from "./ops.js";
+import { seenCommands } from "./seen.js";
 import { trackerCommands } from "./trackers.js";
 
 /** Every command set of the CLI, in help order. */
-export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, ingestCommands];
+export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, ingestCommands, seenCommands];
