@@ -87,7 +87,8 @@ export function requireServiceToken(context: HandlerContext, tokens: readonly st
 
 /** The metric label of a MarkSeen failure. */
 export function failureResult(error: unknown): string {
-  if (error instanceof ConnectError) return Code[error.code].toLowerCase();
+  // invalid_argument, unauthenticated, unavailable, …: Code's names in snake case.
+  if (error instanceof ConnectError) return Code[error.code].replace(/(?<=[a-z])(?=[A-Z])/g, "_").toLowerCase();
   return isStoreUnavailable(error) ? "unavailable" : "internal";
 }
 
