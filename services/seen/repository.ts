@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { isStoreUnavailable } from "../core/errors.js";
 import type { Integration, IntegrationInput } from "./integration.js";
 import type { IdentityKind } from "./identity.js";
 
@@ -152,16 +153,24 @@ export function createSeenRepository(pool: pg.Pool) {
     /** Runs `work` in a transaction on one pooled connection. */
     async transaction<T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A connection lost while checked out is also emitted on the client;
+      // the failing query already reports it to the caller.
+      const lost = (): void => undefined;
+      client.on("error", lost);
+      let broken = false;
       try {
         await client.query("BEGIN");
         const result = await work(client);
         await client.query("COMMIT");
         return result;
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        broken = isStoreUnavailable(error);
+        if (!broken) await client.query("ROLLBACK").catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        client.off("error", lost);
+        // A broken connection is closed rather than handed to the next caller.
+        client.release(broken);
       }
     },
 
