@@ -2,6 +2,7 @@
 const benches: Record<string, (args: readonly string[]) => Promise<void>> = {
   analytics: async () => (await import("./analytics.js")).run(),
   track: async (args) => (await import("./track.js")).run(args),
+  seen: async (args) => (await import("./seen.js")).run(args),
 };
 
 const name = process.argv[2] ?? "";

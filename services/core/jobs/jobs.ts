@@ -296,6 +296,10 @@ export class Jobs {
         batchSize: options.batchSize ?? definition.batchSize,
         localConcurrency: options.localConcurrency ?? definition.localConcurrency,
         perJobResults: true,
+        // A full batch means more jobs are likely waiting (a backlog whose
+        // NOTIFYs came while every fetch loop was busy): fetch again at once
+        // instead of sleeping until the next poll.
+        burstWhenBatchFull: true,
         pollingIntervalSeconds: polling,
         notifyPollingIntervalSeconds: polling,
       },
