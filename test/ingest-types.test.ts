@@ -113,6 +113,7 @@ describe("adding an event type", () => {
     expect((await readdir(dir)).sort()).toEqual(["0001_ingest_video_complete.sql", "0002_ingest_types.sql"]);
     expect(await readFile(join(dir, "0001_ingest_video_complete.sql"), "utf8")).toBe(migrationSql([eventTypes.get("video_complete")!], false));
     const failed = await run(process.execPath, [...script, "trailer_share", "--dir", dir], { cwd: root }).catch((error: unknown) => error as { code: number; stderr: string });
-    expect(failed).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown event type trailer_share: add its message to ingest.proto/) });
+    expect(failed).toMatchObject({ code: 2 });
+    expect((failed as { stderr: string }).stderr).toMatch(/unknown event type trailer_share: add its message to ingest.proto/);
   });
 });

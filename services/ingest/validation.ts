@@ -109,8 +109,8 @@ export function acceptEvent(checked: CheckedEvent, userId: string, now: Date): A
         ? {
             kind: checked.type.pageView,
             userId,
-            pageViewId: String(columns.page_view_id).toLowerCase(),
-            pageType: String(columns.page_type),
+            pageViewId: (columns.page_view_id as string).toLowerCase(),
+            pageType: columns.page_type as string,
             at: now,
             clientTime: checked.clientTime,
           }

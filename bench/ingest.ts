@@ -1,0 +1,133 @@
+import { randomUUID } from "node:crypto";
+import { chmod, mkdtemp } from "node:fs/promises";
+import http from "node:http";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { startApp } from "../services/app.js";
+import { parseConfig } from "../services/core/config.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SEED_RATE = 660;
+const CALLERS = 64;
+const BATCH_CALLERS = 8;
+const BATCH = 100;
+
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+const ms = (value: number) => `${value.toFixed(2)} ms`;
+
+/** One Connect JSON POST over a keep-alive connection; resolves with the latency. */
+function post(agent: http.Agent, url: URL, body: string): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on("end", () => (res.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+let seq = 0;
+const event = (session: string) => ({
+  event: "element_click",
+  token: null,
+  event_id: randomUUID(),
+  session_id: session,
+  seq: ++seq,
+  data: { element_type: "movie", page_type: "category" },
+});
+
+function summary(name: string, events: number, seconds: number, latencies: number[]): string {
+  latencies.sort((a, b) => a - b);
+  return `${name.padEnd(34)} ${Math.round(events / seconds).toLocaleString("en").padStart(7)} events/s   p50 ${ms(percentile(latencies, 50))}   p99 ${ms(percentile(latencies, 99))}`;
+}
+
+/**
+ * Ingest over Connect JSON, everything in one process (server, load, embedded
+ * stores): single `Send` at the seed's 660 events/s and flat out, `SendBatch`
+ * of 100 flat out, then the lag to ClickHouse and a row count check.
+ */
+export async function run(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-ingest-"));
+  await chmod(dir, 0o755);
+  const app = await startApp({
+    config: parseConfig({ FUNNEL_DATA_DIR: dir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EMBEDDED_POSTGRES_PORT: "54392", DATABASE_POOL_MAX: "40" }),
+    roles: ["api", "worker"],
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CALLERS });
+  const send = new URL(`${app.url}/funnel.ingest.v1.IngestService/Send`);
+  const sendBatch = new URL(`${app.url}/funnel.ingest.v1.IngestService/SendBatch`);
+  let accepted = 0;
+  const lines: string[] = [];
+  try {
+    // 1. The seed's rate, open loop: one event every 1/660 s whatever the answers do.
+    {
+      const latencies: number[] = [];
+      const inFlight: Promise<void>[] = [];
+      const started = performance.now();
+      for (let i = 0; i < SEED_RATE * SECONDS; i += 1) {
+        const due = started + (i * 1000) / SEED_RATE;
+        const wait = due - performance.now();
+        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+        inFlight.push(post(agent, send, JSON.stringify(event("rate"))).then((latency) => void latencies.push(latency)));
+      }
+      await Promise.all(inFlight);
+      accepted += latencies.length;
+      lines.push(summary(`Send at ${SEED_RATE}/s (open loop)`, latencies.length, (performance.now() - started) / 1000, latencies));
+    }
+    // 2. Single events flat out: 64 callers, each waiting for its answer.
+    {
+      const latencies: number[] = [];
+      const started = performance.now();
+      const until = started + SECONDS * 1000;
+      await Promise.all(
+        Array.from({ length: CALLERS }, async (_, caller) => {
+          while (performance.now() < until) latencies.push(await post(agent, send, JSON.stringify(event(`single-${caller}`))));
+        }),
+      );
+      accepted += latencies.length;
+      lines.push(summary(`Send max (${CALLERS} callers)`, latencies.length, (performance.now() - started) / 1000, latencies));
+    }
+    // 3. Batches of 100 flat out.
+    {
+      const latencies: number[] = [];
+      const started = performance.now();
+      const until = started + SECONDS * 1000;
+      await Promise.all(
+        Array.from({ length: BATCH_CALLERS }, async (_, caller) => {
+          while (performance.now() < until) {
+            const body = JSON.stringify({ events: Array.from({ length: BATCH }, () => event(`batch-${caller}`)) });
+            latencies.push(await post(agent, sendBatch, body));
+          }
+        }),
+      );
+      accepted += latencies.length * BATCH;
+      lines.push(summary(`SendBatch ×${BATCH} max (${BATCH_CALLERS} callers)`, latencies.length * BATCH, (performance.now() - started) / 1000, latencies));
+    }
+
+    const db = app.clickhouse.database;
+    const deadline = Date.now() + 180_000;
+    let stats = { rows: 0, distinct: 0, lag50: 0, lag99: 0 };
+    while (Date.now() < deadline) {
+      const result = await app.clickhouse.client.query({
+        query: `SELECT count() AS rows, uniqExact(event_id) AS distinct,
+                       quantile(0.5)(dateDiff('millisecond', timestamp, inserted_at)) AS lag50,
+                       quantile(0.99)(dateDiff('millisecond', timestamp, inserted_at)) AS lag99
+                  FROM ${db}.element_click`,
+        format: "JSONEachRow",
+      });
+      const row = (await result.json<Record<string, string | number>>())[0] ?? {};
+      stats = { rows: Number(row.rows), distinct: Number(row.distinct), lag50: Number(row.lag50), lag99: Number(row.lag99) };
+      if (stats.rows >= accepted) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    console.log(`ingest benchmark: ${SECONDS} s per phase; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; server, load and embedded stores in one process`);
+    for (const line of lines) console.log(line);
+    console.log(`ClickHouse lag (timestamp → inserted_at)  p50 ${ms(stats.lag50)}   p99 ${ms(stats.lag99)}`);
+    console.log(`accepted ${accepted.toLocaleString("en")}   rows in ClickHouse ${stats.rows.toLocaleString("en")}   distinct ${stats.distinct.toLocaleString("en")}   ${stats.rows === accepted && stats.distinct === accepted ? "(none lost, none duplicated)" : "(MISMATCH)"}`);
+  } finally {
+    agent.destroy();
+    await app.stop();
+  }
+}
