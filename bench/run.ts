@@ -3,6 +3,7 @@ const benches: Record<string, (args: readonly string[]) => Promise<void>> = {
   analytics: async () => (await import("./analytics.js")).run(),
   track: async (args) => (await import("./track.js")).run(args),
   postback: async () => (await import("./postback.js")).run(),
+  seen: async (args) => (await import("./seen.js")).run(args),
   ingest: async () => (await import("./ingest.js")).run(),
 };
 

@@ -13,7 +13,7 @@ import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 const root = new URL("..", import.meta.url).pathname;
 const TOKEN = "bench-admin-token-0123456789";
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
@@ -22,7 +22,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts a child process and resolves once `url` answers 200. */
-async function startProcess(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
+export async function startProcess(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "inherit"] });
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
@@ -38,14 +38,14 @@ async function startProcess(args: string[], env: Record<string, string>, readyUr
   throw new Error(`${readyUrl} did not become ready`);
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
+export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
 }
 
-interface Load {
+export interface Load {
   readonly requests: number;
   readonly rate: number;
   readonly p50: number;
@@ -60,7 +60,7 @@ interface Load {
  * Runs a load for `seconds`, or for exactly `amount` requests: then none is in
  * flight when it ends, so every request the server answered was also counted.
  */
-async function load(url: string, options: { connections: number; seconds?: number; amount?: number; rate?: number }): Promise<Load> {
+export async function load(url: string, options: { connections: number; seconds?: number; amount?: number; rate?: number }): Promise<Load> {
   const started = performance.now();
   const result = await autocannon({
     url,

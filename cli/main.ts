@@ -69,8 +69,8 @@ export async function main(argv: readonly string[], out = (text: string) => cons
     out(help);
     return flags.help ? 0 : 2;
   }
-  const twoWords = positionals.slice(0, 2).join(" ");
-  const name = commands[twoWords] !== undefined ? twoWords : (positionals[0] ?? "");
+  // The longest match wins: `seen integrations add` (three words), `jobs stats` (two), `status` (one).
+  const name = [3, 2, 1].map((words) => positionals.slice(0, words).join(" ")).find((words) => commands[words] !== undefined) ?? "";
   const command = commands[name];
   if (command === undefined) {
     err(`funnel: unknown command "${positionals.join(" ")}" (see funnel --help)`);

@@ -213,7 +213,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       });
       const started = server;
       // Stopped first: no new work is accepted while the rest drains.
-      closers.push(() => started.close(config.shutdownTimeoutMs));
+      closers.push(async () => {
+        for (const module of startedModules) module.closing?.();
+        await started.close(config.shutdownTimeoutMs);
+      });
     }
 
     return {

@@ -46,6 +46,11 @@ export interface StartedModule {
    * browser (e.g. `/funnel.ingest.v1.IngestService/Send`).
    */
   readonly corsPaths?: readonly string[];
+  /**
+   * Called when shutdown begins, before the server drains: ends long-lived
+   * responses (server streams) so the drain does not wait for them.
+   */
+  closing?(): void;
   /** Stops what `start` started; called in reverse start order on shutdown. */
   stop?(): Promise<void>;
 }

@@ -1,7 +1,8 @@
 import { ingestModule } from "./ingest/module.js";
 import type { ServiceModule } from "./module.js";
 import { postbackModule } from "./postback/module.js";
+import { seenModule } from "./seen/module.js";
 import { trackerModule } from "./tracker/module.js";
 
 /** Every service of the suite, in start order. */
-export const serviceModules: readonly ServiceModule[] = [trackerModule, ingestModule, postbackModule];
+export const serviceModules: readonly ServiceModule[] = [trackerModule, ingestModule, seenModule, postbackModule];

@@ -3,7 +3,8 @@ import { deliveryCommands } from "./deliveries.js";
 import { ingestCommands } from "./ingest.js";
 import { opsCommands } from "./ops.js";
 import { partnerCommands } from "./partners.js";
+import { seenCommands } from "./seen.js";
 import { trackerCommands } from "./trackers.js";
 
 /** Every command set of the CLI, in help order. */
-export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, ingestCommands, partnerCommands, deliveryCommands];
+export const commandSets: readonly CommandSet[] = [opsCommands, trackerCommands, ingestCommands, seenCommands, partnerCommands, deliveryCommands];

@@ -1,5 +1,5 @@
-import { isIP } from "node:net";
 import { createPublicKey } from "node:crypto";
+import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { parseDuration } from "./duration.js";
 
@@ -54,6 +54,11 @@ export const configVariables = [
   "INGEST_DEDUP_DAYS",
   "PAGE_VIEW_TIMEOUT",
   "INGEST_SWEEP_SECONDS",
+  "SEEN_DEFAULT_RETENTION",
+  "SEEN_IDENTITY_CLAIMS",
+  "SEEN_SERVICE_TOKEN",
+  "SEEN_DELIVERY_CONCURRENCY",
+  "SEEN_DELIVERY_HISTORY",
 ] as const;
 export type ConfigVariable = (typeof configVariables)[number];
 
@@ -144,7 +149,21 @@ export interface Config {
   readonly pageViewTimeoutSeconds: number;
   /** How often the page-view timeout sweep runs, in seconds. */
   readonly ingestSweepSeconds: number;
+  /** How long marks of a tag without a retention of its own are remembered, in seconds. */
+  readonly seenDefaultRetentionSeconds: number;
+  /** Where each Seen identity field is read from a verified token (dot paths into its claims). */
+  readonly seenIdentityClaims: Readonly<Record<SeenIdentityField, string>>;
+  /** Token of the services that call LookupSeen and read topic feeds; the admin token works too. */
+  readonly seenServiceToken: string | undefined;
+  /** Seen api deliveries one worker process sends at once. */
+  readonly seenDeliveryConcurrency: number;
+  /** How long finished api deliveries and their attempts stay in Postgres, in seconds. */
+  readonly seenHistorySeconds: number;
 }
+
+/** The identity fields Seen reads from a token's claims (see SEEN_IDENTITY_CLAIMS). */
+export const seenIdentityFields = ["user_id", "uid", "bound_uids", "phone_id", "db_id", "uuid", "device_id"] as const;
+export type SeenIdentityField = (typeof seenIdentityFields)[number];
 
 /** Thrown when the environment does not describe a valid configuration. */
 export class ConfigError extends Error {
@@ -215,6 +234,21 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
       }
     }
     return list;
+  };
+  const claimMapping = (name: ConfigVariable): Record<SeenIdentityField, string> => {
+    // Every field is read from the claim of the same name unless mapped otherwise.
+    const mapping = Object.fromEntries(seenIdentityFields.map((field) => [field, field])) as Record<SeenIdentityField, string>;
+    for (const entry of (read(name) ?? "").split(",").map((part) => part.trim()).filter((part) => part !== "")) {
+      const [field = "", path = "", extra] = entry.split("=").map((part) => part.trim());
+      if (!(seenIdentityFields as readonly string[]).includes(field)) {
+        problems.push(`${name}: "${field}" is not an identity field (${seenIdentityFields.join(", ")})`);
+      } else if (extra !== undefined || !/^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/.test(path)) {
+        problems.push(`${name}: "${entry}" must be FIELD=CLAIM, the claim a dot path such as user.id`);
+      } else {
+        mapping[field as SeenIdentityField] = path;
+      }
+    }
+    return mapping;
   };
   const publicKey = (name: ConfigVariable): string | undefined => {
     // Environment files cannot hold line breaks easily, so "\n" stands for one.
@@ -312,7 +346,15 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     ingestDedupDays: integer("INGEST_DEDUP_DAYS", 7, 1, 365),
     pageViewTimeoutSeconds: Math.round(duration("PAGE_VIEW_TIMEOUT", "12h", 1_000, 30 * 86_400_000) / 1_000),
     ingestSweepSeconds: integer("INGEST_SWEEP_SECONDS", 60, 1, 3_600),
+    seenDefaultRetentionSeconds: Math.round(duration("SEEN_DEFAULT_RETENTION", "30d", 1_000, 3_650 * 86_400_000) / 1_000),
+    seenIdentityClaims: claimMapping("SEEN_IDENTITY_CLAIMS"),
+    seenServiceToken: read("SEEN_SERVICE_TOKEN"),
+    seenDeliveryConcurrency: integer("SEEN_DELIVERY_CONCURRENCY", 32, 1, 1_000),
+    seenHistorySeconds: Math.round(duration("SEEN_DELIVERY_HISTORY", "30d", 1_000, 3_650 * 86_400_000) / 1_000),
   };
+  if (config.seenServiceToken !== undefined && config.seenServiceToken.length < 16) {
+    problems.push("SEEN_SERVICE_TOKEN: must be at least 16 characters");
+  }
   if (config.authJwtSecret !== undefined && config.authJwtSecret.length < 16) {
     problems.push("AUTH_JWT_SECRET: must be at least 16 characters");
   }

@@ -5,7 +5,8 @@ import { counter, histogram, type Registry } from "./metrics.js";
 /** Postgres error classes that mean "the store is unreachable right now". */
 const UNAVAILABLE_PG = /^(08|57P0[1-3]|53300)/;
 
-function isStoreUnavailable(error: unknown): boolean {
+/** Whether `error` means the store is unreachable right now (the caller should retry), not a bug. */
+export function isStoreUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string" && (UNAVAILABLE_PG.test(code) || code === "ECONNREFUSED" || code === "ECONNRESET")) {
     return true;

@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { createContextKey, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
 import type { Logger } from "./logger.js";
@@ -44,6 +44,12 @@ export interface HttpServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+/**
+ * The TCP peer address of an RPC (read with `context.values.get(peerAddressKey)`),
+ * for handlers that believe some headers only from trusted proxies.
+ */
+export const peerAddressKey = createContextKey<string>("", { description: "TCP peer address" });
+
 /** The connection preface every HTTP/2 client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = "PRI * HTTP/2.0";
 
@@ -73,6 +79,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     routes: options.rpc,
     interceptors: [...options.interceptors],
     readMaxBytes: options.readMaxBytes,
+    contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),
     fallback: (req, res) => {
       const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
       sendJson(res as unknown as HttpResponse, 404, { error: `no route for ${path}` });

@@ -63,7 +63,6 @@ export const postbackModule: ServiceModule = {
       await ctx.jobs.work(deliverQueue, deliver, {
         localConcurrency,
         batchSize: Math.ceil(config.postbackConcurrency / localConcurrency),
-        burst: true,
       });
 
       const cleanup = async (): Promise<void> => {

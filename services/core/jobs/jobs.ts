@@ -53,11 +53,6 @@ export interface SendOptions {
 export interface WorkOptions {
   readonly batchSize?: number;
   readonly localConcurrency?: number;
-  /**
-   * Fetch again at once while fetches come back full, instead of waiting for
-   * a NOTIFY or the polling interval: a backlog drains at handler speed.
-   */
-  readonly burst?: boolean;
 }
 
 export interface JobsOptions {
@@ -301,7 +296,10 @@ export class Jobs {
         batchSize: options.batchSize ?? definition.batchSize,
         localConcurrency: options.localConcurrency ?? definition.localConcurrency,
         perJobResults: true,
-        ...(options.burst === true ? { burstWhenBatchFull: true } : {}),
+        // A full batch means more jobs are likely waiting (a backlog whose
+        // NOTIFYs came while every fetch loop was busy): fetch again at once
+        // instead of sleeping until the next poll.
+        burstWhenBatchFull: true,
         pollingIntervalSeconds: polling,
         notifyPollingIntervalSeconds: polling,
       },

@@ -1,0 +1,173 @@
+import { create, toJson } from "@bufbuild/protobuf";
+import { durationFromMs, durationMs, timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import {
+  ApiDeliverySchema,
+  GetIntegrationResponseSchema,
+  IntegrationSchema,
+  ListTagsResponseSchema,
+  SeenAdminService,
+  TagRetentionSchema,
+  TopicDeliverySchema,
+  type Integration,
+} from "../../gen/funnel/seen/v1/admin_pb.js";
+import { formatDuration, parseDuration } from "../../services/core/duration.js";
+import { positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { table } from "../table.js";
+
+/** `--NAME 30s` as a Duration, or undefined when absent. */
+function durationFlag(flags: Flags, name: string): Duration | undefined {
+  const text = stringFlag(flags, name);
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`--${name}: not a duration such as 500ms, 30s, 5m, 1h or 7d, got "${text}"`);
+  return durationFromMs(ms);
+}
+
+function tagsFlag(flags: Flags): string[] | undefined {
+  const text = stringFlag(flags, "tags");
+  return text === undefined ? undefined : text.split(",").map((tag) => tag.trim()).filter((tag) => tag !== "");
+}
+
+function maxAttemptsFlag(flags: Flags): number | undefined {
+  const text = stringFlag(flags, "max-attempts");
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`--max-attempts: must be a whole number (0 = until the mark's retention ends), got "${text}"`);
+  return Number(text);
+}
+
+const show = (duration: Duration | undefined): string => (duration === undefined ? "" : formatDuration(durationMs(duration)));
+
+/** Applies the delivery flags to `current` (undefined: a new integration). */
+function applyFlags(name: string, flags: Flags, current: Integration | undefined): Integration {
+  const endpoint = stringFlag(flags, "endpoint");
+  const topic = stringFlag(flags, "topic");
+  if (endpoint !== undefined && topic !== undefined) throw new UsageError("--endpoint and --topic: give one (api or topic delivery)");
+  const apiFlags = ["timeout", "max-attempts", "initial-backoff", "max-backoff"].filter((flag) => flags[flag] !== undefined);
+  if (flags.enable === true && flags.disable === true) throw new UsageError("--enable and --disable: give one");
+  const integration = create(IntegrationSchema, current ?? { name, enabled: true });
+  integration.name = name;
+  integration.tags = tagsFlag(flags) ?? integration.tags;
+  if (flags.enable === true) integration.enabled = true;
+  if (flags.disable === true) integration.enabled = false;
+  if (topic !== undefined || (integration.delivery.case === "topic" && endpoint === undefined)) {
+    if (apiFlags.length > 0) throw new UsageError(`--${apiFlags[0]}: only for api delivery (--endpoint)`);
+    const previous = integration.delivery.case === "topic" ? integration.delivery.value : create(TopicDeliverySchema);
+    const retention = durationFlag(flags, "retention");
+    integration.delivery = {
+      case: "topic",
+      value: create(TopicDeliverySchema, { topic: topic ?? previous.topic, ...(retention ?? previous.retention ? { retention: retention ?? previous.retention } : {}) }),
+    };
+  } else if (endpoint !== undefined || integration.delivery.case === "api") {
+    if (flags.retention !== undefined) throw new UsageError("--retention: only for topic delivery (--topic)");
+    const previous = integration.delivery.case === "api" ? integration.delivery.value : create(ApiDeliverySchema);
+    const api = create(ApiDeliverySchema, previous);
+    api.url = endpoint ?? previous.url;
+    api.timeout = durationFlag(flags, "timeout") ?? previous.timeout;
+    api.maxAttempts = maxAttemptsFlag(flags) ?? previous.maxAttempts;
+    api.initialBackoff = durationFlag(flags, "initial-backoff") ?? previous.initialBackoff;
+    api.maxBackoff = durationFlag(flags, "max-backoff") ?? previous.maxBackoff;
+    integration.delivery = { case: "api", value: api };
+  } else {
+    throw new UsageError("seen integrations add: --endpoint URL (api delivery) or --topic NAME (topic delivery) is required");
+  }
+  return integration;
+}
+
+function describeDelivery(integration: Integration): [string, string] {
+  const { delivery } = integration;
+  if (delivery.case === "api") {
+    const api = delivery.value;
+    const attempts = api.maxAttempts === 0 ? "until retention" : `${api.maxAttempts} attempts`;
+    return ["api", `${api.url} (timeout ${show(api.timeout)}, ${attempts}, backoff ${show(api.initialBackoff)}..${show(api.maxBackoff)})`];
+  }
+  if (delivery.case === "topic") return ["topic", `${delivery.value.topic} (retention ${show(delivery.value.retention)})`];
+  return ["", ""];
+}
+
+const row = (integration: Integration): string[] => [integration.name, integration.enabled ? "yes" : "no", integration.tags.join(","), ...describeDelivery(integration)];
+const HEADER = ["name", "enabled", "tags", "kind", "delivery"];
+
+/** `funnel seen …`: the SeenAdminService. */
+export const seenCommands: CommandSet = {
+  help: `  seen integrations add NAME --tags T1,T2 (--endpoint URL | --topic TOPIC) [options]
+                                add an integration owning the tags; api options:
+                                --timeout 5s --max-attempts N (0 = until the mark's
+                                retention ends) --initial-backoff 1s --max-backoff 1h;
+                                topic option: --retention 7d; --disable to add it disabled
+  seen integrations update NAME [same options] [--enable | --disable]
+                                change the given settings, keep the others
+  seen integrations list        every integration
+  seen integrations show NAME   one integration, with its pending and dead deliveries
+  seen integrations remove NAME remove an integration (pending deliveries are cancelled)
+  seen tags set-retention TAG DURATION
+                                how long marks of TAG are remembered (e.g. 30d, 12h)
+  seen tags list                tags with a retention of their own, and the default`,
+  options: {
+    tags: { type: "string" },
+    endpoint: { type: "string" },
+    topic: { type: "string" },
+    timeout: { type: "string" },
+    "max-attempts": { type: "string" },
+    "initial-backoff": { type: "string" },
+    "max-backoff": { type: "string" },
+    retention: { type: "string" },
+    enable: { type: "boolean" },
+    disable: { type: "boolean" },
+  },
+  commands: {
+    async "seen integrations add"({ transport, flags, json, out, args }) {
+      const [name = ""] = positionals(args, ["NAME"], "seen integrations add");
+      if (flags.enable === true) throw new UsageError("seen integrations add: --enable is the default; --disable adds it disabled");
+      const { integration } = await createClient(SeenAdminService, transport).createIntegration({ integration: applyFlags(name, flags, undefined) });
+      if (integration === undefined) return;
+      if (json) return printJson(out, toJson(IntegrationSchema, integration));
+      out(table(HEADER, [row(integration)]));
+    },
+    async "seen integrations update"({ transport, flags, json, out, args }) {
+      const [name = ""] = positionals(args, ["NAME"], "seen integrations update");
+      const client = createClient(SeenAdminService, transport);
+      const { integration: current } = await client.getIntegration({ name });
+      const { integration } = await client.updateIntegration({ integration: applyFlags(name, flags, current) });
+      if (integration === undefined) return;
+      if (json) return printJson(out, toJson(IntegrationSchema, integration));
+      out(table(HEADER, [row(integration)]));
+    },
+    async "seen integrations list"({ transport, json, out, args }) {
+      positionals(args, [], "seen integrations list");
+      const { integrations } = await createClient(SeenAdminService, transport).listIntegrations({});
+      if (json) return printJson(out, integrations.map((integration) => toJson(IntegrationSchema, integration)));
+      if (integrations.length === 0) return out("no integrations");
+      out(table(HEADER, integrations.map(row)));
+    },
+    async "seen integrations show"({ transport, json, out, args }) {
+      const [name = ""] = positionals(args, ["NAME"], "seen integrations show");
+      const answer = await createClient(SeenAdminService, transport).getIntegration({ name });
+      if (json) return printJson(out, toJson(GetIntegrationResponseSchema, answer));
+      if (answer.integration === undefined) return;
+      out(table([...HEADER, "pending", "dead"], [[...row(answer.integration), String(answer.pendingDeliveries), String(answer.deadDeliveries)]]));
+    },
+    async "seen integrations remove"({ transport, json, out, args }) {
+      const [name = ""] = positionals(args, ["NAME"], "seen integrations remove");
+      await createClient(SeenAdminService, transport).deleteIntegration({ name });
+      if (json) return printJson(out, { removed: name });
+      out(`removed ${name}`);
+    },
+    async "seen tags set-retention"({ transport, json, out, args }) {
+      const [tag = "", text = ""] = positionals(args, ["TAG", "DURATION"], "seen tags set-retention");
+      const ms = parseDuration(text);
+      if (ms === undefined) throw new UsageError(`seen tags set-retention: DURATION must be like 30d, 12h or 90s, got "${text}"`);
+      const { tag: stored } = await createClient(SeenAdminService, transport).setTagRetention({ tag, retention: durationFromMs(ms) });
+      if (stored === undefined) return;
+      if (json) return printJson(out, toJson(TagRetentionSchema, stored));
+      out(`${stored.tag}: marks are remembered for ${show(stored.retention)}`);
+    },
+    async "seen tags list"({ transport, json, out, args }) {
+      positionals(args, [], "seen tags list");
+      const answer = await createClient(SeenAdminService, transport).listTags({});
+      if (json) return printJson(out, toJson(ListTagsResponseSchema, answer));
+      const rows = answer.tags.map((tag) => [tag.tag, show(tag.retention), tag.updatedAt === undefined ? "" : timestampDate(tag.updatedAt).toISOString()]);
+      out(table(["tag", "retention", "updated"], [...rows, ["(every other tag)", show(answer.defaultRetention), ""]]));
+    },
+  },
+};

@@ -1,0 +1,196 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { TrustedProxies } from "../core/client-address.js";
+import type { SeenIdentityField } from "../core/config.js";
+import type { Claims, IdentityResolver } from "../core/identity/index.js";
+
+/** Who saw a notification: one of the three kinds of the seed. */
+export type SeenIdentity =
+  | {
+      readonly kind: "client";
+      readonly userId: string;
+      readonly uid: string;
+      readonly boundUids: readonly string[];
+      readonly phoneId: string;
+    }
+  | { readonly kind: "driver"; readonly dbId: string; readonly uuid: string }
+  | { readonly kind: "unauthorized"; readonly deviceId: string };
+
+export type IdentityKind = SeenIdentity["kind"];
+
+/** The gateway headers believed from trusted proxies only (lower case, as Node gives them). */
+export const IDENTITY_HEADERS = {
+  userId: "x-funnel-user-id",
+  uid: "x-funnel-uid",
+  boundUids: "x-funnel-bound-uids",
+  phoneId: "x-funnel-phone-id",
+  dbId: "x-funnel-driver-db-id",
+  uuid: "x-funnel-driver-uuid",
+} as const;
+
+/** The device or session id of callers that are not signed in; believed from anyone (it proves nothing). */
+export const DEVICE_HEADER = "x-funnel-device-id";
+
+const MAX_ID = 128;
+const MAX_BOUND_UIDS = 100;
+
+/** What the caller sent that may say who it is. */
+export interface CallerRequest {
+  /** The `authorization` header's bearer token, if any. */
+  readonly token: string | undefined;
+  readonly header: (name: string) => string | undefined;
+  /** The TCP peer address. */
+  readonly peer: string;
+}
+
+/**
+ * The key marks are stored under: client by user_id, driver by (db_id, uuid),
+ * unauthorized by device id (empty: one shared key).
+ */
+export function identityKey(identity: SeenIdentity): string {
+  switch (identity.kind) {
+    case "client":
+      return `c:${identity.userId}`;
+    case "driver":
+      return `d:${JSON.stringify([identity.dbId, identity.uuid])}`;
+    case "unauthorized":
+      return `u:${identity.deviceId}`;
+  }
+}
+
+/**
+ * The identity part of a delivery (api body and topic message): the kind's
+ * ids, and nothing for unauthorized callers (the device id is only a key).
+ */
+export function deliveredIdentity(identity: SeenIdentity): Record<string, unknown> {
+  switch (identity.kind) {
+    case "client":
+      return { user_id: identity.userId, uid: identity.uid, bound_uids: identity.boundUids, phone_id: identity.phoneId };
+    case "driver":
+      return { db_id: identity.dbId, uuid: identity.uuid };
+    case "unauthorized":
+      return {};
+  }
+}
+
+/** Checks one id; `source` names the header or claim in the error. */
+function checkId(value: string, source: string): string {
+  if (value.length > MAX_ID) throw new ConnectError(`${source}: longer than ${MAX_ID} characters`, Code.InvalidArgument);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new ConnectError(`${source}: must not contain control characters`, Code.InvalidArgument);
+  return value;
+}
+
+function checkList(values: readonly string[], source: string): string[] {
+  if (values.length > MAX_BOUND_UIDS) throw new ConnectError(`${source}: more than ${MAX_BOUND_UIDS} entries`, Code.InvalidArgument);
+  return values.map((value) => checkId(value, source));
+}
+
+const splitList = (text: string): string[] =>
+  text
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "");
+
+/** Reads a dot path from claims: a string, or an integer written as one; undefined otherwise. */
+function claimValue(claims: Claims, path: string): unknown {
+  let value: unknown = claims;
+  for (const key of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+function claimString(claims: Claims, path: string): string {
+  const value = claimValue(claims, path);
+  if (typeof value === "string") return checkId(value, `token claim ${path}`);
+  if (typeof value === "number" && Number.isSafeInteger(value)) return String(value);
+  return "";
+}
+
+function claimList(claims: Claims, path: string): string[] {
+  const value = claimValue(claims, path);
+  if (typeof value === "string") return checkList(splitList(value), `token claim ${path}`);
+  if (!Array.isArray(value)) return [];
+  const items = value.flatMap((item: unknown) =>
+    typeof item === "string" && item !== "" ? [item] : typeof item === "number" && Number.isSafeInteger(item) ? [String(item)] : [],
+  );
+  return checkList(items, `token claim ${path}`);
+}
+
+/**
+ * Maps verified claims to an identity: driver when both driver ids are
+ * present, else client when a user id is, else unauthorized (keyed by the
+ * device claim, or by the token's subject: a pre-login session token).
+ */
+export function identityFromClaims(claims: Claims, subject: string, mapping: Readonly<Record<SeenIdentityField, string>>): SeenIdentity {
+  const dbId = claimString(claims, mapping.db_id);
+  const uuid = claimString(claims, mapping.uuid);
+  if (dbId !== "" && uuid !== "") return { kind: "driver", dbId, uuid };
+  const userId = claimString(claims, mapping.user_id);
+  if (userId !== "") {
+    return {
+      kind: "client",
+      userId,
+      uid: claimString(claims, mapping.uid),
+      boundUids: claimList(claims, mapping.bound_uids),
+      phoneId: claimString(claims, mapping.phone_id),
+    };
+  }
+  return { kind: "unauthorized", deviceId: claimString(claims, mapping.device_id) || checkId(subject, "token subject") };
+}
+
+/**
+ * The identity a trusted gateway asserted in headers, or undefined when it
+ * asserted none.
+ */
+function identityFromHeaders(header: (name: string) => string | undefined): SeenIdentity | undefined {
+  const read = (name: string): string => checkId(header(name)?.trim() ?? "", name);
+  const dbId = read(IDENTITY_HEADERS.dbId);
+  const uuid = read(IDENTITY_HEADERS.uuid);
+  if (dbId !== "" || uuid !== "") {
+    if (dbId === "" || uuid === "") {
+      throw new ConnectError(`${dbId === "" ? IDENTITY_HEADERS.dbId : IDENTITY_HEADERS.uuid}: required with the other driver header`, Code.InvalidArgument);
+    }
+    return { kind: "driver", dbId, uuid };
+  }
+  const userId = read(IDENTITY_HEADERS.userId);
+  if (userId === "") return undefined;
+  return {
+    kind: "client",
+    userId,
+    uid: read(IDENTITY_HEADERS.uid),
+    boundUids: checkList(splitList(header(IDENTITY_HEADERS.boundUids) ?? ""), IDENTITY_HEADERS.boundUids),
+    phoneId: read(IDENTITY_HEADERS.phoneId),
+  };
+}
+
+export interface CallerIdentityOptions {
+  readonly resolver: IdentityResolver;
+  readonly proxies: TrustedProxies;
+  readonly claims: Readonly<Record<SeenIdentityField, string>>;
+}
+
+/** Who the caller of a Seen request is. */
+export type CallerIdentity = (request: CallerRequest, signal?: AbortSignal) => Promise<SeenIdentity>;
+
+/**
+ * Creates the caller lookup: identity headers when the peer is a trusted
+ * proxy and they name someone; otherwise the bearer token through the shared
+ * resolver; otherwise unauthorized, keyed by the device header. Identity
+ * headers from any other peer are ignored, whatever they say.
+ */
+export function createCallerIdentity(options: CallerIdentityOptions): CallerIdentity {
+  const { resolver, proxies, claims } = options;
+  return async (request, signal) => {
+    if (proxies.trusts(request.peer)) {
+      const asserted = identityFromHeaders(request.header);
+      if (asserted !== undefined) return asserted;
+    }
+    if (request.token !== undefined) {
+      const resolved = await resolver.resolve(request.token, signal);
+      if (resolved.kind === "user") return identityFromClaims(resolved.claims, resolved.userId, claims);
+    }
+    return { kind: "unauthorized", deviceId: checkId(request.header(DEVICE_HEADER)?.trim() ?? "", DEVICE_HEADER) };
+  };
+}

@@ -1,0 +1,50 @@
+import { counter, Gauge, histogram, type Registry } from "../core/metrics.js";
+import type { SeenRepository } from "./repository.js";
+
+/** Seen's metrics; the backlog gauges are read from Postgres when scraped. */
+export function createSeenMetrics(registry: Registry, repository: SeenRepository) {
+  let scrape: { at: number; rows: ReturnType<SeenRepository["backlog"]> } | undefined;
+  // Both gauges share one query per scrape.
+  const backlog = (): ReturnType<SeenRepository["backlog"]> => {
+    if (scrape === undefined || Date.now() - scrape.at > 1_000) scrape = { at: Date.now(), rows: repository.backlog().catch(() => []) };
+    return scrape.rows;
+  };
+  if (registry.getSingleMetric("funnel_seen_delivery_queue") === undefined) {
+    new Gauge({
+      name: "funnel_seen_delivery_queue",
+      help: "Api deliveries not yet finished (waiting or retrying), per integration.",
+      labelNames: ["integration"],
+      registers: [registry],
+      async collect(this: Gauge<"integration">) {
+        this.reset();
+        for (const row of await backlog()) this.set({ integration: row.integration }, row.pending);
+      },
+    });
+    new Gauge({
+      name: "funnel_seen_delivery_oldest_seconds",
+      help: "Age of the oldest unfinished api delivery, per integration.",
+      labelNames: ["integration"],
+      registers: [registry],
+      async collect(this: Gauge<"integration">) {
+        this.reset();
+        for (const row of await backlog()) this.set({ integration: row.integration }, row.oldestSeconds);
+      },
+    });
+  }
+  return {
+    /** MarkSeen calls (RPC and plain HTTP) by result: ok, bad_request, unauthenticated, unavailable, error. */
+    requests: counter(registry, "funnel_seen_mark_requests_total", "MarkSeen calls by result.", ["result"]),
+    /** Marks by whether the call created them. */
+    marks: counter(registry, "funnel_seen_marks_total", "MarkSeen calls that succeeded, by whether they created the mark (created) or found it retained (repeat).", ["result"]),
+    /** Api delivery attempts by integration and outcome. */
+    deliveries: counter(registry, "funnel_seen_deliveries_total", "Api delivery attempts by integration and outcome (delivered, retry, dead, cancelled).", ["integration", "outcome"]),
+    /** Mark-to-consumer latency of delivered api deliveries. */
+    latency: histogram(registry, "funnel_seen_delivery_latency_seconds", "Time from the mark to the consumer's 2xx, per integration.", ["integration"], [
+      0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3_600,
+    ]),
+    /** Topic messages sent to subscribers. */
+    feedMessages: counter(registry, "funnel_seen_feed_messages_total", "Topic messages sent to subscribers, by topic.", ["topic"]),
+  };
+}
+
+export type SeenMetrics = ReturnType<typeof createSeenMetrics>;

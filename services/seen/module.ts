@@ -1,0 +1,101 @@
+import { SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
+import { SeenFeedService } from "../../gen/funnel/seen/v1/feed_pb.js";
+import { SeenService } from "../../gen/funnel/seen/v1/seen_pb.js";
+import { TrustedProxies } from "../core/client-address.js";
+import { createIdentityResolver, identityOptionsFromConfig } from "../core/identity/index.js";
+import type { QueueDefinition } from "../core/jobs/queue.js";
+import type { ServiceModule, StartedModule } from "../module.js";
+import { createSeenAdminService } from "./admin-service.js";
+import { SeenCleanup } from "./cleanup.js";
+import { createFeedService, TopicWaker } from "./feed.js";
+import { createCallerIdentity } from "./identity.js";
+import { createMarker } from "./marker.js";
+import { createSeenMetrics } from "./metrics.js";
+import { deliverQueue } from "./queue.js";
+import { createSeenRepository } from "./repository.js";
+import { createSeenRoute, SEEN_PATH } from "./route.js";
+import { sendDelivery } from "./sender.js";
+import { createSeenService } from "./service.js";
+import { createDeliveryWorker } from "./worker.js";
+
+/** How often a subscriber re-reads its topic when no notification came. */
+const FEED_POLL_MS = 1_000;
+
+/**
+ * The Seen service: marks in (RPC and `POST /v1/seen`, api role), the topic
+ * feed (api role), and the worker that delivers marks to api integrations and
+ * forgets what is past its retention (worker role).
+ */
+export const seenModule: ServiceModule = {
+  name: "seen",
+  queues: [deliverQueue as QueueDefinition<never>],
+  async start(ctx): Promise<StartedModule> {
+    const { config, log } = ctx;
+    const repository = createSeenRepository(ctx.pool);
+    const metrics = createSeenMetrics(ctx.metrics, repository);
+    const defaultRetentionSeconds = config.seenDefaultRetentionSeconds;
+    const stops: (() => Promise<void>)[] = [];
+    const stop = async (): Promise<void> => {
+      for (const step of stops.reverse()) await step();
+    };
+
+    if (ctx.roles.includes("worker")) {
+      const stopping = new AbortController();
+      const deliver = createDeliveryWorker({
+        repository,
+        jobs: ctx.jobs,
+        analytics: ctx.analytics,
+        send: sendDelivery,
+        metrics,
+        log,
+        stopping: stopping.signal,
+      });
+      const localConcurrency = Math.min(4, config.seenDeliveryConcurrency);
+      await ctx.jobs.work(deliverQueue, deliver, {
+        localConcurrency,
+        batchSize: Math.ceil(config.seenDeliveryConcurrency / localConcurrency),
+      });
+      const cleanup = new SeenCleanup({
+        repository,
+        log,
+        defaultRetentionSeconds,
+        historyMs: config.seenHistorySeconds * 1000,
+        intervalMs: config.jobsMaintenanceSeconds * 1000,
+      });
+      cleanup.start();
+      stops.push(async () => {
+        await cleanup.stop();
+        // Jobs stop after modules; requests still in flight then end as retryable failures.
+        stopping.abort();
+      });
+    }
+
+    if (!ctx.roles.includes("api")) return { stop };
+
+    const serviceTokens = [ctx.adminToken, ...(config.seenServiceToken !== undefined ? [config.seenServiceToken] : [])];
+    const caller = createCallerIdentity({
+      resolver: createIdentityResolver({ ...identityOptionsFromConfig(config), log, metrics: ctx.metrics }),
+      proxies: new TrustedProxies(config.trustedProxies),
+      claims: config.seenIdentityClaims,
+    });
+    const mark = createMarker({ repository, jobs: ctx.jobs, metrics, defaultRetentionSeconds });
+    const waker = new TopicWaker({ url: ctx.postgresUrl, log });
+    await waker.start();
+    stops.push(() => waker.stop());
+    const seen = createSeenService({ repository, mark, caller, metrics, serviceTokens, defaultRetentionSeconds });
+    const admin = createSeenAdminService({ repository, defaultRetentionSeconds });
+    const feed = createFeedService({ repository, waker, metrics, serviceTokens, pollMs: FEED_POLL_MS });
+    return {
+      stop,
+      rpc(router) {
+        router.service(SeenService, seen);
+        router.service(SeenAdminService, admin);
+        router.service(SeenFeedService, feed);
+      },
+      routes: new Map([[SEEN_PATH, createSeenRoute({ mark, caller, metrics, log })]]),
+      adminOnly: [SeenAdminService.typeName],
+      corsPaths: [SEEN_PATH, ...["MarkSeen", "IsSeen", "ListSeen"].map((method) => `/${SeenService.typeName}/${method}`)],
+      closing: () => waker.close(),
+    };
+  },
+};

@@ -1,0 +1,524 @@
+import type pg from "pg";
+import { isStoreUnavailable } from "../core/errors.js";
+import type { Integration, IntegrationInput } from "./integration.js";
+import type { IdentityKind } from "./identity.js";
+
+/** The NOTIFY channel of topic feeds; the payload is the topic. */
+export const TOPICS_CHANNEL = "funnel_seen_topics";
+
+/** A mark stored (or found) by {@link SeenRepository.mark}. */
+export interface MarkResult {
+  readonly created: boolean;
+  readonly firstSeenAt: Date;
+  /** Api deliveries created with the mark (none when it already existed). */
+  readonly deliveryIds: readonly string[];
+}
+
+export interface MarkInput {
+  readonly identityKey: string;
+  readonly tag: string;
+  readonly itemId: string;
+  readonly kind: IdentityKind;
+  /** The identity's delivered ids. */
+  readonly identity: Record<string, unknown>;
+  /** The api request body of the mark (delivery_id is added when sent). */
+  readonly body: Record<string, unknown>;
+  readonly now: Date;
+  readonly defaultRetentionSeconds: number;
+}
+
+export interface MarkRow {
+  readonly tag: string;
+  readonly itemId: string;
+  readonly firstSeenAt: Date;
+  readonly expiresAt: Date;
+  readonly id: string;
+}
+
+/** An api delivery with its integration's current settings (absent when removed). */
+export interface DeliveryRow {
+  readonly id: string;
+  readonly integration: string;
+  readonly tag: string;
+  readonly itemId: string;
+  readonly body: Record<string, unknown>;
+  readonly status: "pending" | "delivered" | "dead" | "cancelled";
+  readonly attempts: number;
+  readonly attemptBase: number;
+  readonly giveUpAt: Date;
+  readonly enabled: boolean | null;
+  readonly kind: "api" | "topic" | null;
+  readonly url: string | null;
+  readonly timeoutMs: number | null;
+  readonly maxAttempts: number | null;
+  readonly initialBackoffMs: number | null;
+  readonly maxBackoffMs: number | null;
+}
+
+/** One attempt, as recorded. */
+export interface AttemptRecord {
+  readonly deliveryId: string;
+  readonly attempt: number;
+  readonly integration: string;
+  readonly url: string;
+  readonly httpStatus: number | null;
+  readonly responseBody: string;
+  readonly durationMs: number;
+  readonly error: string;
+  readonly outcome: "delivered" | "retry" | "dead";
+  readonly attemptedAt: Date;
+  readonly nextAttemptAt: Date | null;
+}
+
+export interface TopicMessageRow {
+  readonly txId: string;
+  readonly seq: string;
+  readonly messageId: string;
+  readonly tag: string;
+  readonly itemId: string;
+  readonly kind: IdentityKind;
+  readonly identity: Record<string, unknown>;
+  readonly seenAt: Date;
+}
+
+/** A topic position: the (transaction id, sequence) of the last message taken. */
+export interface Position {
+  readonly txId: string;
+  readonly seq: string;
+}
+
+export const START: Position = { txId: "0", seq: "0" };
+
+interface IntegrationRecord {
+  name: string;
+  tags: string[];
+  enabled: boolean;
+  kind: "api" | "topic";
+  url: string | null;
+  timeout_ms: number | null;
+  max_attempts: number | null;
+  initial_backoff_ms: number | null;
+  max_backoff_ms: number | null;
+  topic: string | null;
+  topic_retention_seconds: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+function toIntegration(row: IntegrationRecord): Integration {
+  const common = { name: row.name, tags: row.tags, enabled: row.enabled, createdAt: row.created_at, updatedAt: row.updated_at };
+  if (row.kind === "api") {
+    return {
+      ...common,
+      delivery: {
+        kind: "api",
+        api: {
+          url: row.url ?? "",
+          timeoutMs: row.timeout_ms ?? 0,
+          maxAttempts: row.max_attempts ?? 0,
+          initialBackoffMs: row.initial_backoff_ms ?? 0,
+          maxBackoffMs: row.max_backoff_ms ?? 0,
+        },
+      },
+    };
+  }
+  return { ...common, delivery: { kind: "topic", topic: { topic: row.topic ?? "", retentionMs: Number(row.topic_retention_seconds ?? 0) * 1000 } } };
+}
+
+function integrationValues(input: IntegrationInput): unknown[] {
+  const api = input.delivery.kind === "api" ? input.delivery.api : undefined;
+  const topic = input.delivery.kind === "topic" ? input.delivery.topic : undefined;
+  return [
+    input.name,
+    input.tags,
+    input.enabled,
+    input.delivery.kind,
+    api?.url ?? null,
+    api?.timeoutMs ?? null,
+    api?.maxAttempts ?? null,
+    api?.initialBackoffMs ?? null,
+    api?.maxBackoffMs ?? null,
+    topic?.topic ?? null,
+    topic === undefined ? null : Math.round(topic.retentionMs / 1000),
+  ];
+}
+
+/** Retention of `tag` in seconds: its own, or the default ($n). */
+const retentionOf = (tagSql: string, defaultParam: string): string =>
+  `COALESCE((SELECT t.retention_seconds FROM seen_tags t WHERE t.tag = ${tagSql}), ${defaultParam}::bigint)`;
+
+/** The Seen SQL, in one place. */
+export function createSeenRepository(pool: pg.Pool) {
+  return {
+    /** Runs `work` in a transaction on one pooled connection. */
+    async transaction<T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      // A connection lost while checked out is also emitted on the client;
+      // the failing query already reports it to the caller.
+      const lost = (): void => undefined;
+      client.on("error", lost);
+      let broken = false;
+      try {
+        await client.query("BEGIN");
+        const result = await work(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        broken = isStoreUnavailable(error);
+        if (!broken) await client.query("ROLLBACK").catch(() => undefined);
+        throw error;
+      } finally {
+        client.off("error", lost);
+        // A broken connection is closed rather than handed to the next caller.
+        client.release(broken);
+      }
+    },
+
+    /**
+     * Stores a mark unless one is retained, and with a new mark, in the same
+     * statement, its api deliveries and topic messages (with their NOTIFY).
+     * A mark past its tag's retention but not yet cleaned up is renewed as new.
+     * Concurrent duplicates serialize on the unique key: one creates, the
+     * others find it.
+     */
+    async mark(tx: pg.PoolClient, input: MarkInput): Promise<MarkResult> {
+      const { rows } = await tx.query<{ first_seen_at: Date; deliveries: string[] | null }>(
+        `WITH mark AS (
+           INSERT INTO seen_marks AS m (identity_key, tag, item_id, kind, identity, first_seen_at)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (identity_key, tag, item_id) DO UPDATE
+             SET id = gen_random_uuid(), kind = EXCLUDED.kind, identity = EXCLUDED.identity, first_seen_at = EXCLUDED.first_seen_at
+             WHERE m.first_seen_at <= $6::timestamptz - ${retentionOf("$2", "$8")} * interval '1 second'
+           RETURNING id, first_seen_at
+         ),
+         owners AS (
+           SELECT i.name, i.kind, i.topic FROM seen_integrations i WHERE i.enabled AND i.tags @> ARRAY[$2::text]
+         ),
+         api AS (
+           INSERT INTO seen_deliveries (id, mark_id, integration, tag, item_id, body, give_up_at)
+           SELECT gen_random_uuid(), mark.id, owners.name, $2, $3, $7,
+                  mark.first_seen_at + ${retentionOf("$2", "$8")} * interval '1 second'
+             FROM mark, owners WHERE owners.kind = 'api'
+           RETURNING id
+         ),
+         topics AS (
+           INSERT INTO seen_topic_messages (topic, message_id, tag, item_id, kind, identity, seen_at)
+           SELECT DISTINCT ON (owners.topic) owners.topic, gen_random_uuid(), $2, $3, $4, $5, mark.first_seen_at
+             FROM mark, owners WHERE owners.kind = 'topic'
+           RETURNING topic
+         ),
+         notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM topics)
+         SELECT mark.first_seen_at, (SELECT array_agg(id::text) FROM api) AS deliveries, (SELECT count(*) FROM notified) AS notified
+           FROM mark`,
+        [input.identityKey, input.tag, input.itemId, input.kind, input.identity, input.now, input.body, input.defaultRetentionSeconds],
+      );
+      const created = rows[0];
+      if (created !== undefined) return { created: true, firstSeenAt: created.first_seen_at, deliveryIds: created.deliveries ?? [] };
+      // Retained already. A new statement sees a duplicate committed meanwhile.
+      const { rows: existing } = await tx.query<{ first_seen_at: Date }>(
+        "SELECT first_seen_at FROM seen_marks WHERE identity_key = $1 AND tag = $2 AND item_id = $3",
+        [input.identityKey, input.tag, input.itemId],
+      );
+      const found = existing[0];
+      if (found === undefined) throw new Error("seen mark vanished between insert and read");
+      return { created: false, firstSeenAt: found.first_seen_at, deliveryIds: [] };
+    },
+
+    /** When the key first saw (tag, id), if the mark is retained. */
+    async firstSeen(identityKey: string, tag: string, itemId: string, defaultRetentionSeconds: number): Promise<Date | undefined> {
+      const { rows } = await pool.query<{ first_seen_at: Date }>(
+        `SELECT first_seen_at FROM seen_marks
+          WHERE identity_key = $1 AND tag = $2 AND item_id = $3
+            AND first_seen_at > now() - ${retentionOf("$2", "$4")} * interval '1 second'`,
+        [identityKey, tag, itemId, defaultRetentionSeconds],
+      );
+      return rows[0]?.first_seen_at;
+    },
+
+    /** The retained ones among `itemIds`. */
+    async lookup(identityKey: string, tag: string, itemIds: readonly string[], defaultRetentionSeconds: number): Promise<{ itemId: string; firstSeenAt: Date }[]> {
+      const { rows } = await pool.query<{ itemId: string; firstSeenAt: Date }>(
+        `SELECT item_id AS "itemId", first_seen_at AS "firstSeenAt" FROM seen_marks
+          WHERE identity_key = $1 AND tag = $2 AND item_id = ANY($3::text[])
+            AND first_seen_at > now() - ${retentionOf("$2", "$4")} * interval '1 second'
+          ORDER BY first_seen_at, item_id`,
+        [identityKey, tag, itemIds, defaultRetentionSeconds],
+      );
+      return rows;
+    },
+
+    /** A page of the key's retained marks, oldest first, after the mark `after` (by (first_seen_at, id)). */
+    async list(
+      identityKey: string,
+      filter: { tag: string | undefined; since: Date | undefined; after: { at: Date; id: string } | undefined },
+      limit: number,
+      defaultRetentionSeconds: number,
+    ): Promise<MarkRow[]> {
+      const { rows } = await pool.query<MarkRow>(
+        `SELECT m.id::text AS id, m.tag, m.item_id AS "itemId", m.first_seen_at AS "firstSeenAt",
+                m.first_seen_at + COALESCE(t.retention_seconds, $6::bigint) * interval '1 second' AS "expiresAt"
+           FROM seen_marks m LEFT JOIN seen_tags t ON t.tag = m.tag
+          WHERE m.identity_key = $1
+            AND ($2::text IS NULL OR m.tag = $2)
+            AND ($3::timestamptz IS NULL OR m.first_seen_at >= $3)
+            AND ($4::timestamptz IS NULL OR (m.first_seen_at, m.id) > ($4, $5::uuid))
+            AND m.first_seen_at > now() - COALESCE(t.retention_seconds, $6::bigint) * interval '1 second'
+          ORDER BY m.first_seen_at, m.id
+          LIMIT $7`,
+        [identityKey, filter.tag ?? null, filter.since ?? null, filter.after?.at ?? null, filter.after?.id ?? null, defaultRetentionSeconds, limit],
+      );
+      return rows;
+    },
+
+    async setTagRetention(tag: string, seconds: number): Promise<{ tag: string; retentionSeconds: number; updatedAt: Date }> {
+      const { rows } = await pool.query<{ tag: string; retentionSeconds: string; updatedAt: Date }>(
+        `INSERT INTO seen_tags (tag, retention_seconds) VALUES ($1, $2)
+         ON CONFLICT (tag) DO UPDATE SET retention_seconds = EXCLUDED.retention_seconds, updated_at = now()
+         RETURNING tag, retention_seconds AS "retentionSeconds", updated_at AS "updatedAt"`,
+        [tag, seconds],
+      );
+      const row = rows[0]!;
+      return { ...row, retentionSeconds: Number(row.retentionSeconds) };
+    },
+
+    async listTags(): Promise<{ tag: string; retentionSeconds: number; updatedAt: Date }[]> {
+      const { rows } = await pool.query<{ tag: string; retentionSeconds: string; updatedAt: Date }>(
+        `SELECT tag, retention_seconds AS "retentionSeconds", updated_at AS "updatedAt" FROM seen_tags ORDER BY tag`,
+      );
+      return rows.map((row) => ({ ...row, retentionSeconds: Number(row.retentionSeconds) }));
+    },
+
+    /** Inserts an integration; undefined when the name is taken. */
+    async createIntegration(input: IntegrationInput): Promise<Integration | undefined> {
+      const { rows } = await pool.query<IntegrationRecord>(
+        `INSERT INTO seen_integrations (name, tags, enabled, kind, url, timeout_ms, max_attempts, initial_backoff_ms, max_backoff_ms, topic, topic_retention_seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (name) DO NOTHING RETURNING *`,
+        integrationValues(input),
+      );
+      return rows[0] === undefined ? undefined : toIntegration(rows[0]);
+    },
+
+    /** Replaces an integration's settings; undefined when there is none. */
+    async updateIntegration(input: IntegrationInput): Promise<Integration | undefined> {
+      const { rows } = await pool.query<IntegrationRecord>(
+        `UPDATE seen_integrations
+            SET tags = $2, enabled = $3, kind = $4, url = $5, timeout_ms = $6, max_attempts = $7,
+                initial_backoff_ms = $8, max_backoff_ms = $9, topic = $10, topic_retention_seconds = $11, updated_at = now()
+          WHERE name = $1 RETURNING *`,
+        integrationValues(input),
+      );
+      return rows[0] === undefined ? undefined : toIntegration(rows[0]);
+    },
+
+    async getIntegration(name: string): Promise<Integration | undefined> {
+      const { rows } = await pool.query<IntegrationRecord>("SELECT * FROM seen_integrations WHERE name = $1", [name]);
+      return rows[0] === undefined ? undefined : toIntegration(rows[0]);
+    },
+
+    async listIntegrations(): Promise<Integration[]> {
+      const { rows } = await pool.query<IntegrationRecord>("SELECT * FROM seen_integrations ORDER BY name");
+      return rows.map(toIntegration);
+    },
+
+    async deleteIntegration(name: string): Promise<boolean> {
+      const { rowCount } = await pool.query("DELETE FROM seen_integrations WHERE name = $1", [name]);
+      return (rowCount ?? 0) > 0;
+    },
+
+    /** Whether any integration names the topic. */
+    async topicExists(topic: string): Promise<boolean> {
+      const { rows } = await pool.query("SELECT 1 FROM seen_integrations WHERE kind = 'topic' AND topic = $1 LIMIT 1", [topic]);
+      return rows.length > 0;
+    },
+
+    /** Pending and dead api deliveries of one integration. */
+    async deliveryCounts(integration: string): Promise<{ pending: number; dead: number }> {
+      const { rows } = await pool.query<{ pending: number; dead: number }>(
+        `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*) FILTER (WHERE status = 'dead')::int AS dead
+           FROM seen_deliveries WHERE integration = $1`,
+        [integration],
+      );
+      return rows[0] ?? { pending: 0, dead: 0 };
+    },
+
+    /** Pending api deliveries per integration, and the age of the oldest, for metrics. */
+    async backlog(): Promise<{ integration: string; pending: number; oldestSeconds: number }[]> {
+      const { rows } = await pool.query<{ integration: string; pending: number; oldestSeconds: number }>(
+        `SELECT integration, count(*)::int AS pending, extract(epoch FROM now() - min(created_at))::float8 AS "oldestSeconds"
+           FROM seen_deliveries WHERE status = 'pending' GROUP BY integration`,
+      );
+      return rows;
+    },
+
+    /** Loads api deliveries with their integration's current settings. */
+    async deliveries(ids: readonly string[]): Promise<DeliveryRow[]> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT d.id::text AS id, d.integration, d.tag, d.item_id AS "itemId", d.body, d.status, d.attempts,
+                d.attempt_base AS "attemptBase", d.give_up_at AS "giveUpAt",
+                i.enabled, i.kind, i.url, i.timeout_ms AS "timeoutMs", i.max_attempts AS "maxAttempts",
+                i.initial_backoff_ms AS "initialBackoffMs", i.max_backoff_ms AS "maxBackoffMs"
+           FROM seen_deliveries d LEFT JOIN seen_integrations i ON i.name = d.integration
+          WHERE d.id = ANY($1::uuid[])`,
+        [ids],
+      );
+      return rows;
+    },
+
+    /**
+     * Starts a new round of attempts for a dead delivery whose last job was
+     * redriven from the dead-letter queue. False when it is no longer that job's.
+     */
+    async revive(id: string, attempts: number): Promise<boolean> {
+      const { rowCount } = await pool.query(
+        `UPDATE seen_deliveries SET status = 'pending', attempt_base = attempts, finished_at = NULL
+          WHERE id = $1 AND status = 'dead' AND attempts = $2`,
+        [id, attempts],
+      );
+      return (rowCount ?? 0) > 0;
+    },
+
+    async cancel(id: string, attempts: number, reason: string): Promise<boolean> {
+      const { rowCount } = await pool.query(
+        `UPDATE seen_deliveries SET status = 'cancelled', last_error = $3, finished_at = now()
+          WHERE id = $1 AND status = 'pending' AND attempts = $2`,
+        [id, attempts, reason],
+      );
+      return (rowCount ?? 0) > 0;
+    },
+
+    /**
+     * Records an attempt and moves its delivery on, if that attempt was not
+     * recorded already (a job run twice). False when it was.
+     */
+    async recordAttempt(tx: pg.PoolClient, attempt: AttemptRecord): Promise<boolean> {
+      const { rowCount } = await tx.query(
+        `WITH moved AS (
+           UPDATE seen_deliveries
+              SET attempts = $2, last_error = $8,
+                  status = CASE $9 WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,
+                  next_attempt_at = $11,
+                  finished_at = CASE WHEN $9 = 'retry' THEN NULL ELSE $10::timestamptz END
+            WHERE id = $1 AND status = 'pending' AND attempts = $2 - 1
+            RETURNING id
+         )
+         INSERT INTO seen_delivery_attempts (delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at)
+         SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM moved
+         ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+        [
+          attempt.deliveryId,
+          attempt.attempt,
+          attempt.integration,
+          attempt.url,
+          attempt.httpStatus,
+          attempt.responseBody,
+          attempt.durationMs,
+          attempt.error,
+          attempt.outcome,
+          attempt.attemptedAt,
+          attempt.nextAttemptAt,
+        ],
+      );
+      return (rowCount ?? 0) > 0;
+    },
+
+    /** Attempts of one delivery, in order (tests and ops). */
+    async attempts(deliveryId: string): Promise<AttemptRecord[]> {
+      const { rows } = await pool.query<AttemptRecord>(
+        `SELECT delivery_id::text AS "deliveryId", attempt, integration, url, http_status AS "httpStatus", response_body AS "responseBody",
+                duration_ms AS "durationMs", error, outcome, attempted_at AS "attemptedAt", NULL AS "nextAttemptAt"
+           FROM seen_delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`,
+        [deliveryId],
+      );
+      return rows;
+    },
+
+    /**
+     * Up to `limit` messages of a topic after `after`, only from transactions
+     * older than every running one: a transaction still open could otherwise
+     * commit a message behind the position a consumer already passed.
+     */
+    async readTopic(topic: string, after: Position, limit: number): Promise<TopicMessageRow[]> {
+      const { rows } = await pool.query<TopicMessageRow>(
+        `SELECT tx_id::text AS "txId", seq::text AS seq, message_id::text AS "messageId", tag, item_id AS "itemId",
+                kind, identity, seen_at AS "seenAt"
+           FROM seen_topic_messages
+          WHERE topic = $1 AND (tx_id, seq) > ($2::xid8, $3::bigint)
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY tx_id, seq
+          LIMIT $4`,
+        [topic, after.txId, after.seq, limit],
+      );
+      return rows;
+    },
+
+    async position(topic: string, consumer: string): Promise<Position | undefined> {
+      const { rows } = await pool.query<Position>(
+        `SELECT acked_tx_id::text AS "txId", acked_seq::text AS seq FROM seen_topic_consumers WHERE topic = $1 AND consumer = $2`,
+        [topic, consumer],
+      );
+      return rows[0];
+    },
+
+    /** Moves the consumer's position forward to `to` (never back); returns the position now. */
+    async ack(topic: string, consumer: string, to: Position): Promise<Position> {
+      const { rows } = await pool.query<Position>(
+        `INSERT INTO seen_topic_consumers AS c (topic, consumer, acked_tx_id, acked_seq) VALUES ($1, $2, $3::xid8, $4::bigint)
+         ON CONFLICT (topic, consumer) DO UPDATE
+           SET acked_tx_id = EXCLUDED.acked_tx_id, acked_seq = EXCLUDED.acked_seq, updated_at = now()
+           WHERE (c.acked_tx_id, c.acked_seq) < (EXCLUDED.acked_tx_id, EXCLUDED.acked_seq)
+         RETURNING acked_tx_id::text AS "txId", acked_seq::text AS seq`,
+        [topic, consumer, to.txId, to.seq],
+      );
+      return rows[0] ?? (await this.position(topic, consumer)) ?? to;
+    },
+
+    /** Deletes up to `limit` marks past their tag's retention; returns how many. */
+    async deleteExpiredMarks(defaultRetentionSeconds: number, limit: number): Promise<number> {
+      const { rowCount } = await pool.query(
+        `DELETE FROM seen_marks WHERE id IN (
+           SELECT m.id FROM seen_marks m LEFT JOIN seen_tags t ON t.tag = m.tag
+            WHERE m.first_seen_at <= now() - COALESCE(t.retention_seconds, $1::bigint) * interval '1 second'
+            LIMIT $2)`,
+        [defaultRetentionSeconds, limit],
+      );
+      return rowCount ?? 0;
+    },
+
+    /**
+     * Deletes up to `limit` topic messages past their topic's retention (the
+     * longest among the integrations naming it; `defaultSeconds` for a topic
+     * no integration names any more).
+     */
+    async deleteExpiredTopicMessages(defaultSeconds: number, limit: number): Promise<number> {
+      const { rowCount } = await pool.query(
+        `DELETE FROM seen_topic_messages WHERE (topic, tx_id, seq) IN (
+           SELECT m.topic, m.tx_id, m.seq FROM seen_topic_messages m
+             LEFT JOIN (SELECT topic, max(topic_retention_seconds) AS seconds FROM seen_integrations WHERE kind = 'topic' GROUP BY topic) r
+               ON r.topic = m.topic
+            WHERE m.created_at <= now() - COALESCE(r.seconds, $1::bigint) * interval '1 second'
+            LIMIT $2)`,
+        [defaultSeconds, limit],
+      );
+      return rowCount ?? 0;
+    },
+
+    /** Deletes up to `limit` finished api deliveries (and their attempts) finished before `before`. */
+    async deleteFinishedDeliveries(before: Date, limit: number): Promise<number> {
+      const { rowCount } = await pool.query(
+        `WITH gone AS (
+           DELETE FROM seen_deliveries WHERE id IN (
+             SELECT id FROM seen_deliveries WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT $2)
+           RETURNING id
+         ), attempts AS (
+           DELETE FROM seen_delivery_attempts WHERE delivery_id IN (SELECT id FROM gone)
+         )
+         SELECT 1 FROM gone`,
+        [before, limit],
+      );
+      return rowCount ?? 0;
+    },
+  };
+}
+
+export type SeenRepository = ReturnType<typeof createSeenRepository>;

@@ -1,0 +1,171 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  IdentitySchema,
+  MarkSchema,
+  MarkSeenResponseSchema,
+  SeenItemSchema,
+  type Identity as IdentityMessage,
+  type MarkSeenResponse,
+  type SeenService,
+} from "../../gen/funnel/seen/v1/seen_pb.js";
+import { bearerToken, sameSecret } from "../core/auth.js";
+import { isStoreUnavailable } from "../core/errors.js";
+import { peerAddressKey } from "../core/http-server.js";
+import { identityKey, type CallerIdentity, type CallerRequest, type SeenIdentity } from "./identity.js";
+import type { Marker } from "./marker.js";
+import type { SeenMetrics } from "./metrics.js";
+import type { MarkResult, SeenRepository } from "./repository.js";
+import { requireItemId, requireTag } from "./validation.js";
+
+export interface SeenServiceDeps {
+  readonly repository: SeenRepository;
+  readonly mark: Marker;
+  readonly caller: CallerIdentity;
+  readonly metrics: SeenMetrics;
+  /** Bearer tokens accepted by service methods (LookupSeen, the feed): admin and SEEN_SERVICE_TOKEN. */
+  readonly serviceTokens: readonly string[];
+  readonly defaultRetentionSeconds: number;
+}
+
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1_000;
+const MAX_LOOKUP_IDS = 1_000;
+
+/** The API form of an identity. */
+export function identityToMessage(identity: SeenIdentity): IdentityMessage {
+  switch (identity.kind) {
+    case "client":
+      return create(IdentitySchema, {
+        kind: {
+          case: "client",
+          value: { userId: identity.userId, uid: identity.uid, boundUids: [...identity.boundUids], phoneId: identity.phoneId },
+        },
+      });
+    case "driver":
+      return create(IdentitySchema, { kind: { case: "driver", value: { dbId: identity.dbId, uuid: identity.uuid } } });
+    case "unauthorized":
+      return create(IdentitySchema, { kind: { case: "unauthorized", value: { deviceId: identity.deviceId } } });
+  }
+}
+
+/** The key fields of an identity named by a service (LookupSeen). */
+function identityFromMessage(message: IdentityMessage | undefined): SeenIdentity {
+  const kind = message?.kind;
+  const required = (value: string, field: string): string => {
+    if (value === "") throw new ConnectError(`identity.${field}: required`, Code.InvalidArgument);
+    return value;
+  };
+  switch (kind?.case) {
+    case "client":
+      return { kind: "client", userId: required(kind.value.userId, "client.user_id"), uid: "", boundUids: [], phoneId: "" };
+    case "driver":
+      return { kind: "driver", dbId: required(kind.value.dbId, "driver.db_id"), uuid: required(kind.value.uuid, "driver.uuid") };
+    case "unauthorized":
+      return { kind: "unauthorized", deviceId: kind.value.deviceId };
+    default:
+      throw new ConnectError("identity: one of client, driver or unauthorized is required", Code.InvalidArgument);
+  }
+}
+
+/** The caller facts of an RPC. */
+function callerRequest(context: HandlerContext): CallerRequest {
+  return {
+    token: bearerToken(context.requestHeader.get("authorization")),
+    header: (name) => context.requestHeader.get(name) ?? undefined,
+    peer: context.values.get(peerAddressKey),
+  };
+}
+
+/** Requires the admin token or SEEN_SERVICE_TOKEN. */
+export function requireServiceToken(context: HandlerContext, tokens: readonly string[]): void {
+  const token = bearerToken(context.requestHeader.get("authorization"));
+  if (token === undefined) throw new ConnectError("authorization: service bearer token required", Code.Unauthenticated);
+  if (!tokens.some((expected) => sameSecret(token, expected))) throw new ConnectError("authorization: service token is not valid", Code.Unauthenticated);
+}
+
+/** The metric label of a MarkSeen failure. */
+export function failureResult(error: unknown): string {
+  // invalid_argument, unauthenticated, unavailable, …: Code's names in snake case.
+  if (error instanceof ConnectError) return Code[error.code].replace(/(?<=[a-z])(?=[A-Z])/g, "_").toLowerCase();
+  return isStoreUnavailable(error) ? "unavailable" : "internal";
+}
+
+/** The response of a stored mark. */
+export function markResponse(result: MarkResult, identity: SeenIdentity): MarkSeenResponse {
+  return create(MarkSeenResponseSchema, { created: result.created, firstSeenAt: timestampFromDate(result.firstSeenAt), identity: identityToMessage(identity) });
+}
+
+/** Page tokens name the last mark of the previous page. */
+const encodeToken = (at: Date, id: string): string => Buffer.from(`${at.toISOString()}|${id}`).toString("base64url");
+function decodeToken(token: string): { at: Date; id: string } | undefined {
+  if (token === "") return undefined;
+  const match = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z)\|([0-9a-f-]{36})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  const at = match?.[1] === undefined ? NaN : Date.parse(match[1]);
+  if (match?.[2] === undefined || Number.isNaN(at)) throw new ConnectError("page_token: not a token from a previous page", Code.InvalidArgument);
+  return { at: new Date(at), id: match[2] };
+}
+
+/** The SeenService: marks of the calling identity, and lookups for services. */
+export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof SeenService> {
+  const { repository, caller, metrics } = deps;
+  return {
+    async markSeen(req, context) {
+      try {
+        const tag = requireTag(req.tag);
+        const itemId = requireItemId(req.id);
+        const identity = await caller(callerRequest(context), context.signal);
+        const result = await deps.mark(identity, tag, itemId);
+        metrics.requests.inc({ result: "ok" });
+        return markResponse(result, identity);
+      } catch (error) {
+        metrics.requests.inc({ result: failureResult(error) });
+        throw error;
+      }
+    },
+
+    async isSeen(req, context) {
+      const tag = requireTag(req.tag);
+      const itemId = requireItemId(req.id);
+      const identity = await caller(callerRequest(context), context.signal);
+      const at = await repository.firstSeen(identityKey(identity), tag, itemId, deps.defaultRetentionSeconds);
+      return at === undefined ? { seen: false } : { seen: true, firstSeenAt: timestampFromDate(at) };
+    },
+
+    async listSeen(req, context) {
+      const tag = req.tag === "" ? undefined : requireTag(req.tag);
+      if (req.pageSize < 0 || req.pageSize > MAX_PAGE) {
+        throw new ConnectError(`page_size: must be from 1 to ${MAX_PAGE} (0 means ${DEFAULT_PAGE})`, Code.InvalidArgument);
+      }
+      const size = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
+      const after = decodeToken(req.pageToken);
+      const identity = await caller(callerRequest(context), context.signal);
+      const rows = await repository.list(
+        identityKey(identity),
+        { tag, since: req.since === undefined ? undefined : timestampDate(req.since), after },
+        size + 1,
+        deps.defaultRetentionSeconds,
+      );
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      return {
+        marks: page.map((row) =>
+          create(MarkSchema, { tag: row.tag, id: row.itemId, firstSeenAt: timestampFromDate(row.firstSeenAt), expiresAt: timestampFromDate(row.expiresAt) }),
+        ),
+        nextPageToken: rows.length > size && last !== undefined ? encodeToken(last.firstSeenAt, last.id) : "",
+      };
+    },
+
+    async lookupSeen(req, context) {
+      requireServiceToken(context, deps.serviceTokens);
+      const identity = identityFromMessage(req.identity);
+      const tag = requireTag(req.tag);
+      if (req.ids.length === 0) throw new ConnectError("ids: at least one id is required", Code.InvalidArgument);
+      if (req.ids.length > MAX_LOOKUP_IDS) throw new ConnectError(`ids: at most ${MAX_LOOKUP_IDS} per call`, Code.InvalidArgument);
+      const ids = req.ids.map((id, i) => requireItemId(id, `ids[${i}]`));
+      const rows = await repository.lookup(identityKey(identity), tag, ids, deps.defaultRetentionSeconds);
+      return { items: rows.map((row) => create(SeenItemSchema, { id: row.itemId, firstSeenAt: timestampFromDate(row.firstSeenAt) })) };
+    },
+  };
+}
