@@ -13,7 +13,7 @@ import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
 import { createErrorInterceptor } from "./core/errors.js";
 import { probeClickHouse, probePostgres } from "./core/health.js";
-import { sendJson, startHttpServer, type HttpRoute, type HttpServer } from "./core/http-server.js";
+import { sendJson, startHttpServer, type HttpRoute } from "./core/http-server.js";
 import { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
 import { createLogger, type Logger } from "./core/logger.js";
@@ -51,7 +51,7 @@ export interface App {
   readonly streamer: AnalyticsStreamer | undefined;
   readonly metrics: Registry;
   readonly adminToken: string;
-  /** Base URL of the API server; empty for a worker-only process. */
+  /** Base URL of the process's HTTP server (a worker-only process serves only health and metrics). */
   readonly url: string;
   /** Drains and closes everything, in reverse order of start-up. */
   stop(): Promise<void>;
@@ -158,66 +158,70 @@ export async function startApp(options: AppOptions): Promise<App> {
       if (running.stop !== undefined) closers.push(() => running.stop?.() ?? Promise.resolve());
     }
 
-    let server: HttpServer | undefined;
-    if (roles.includes("api")) {
-      const ops = createOpsService({
-        pool: postgres.pool,
-        postgresBackend: postgres.backend,
-        clickhouse,
-        jobs,
-        roles,
-        startedAt,
-        analyticsBacklog: () => analyticsBacklog(postgres.pool),
-      });
-      const rpc = (router: ConnectRouter): void => {
-        router.service(OpsService, ops);
-        for (const module of startedModules) module.rpc?.(router);
-      };
-      const routes = new Map<string, HttpRoute>([
-        ...startedModules.flatMap((module) => [...(module.routes ?? [])]),
-        ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
-        [
-          "/readyz",
-          async (_req, res) => {
-            const [pg, ch] = await Promise.all([probePostgres(postgres.pool, postgres.backend), probeClickHouse(clickhouse)]);
-            // ClickHouse is not required to accept traffic: analytics rows wait in Postgres.
-            sendJson(res, pg.healthy ? 200 : 503, {
-              status: pg.healthy ? (ch.healthy ? "ready" : "degraded") : "unavailable",
-              migrations: "applied",
-              postgres: pg,
-              clickhouse: ch,
-            });
-          },
-        ],
-        [
-          "/metrics",
-          async (_req, res) => {
-            const text = await metrics.metrics();
-            res.writeHead(200, { "content-type": metrics.contentType });
-            res.end(text);
-          },
-        ],
-      ]);
-      server = await startHttpServer({
-        port: config.port,
-        host: config.host,
-        log,
-        rpc,
-        routes,
-        interceptors: [
-          createErrorInterceptor(log, metrics),
-          createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
-        ],
-        readMaxBytes: 4 * 1024 * 1024,
-        cors: { origins: config.corsAllowedOrigins, paths: new Set(startedModules.flatMap((module) => module.corsPaths ?? [])) },
-      });
-      const started = server;
-      // Stopped first: no new work is accepted while the rest drains.
-      closers.push(async () => {
-        for (const module of startedModules) module.closing?.();
-        await started.close(config.shutdownTimeoutMs);
-      });
-    }
+    // Every role serves health and metrics, so a worker-only process can be
+    // probed and scraped like an API process; only the api role adds the RPCs
+    // and the services' plain routes.
+    const operationsRoutes: [string, HttpRoute][] = [
+      ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
+      [
+        "/readyz",
+        async (_req, res) => {
+          const [pg, ch] = await Promise.all([probePostgres(postgres.pool, postgres.backend), probeClickHouse(clickhouse)]);
+          // ClickHouse is not required to accept traffic: analytics rows wait in Postgres.
+          sendJson(res, pg.healthy ? 200 : 503, {
+            status: pg.healthy ? (ch.healthy ? "ready" : "degraded") : "unavailable",
+            migrations: "applied",
+            postgres: pg,
+            clickhouse: ch,
+          });
+        },
+      ],
+      [
+        "/metrics",
+        async (_req, res) => {
+          const text = await metrics.metrics();
+          res.writeHead(200, { "content-type": metrics.contentType });
+          res.end(text);
+        },
+      ],
+    ];
+    const api = roles.includes("api");
+    const ops = createOpsService({
+      pool: postgres.pool,
+      postgresBackend: postgres.backend,
+      clickhouse,
+      jobs,
+      roles,
+      startedAt,
+      analyticsBacklog: () => analyticsBacklog(postgres.pool),
+    });
+    const rpc = (router: ConnectRouter): void => {
+      if (!api) return;
+      router.service(OpsService, ops);
+      for (const module of startedModules) module.rpc?.(router);
+    };
+    const routes = new Map<string, HttpRoute>([
+      ...(api ? startedModules.flatMap((module) => [...(module.routes ?? [])]) : []),
+      ...operationsRoutes,
+    ]);
+    const server = await startHttpServer({
+      port: config.port,
+      host: config.host,
+      log,
+      rpc,
+      routes,
+      interceptors: [
+        createErrorInterceptor(log, metrics),
+        createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
+      ],
+      readMaxBytes: 4 * 1024 * 1024,
+      cors: { origins: config.corsAllowedOrigins, paths: new Set(api ? startedModules.flatMap((module) => module.corsPaths ?? []) : []) },
+    });
+    // Stopped first: no new work is accepted while the rest drains.
+    closers.push(async () => {
+      for (const module of startedModules) module.closing?.();
+      await server.close(config.shutdownTimeoutMs);
+    });
 
     return {
       config,
@@ -231,7 +235,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       streamer,
       metrics,
       adminToken,
-      url: server?.url ?? "",
+      url: server.url,
       stop: closeAll,
     };
   } catch (error) {

@@ -36,13 +36,13 @@ async function main(): Promise<void> {
   const app = await startApp({ config, roles, log });
   onShutdownSignal(log, config.shutdownTimeoutMs + 5_000, () => app.stop());
   const lines = [`Funnel is running (${roles.join(" + ")}): Postgres ${app.postgres.backend}, ClickHouse ${app.clickhouse.backend}`];
-  if (app.url !== "") {
+  if (roles.includes("api")) {
     lines.push(
       `  API (Connect, gRPC, gRPC-Web): ${app.url}`,
-      `  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.url}/metrics`,
       `  pixel:   ${app.url}/track?id=<tracker uuid>   stats: ${app.url}/stats?tracker_id=<uuid>&from=<day>&to=<day>`,
     );
   }
+  lines.push(`  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.url}/metrics`);
   if (config.adminToken === undefined) lines.push(`  admin token: ${config.dataDir}/admin-token (used by \`npx funnel\`)`);
   log.info({ url: app.url, roles }, lines.join("\n"));
   if (!process.stdout.isTTY) process.stderr.write(`${lines.join("\n")}\n`);

@@ -74,3 +74,25 @@ describe("API server", () => {
     });
   }
 });
+
+describe("worker-only process", () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp({ roles: ["worker"] });
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  it("serves health, readiness and metrics, and nothing of the API", async () => {
+    expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${app.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(((await ready.json()) as { status: string }).status).toBe("ready");
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/^funnel_analytics_backlog_rows \d+$/m);
+    expect((await fetch(`${app.url}/track?id=00000000-0000-4000-8000-000000000000`)).status).toBe(404);
+    const ops = createClient(OpsService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: withToken(ADMIN_TOKEN) }));
+    await expect(ops.getStatus({})).rejects.toThrow(/unimplemented/);
+  });
+});
