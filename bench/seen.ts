@@ -8,7 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { freePort, startProcess, stopProcess } from "./track.js";
+import { freePort, startProcess, stopProcess } from "./support.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const TOKEN = "bench-admin-token-0123456789";
@@ -125,6 +125,8 @@ export async function run(argv: readonly string[]): Promise<void> {
       FUNNEL_ADMIN_TOKEN: TOKEN,
       EMBEDDED_POSTGRES_PORT: String(await freePort()),
       DATABASE_POOL_MAX: "40",
+      // The consumer is a local server.
+      SEEN_ALLOW_PRIVATE: "true",
     },
     `${base}/readyz`,
   );

@@ -1,49 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
-import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
-
-const root = new URL("..", import.meta.url).pathname;
-const TOKEN = "bench-admin-token-0123456789";
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Starts a child process and resolves once `url` answers 200. */
-export async function startProcess(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "inherit"] });
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${args.join(" ")} exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(readyUrl)).ok) return child;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${readyUrl} did not become ready`);
-}
-
-export async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  await exited;
-}
+import { freePort, printTable, startBenchServer, startProcess, stopProcess } from "./support.js";
 
 export interface Load {
   readonly requests: number;
@@ -108,32 +68,14 @@ export async function run(argv: readonly string[]): Promise<void> {
     await stopProcess(bare);
   }
 
-  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-track-"));
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = await startProcess(
-    [join(root, "services/bin.js"), "all"],
-    { FUNNEL_DATA_DIR: dir, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn", FUNNEL_ADMIN_TOKEN: TOKEN, EMBEDDED_POSTGRES_PORT: String(await freePort()) },
-    `${base}/readyz`,
-  );
+  const server = await startBenchServer();
+  const base = server.url;
   try {
-    const transport = createConnectTransport({
-      baseUrl: base,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${TOKEN}`), next(req))],
-    });
-    const trackers = createClient(TrackerService, transport);
-    const ops = createClient(OpsService, transport);
+    const trackers = createClient(TrackerService, server.transport);
 
-    /** Hits of `id` in ClickHouse once the analytics stream has nothing left. */
+    /** Hits of `id` in ClickHouse (as /stats counts them) once the analytics stream has nothing left. */
     const rowsOnceDrained = async (id: string, from: Date): Promise<number> => {
-      const deadline = Date.now() + 300_000;
-      while (Date.now() < deadline) {
-        const status = await ops.getStatus({});
-        if (Number(status.analytics?.backlogRows ?? 0) === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      await server.drained();
       const to = new Date(Date.now() + 60_000);
       return Number((await trackers.getStats({ trackerId: id, from: from.toISOString(), to: to.toISOString() })).count);
     };
@@ -152,7 +94,17 @@ export async function run(argv: readonly string[]): Promise<void> {
     const soak = await load(`${base}/track?id=${soakTracker}`, { connections: 8, amount: 100 * soakSeconds, rate: 100 });
     const soakRows = await rowsOnceDrained(soakTracker, soakFrom);
 
-    const rows = [
+    // Every hit has its own event_id: distinct ids equal rows when nothing was inserted twice.
+    const clickhouse = await server.stopAndOpenClickHouse();
+    const result = await clickhouse.client.query({
+      query: `SELECT count() AS n, uniqExact(event_id) AS distinct FROM ${clickhouse.database}.tracker_events`,
+      format: "JSONEachRow",
+    });
+    const totals = (await result.json<{ n: string; distinct: string }>())[0];
+    await clickhouse.close();
+
+    console.log(`track: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one on embedded Postgres + ClickHouse in its own process; autocannon in the bench process`);
+    printTable([
       ["", "bare Node (204)", `/track, 64 conns, ${peak.requests} requests`, `/track soak, 100 req/s, ${soak.requests} requests`],
       ["requests/s", bareLoad.rate.toFixed(0), peak.rate.toFixed(0), soak.rate.toFixed(0)],
       ["of bare Node", "100 %", `${((100 * peak.rate) / bareLoad.rate).toFixed(0)} %`, "-"],
@@ -160,13 +112,10 @@ export async function run(argv: readonly string[]): Promise<void> {
       ["204s / non-2xx / errors", `${bareLoad.ok} / ${bareLoad.notOk} / ${bareLoad.errors}`, `${peak.ok} / ${peak.notOk} / ${peak.errors}`, `${soak.ok} / ${soak.notOk} / ${soak.errors}`],
       ["rows in ClickHouse", "-", String(peakRows), String(soakRows)],
       ["rows = 204s", "-", peakRows === peak.ok ? "yes" : `NO (${peakRows - peak.ok})`, soakRows === soak.ok ? "yes" : `NO (${soakRows - soak.ok})`],
-    ];
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    console.log(`track: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one on embedded Postgres + ClickHouse; autocannon in the bench process`);
-    for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("  "));
-    if (peakRows !== peak.ok || soakRows !== soak.ok) process.exitCode = 1;
+    ]);
+    console.log(`all tracker_events rows: ${totals?.n ?? "?"}, distinct event ids: ${totals?.distinct ?? "?"}`);
+    if (peakRows !== peak.ok || soakRows !== soak.ok || totals?.n !== totals?.distinct) process.exitCode = 1;
   } finally {
-    await stopProcess(server);
-    await rm(dir, { recursive: true, force: true });
+    await server.remove();
   }
 }

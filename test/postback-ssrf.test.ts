@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../gen/funnel/postback/v1/delivery_pb.js";
 import type { App } from "../services/app.js";
-import { refusedReason } from "../services/postback/ssrf.js";
+import { refusedReason } from "../services/core/outbound/guard.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, testPartner, type PostbackClients } from "./support/postback-clients.js";
 import { eventually, startTestApp } from "./support/stores.js";

@@ -18,7 +18,7 @@ describe("seen api deliveries", () => {
   const consumers: Consumer[] = [];
 
   beforeAll(async () => {
-    app = await startTestApp({ env: { AUTH_JWT_SECRET: JWT_SECRET, JOBS_POLL_SECONDS: "1" } });
+    app = await startTestApp({ env: { AUTH_JWT_SECRET: JWT_SECRET, JOBS_POLL_SECONDS: "1", SEEN_ALLOW_PRIVATE: "true" } });
   });
   afterAll(async () => {
     await app.stop();

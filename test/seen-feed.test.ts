@@ -5,7 +5,7 @@ import type { App } from "../services/app.js";
 import { adminClients, JWT_SECRET, seenClients } from "./support/seen.js";
 import { eventually, startTestApp } from "./support/stores.js";
 
-const env = { AUTH_JWT_SECRET: JWT_SECRET, TRUSTED_PROXIES: "127.0.0.2", JOBS_MAINTENANCE_SECONDS: "1" };
+const env = { AUTH_JWT_SECRET: JWT_SECRET, TRUSTED_PROXIES: "127.0.0.2", JOBS_MAINTENANCE_SECONDS: "1", SEEN_ALLOW_PRIVATE: "true" };
 
 /** An open subscription: messages as they arrive, until closed. */
 function subscribe(app: App, topic: string, consumer: string) {

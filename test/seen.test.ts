@@ -39,6 +39,7 @@ describe("seen marks and identities", () => {
         // Drivers' tokens name the park as `park_id`.
         SEEN_IDENTITY_CLAIMS: "db_id=park_id",
         JOBS_MAINTENANCE_SECONDS: "1",
+        SEEN_ALLOW_PRIVATE: "true",
       },
     });
     const { admin } = adminClients(app);

@@ -59,6 +59,7 @@ export const configVariables = [
   "SEEN_SERVICE_TOKEN",
   "SEEN_DELIVERY_CONCURRENCY",
   "SEEN_DELIVERY_HISTORY",
+  "SEEN_ALLOW_PRIVATE",
 ] as const;
 export type ConfigVariable = (typeof configVariables)[number];
 
@@ -159,6 +160,8 @@ export interface Config {
   readonly seenDeliveryConcurrency: number;
   /** How long finished api deliveries and their attempts stay in Postgres, in seconds. */
   readonly seenHistorySeconds: number;
+  /** Lets api deliveries reach loopback, private and link-local addresses (tests, closed networks). */
+  readonly seenAllowPrivate: boolean;
 }
 
 /** The identity fields Seen reads from a token's claims (see SEEN_IDENTITY_CLAIMS). */
@@ -351,6 +354,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     seenServiceToken: read("SEEN_SERVICE_TOKEN"),
     seenDeliveryConcurrency: integer("SEEN_DELIVERY_CONCURRENCY", 32, 1, 1_000),
     seenHistorySeconds: Math.round(duration("SEEN_DELIVERY_HISTORY", "30d", 1_000, 3_650 * 86_400_000) / 1_000),
+    seenAllowPrivate: boolean("SEEN_ALLOW_PRIVATE"),
   };
   if (config.seenServiceToken !== undefined && config.seenServiceToken.length < 16) {
     problems.push("SEEN_SERVICE_TOKEN: must be at least 16 characters");

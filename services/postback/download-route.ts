@@ -3,7 +3,7 @@ import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from ".
 import type { Logger } from "../core/logger.js";
 import { downloadParams, LIMITS } from "./event-input.js";
 import type { Recorder } from "./recorder.js";
-import { refusedReason } from "./ssrf.js";
+import { refusedReason } from "../core/outbound/guard.js";
 import { parseStag } from "./stag.js";
 
 /**

@@ -2,6 +2,8 @@ import { DeliveryService } from "../../gen/funnel/postback/v1/delivery_pb.js";
 import { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { PostbackService } from "../../gen/funnel/postback/v1/postback_pb.js";
 import type { HttpRoute } from "../core/http-server.js";
+import { createGuardedAgent } from "../core/outbound/guard.js";
+import { createSender } from "../core/outbound/send.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
 import { createAttemptLog } from "./attempt-log.js";
@@ -14,9 +16,8 @@ import { createPostbackService } from "./postback-service.js";
 import { deliverQueue } from "./queue.js";
 import { createRecorder } from "./recorder.js";
 import { createPostbackRepository } from "./repository.js";
-import { createSender } from "./sender.js";
+import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
 import { createServiceTokenInterceptor } from "./service-token.js";
-import { createPostbackAgent } from "./ssrf.js";
 import { createDeliveryWorker } from "./worker.js";
 
 /** Rows one housekeeping statement deletes, so a large clean-up never holds long locks. */
@@ -47,13 +48,14 @@ export const postbackModule: ServiceModule = {
     const stops: (() => Promise<void>)[] = [];
 
     if (ctx.roles.includes("worker")) {
-      const agent = createPostbackAgent({ allowPrivate: config.postbackAllowPrivate });
+      const guard = { allowPrivate: config.postbackAllowPrivate, allowSetting: "POSTBACK_ALLOW_PRIVATE" };
+      const agent = createGuardedAgent(guard);
       const stopping = new AbortController();
       const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
       const deliver = createDeliveryWorker({
         repository,
         directory,
-        send: createSender({ agent, allowPrivate: config.postbackAllowPrivate }),
+        send: createSender({ ...guard, agent, userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES }),
         attempts,
         metrics,
         log: ctx.log,

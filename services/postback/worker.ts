@@ -1,13 +1,13 @@
 import { PermanentJobError, type JobContext } from "../core/jobs/jobs.js";
 import type { Logger } from "../core/logger.js";
 import type { AttemptLog } from "./attempt-log.js";
-import { retryDelayMs } from "./backoff.js";
+import { retryDelayMs } from "../core/outbound/backoff.js";
+import type { Sender } from "../core/outbound/send.js";
 import type { PostbackMetrics } from "./metrics.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import type { DeliverJob } from "./queue.js";
 import { renderRequest, valuesOf } from "./render.js";
 import type { AttemptOutcome, DeliveryRow, PostbackRepository } from "./repository.js";
-import type { Sender } from "./sender.js";
 
 export interface DeliveryWorkerDeps {
   readonly repository: PostbackRepository;
@@ -88,7 +88,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       error = `${error}; gave up after ${job.attempt - row.attemptBase} attempt(s)`;
     }
     const nextAttemptAt =
-      outcome === "retry" ? new Date(Date.now() + retryDelayMs(config.retry, job.attempt - row.attemptBase, sent.retryAfterMs)) : null;
+      outcome === "retry" ? new Date(Date.now() + retryDelayMs({ initialMs: config.retry.initialDelayMs, maxMs: config.retry.maxDelayMs }, job.attempt - row.attemptBase, sent.retryAfterMs)) : null;
     const recorded = await deps.attempts.record({
       deliveryId: row.id,
       attempt: job.attempt,

@@ -1,3 +1,5 @@
+import { createGuardedAgent } from "../core/outbound/guard.js";
+import { createSender } from "../core/outbound/send.js";
 import { SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
 import { SeenFeedService } from "../../gen/funnel/seen/v1/feed_pb.js";
 import { SeenService } from "../../gen/funnel/seen/v1/seen_pb.js";
@@ -14,7 +16,7 @@ import { createSeenMetrics } from "./metrics.js";
 import { deliverQueue } from "./queue.js";
 import { createSeenRepository } from "./repository.js";
 import { createSeenRoute, SEEN_PATH } from "./route.js";
-import { sendDelivery } from "./sender.js";
+import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
 import { createSeenService } from "./service.js";
 import { createDeliveryWorker } from "./worker.js";
 
@@ -41,11 +43,13 @@ export const seenModule: ServiceModule = {
 
     if (ctx.roles.includes("worker")) {
       const stopping = new AbortController();
+      const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
+      const send = createSender({ ...guard, agent: createGuardedAgent(guard), userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
       const deliver = createDeliveryWorker({
         repository,
         jobs: ctx.jobs,
         analytics: ctx.analytics,
-        send: sendDelivery,
+        send,
         metrics,
         log,
         stopping: stopping.signal,

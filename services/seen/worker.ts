@@ -1,11 +1,12 @@
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { PermanentJobError, type JobContext, type Jobs } from "../core/jobs/jobs.js";
 import type { Logger } from "../core/logger.js";
-import { retryDelayMs } from "./backoff.js";
+import { retryDelayMs } from "../core/outbound/backoff.js";
 import type { SeenMetrics } from "./metrics.js";
 import { deliverQueue, type DeliverJob } from "./queue.js";
 import type { AttemptRecord, DeliveryRow, SeenRepository } from "./repository.js";
-import type { DeliveryRequest, SendResult } from "./sender.js";
+import type { Sender } from "../core/outbound/send.js";
+import { deliveryRequest } from "./sender.js";
 
 /** The ClickHouse table (and analytics stream) of delivery attempts. */
 export const ATTEMPTS_TABLE = "seen_delivery_attempts";
@@ -14,7 +15,7 @@ export interface DeliveryWorkerDeps {
   readonly repository: SeenRepository;
   readonly jobs: Jobs;
   readonly analytics: AnalyticsAppender;
-  readonly send: (request: DeliveryRequest, signal: AbortSignal) => Promise<SendResult>;
+  readonly send: Sender;
   readonly metrics: SeenMetrics;
   readonly log: Logger;
   /** Aborted when the process stops without grace: in-flight requests end as retryable failures. */
@@ -86,13 +87,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     };
     const attemptedAt = new Date();
     const sent = await deps.send(
-      {
+      deliveryRequest({
         url: row.url,
         idempotencyKey: row.id,
         attempt,
         body: JSON.stringify({ delivery_id: row.id, ...row.body }),
         timeoutMs: row.timeoutMs ?? 5_000,
-      },
+      }),
       AbortSignal.any([context.signal, deps.stopping]),
     );
 
@@ -102,7 +103,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const inRound = attempt - row.attemptBase;
     const maxAttempts = row.maxAttempts ?? 0;
     if (outcome === "retry") {
-      nextAttemptAt = new Date(Date.now() + retryDelayMs(settings, inRound, sent.retryAfterMs));
+      nextAttemptAt = new Date(Date.now() + retryDelayMs({ initialMs: settings.initialBackoffMs, maxMs: settings.maxBackoffMs }, inRound, sent.retryAfterMs));
       if (maxAttempts > 0 && inRound >= maxAttempts) {
         outcome = "dead";
         error = `${error}; gave up after ${inRound} attempt(s)`;
@@ -118,7 +119,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       integration: row.integration,
       url: row.url,
       httpStatus: sent.httpStatus,
-      responseBody: sent.responseBody,
+      responseBody: sent.responseBody.toString("utf8"),
       durationMs: sent.durationMs,
       error,
       outcome,

@@ -2,7 +2,7 @@ import { lookup, type LookupAddress, type LookupOptions } from "node:dns";
 import { BlockList, isIP } from "node:net";
 import { Agent } from "undici";
 
-/** Address ranges a postback must not reach, with the reason given when one is refused. */
+/** Address ranges outbound requests must not reach, with the reason given when one is refused. */
 const RANGES: readonly (readonly [string, number, "ipv4" | "ipv6", string])[] = [
   ["0.0.0.0", 8, "ipv4", "unspecified"],
   ["10.0.0.0", 8, "ipv4", "private"],
@@ -31,7 +31,7 @@ const ranges = RANGES.map(([network, prefix, family, reason]) => {
 });
 
 /**
- * Why a postback may not go to `address`, or undefined when it may: loopback,
+ * Why a request may not go to `address`, or undefined when it may: loopback,
  * private, link-local, metadata and other non-public ranges are refused.
  * IPv4-mapped IPv6 addresses are judged by their IPv4 address.
  */
@@ -42,38 +42,39 @@ export function refusedReason(address: string): string | undefined {
   return ranges.find((range) => range.family === family && range.list.check(plain, family))?.reason;
 }
 
-/** A postback target whose address is refused (see {@link refusedReason}). */
+/** A target whose address is refused (see {@link refusedReason}); names the setting that allows it. */
 export class RefusedAddressError extends Error {
   readonly code = "EFUNNELREFUSED";
-  constructor(host: string, address: string, reason: string) {
-    super(`refused ${host} (${address}): ${reason} address; set POSTBACK_ALLOW_PRIVATE=true to allow`);
+  constructor(host: string, address: string, reason: string, allowSetting: string) {
+    super(`refused ${host} (${address}): ${reason} address; set ${allowSetting}=true to allow`);
     this.name = "RefusedAddressError";
   }
 }
 
 /** Checks a URL whose host is an IP literal (no lookup happens for those). */
-export function checkLiteralHost(url: URL): RefusedAddressError | undefined {
+export function checkLiteralHost(url: URL, allowSetting: string): RefusedAddressError | undefined {
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (isIP(host) === 0) return undefined;
   const reason = refusedReason(host);
-  return reason === undefined ? undefined : new RefusedAddressError(host, host, reason);
+  return reason === undefined ? undefined : new RefusedAddressError(host, host, reason, allowSetting);
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**
- * The connection pool of postback requests. Unless private addresses are
- * allowed, every name is resolved by a lookup that refuses the connection if
- * any address it returns is refused, so the address checked is the address
- * connected to (no window for DNS rebinding).
+ * A connection pool for outbound requests (postbacks, consumer APIs). Unless
+ * private addresses are allowed, every name is resolved by a lookup that
+ * refuses the connection if any address it returns is refused, so the address
+ * checked is the address connected to (no window for DNS rebinding).
+ * `allowSetting` names the configuration variable that would allow them.
  */
-export function createPostbackAgent(options: { allowPrivate: boolean; connectionsPerOrigin?: number }): Agent {
+export function createGuardedAgent(options: { allowPrivate: boolean; allowSetting: string; connectionsPerOrigin?: number }): Agent {
   const guardedLookup = (hostname: string, lookupOptions: LookupOptions, callback: LookupCallback): void => {
     lookup(hostname, { ...lookupOptions, all: true }, (error, addresses) => {
       if (error !== null) return callback(error, []);
       for (const { address } of addresses) {
         const reason = refusedReason(address);
-        if (reason !== undefined) return callback(new RefusedAddressError(hostname, address, reason), []);
+        if (reason !== undefined) return callback(new RefusedAddressError(hostname, address, reason, options.allowSetting), []);
       }
       const first = addresses[0];
       if (lookupOptions.all === true) callback(null, addresses);
