@@ -1,10 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { chmod, mkdtemp } from "node:fs/promises";
 import http from "node:http";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
-import { startApp } from "../services/app.js";
-import { parseConfig } from "../services/core/config.js";
+import { cpus, totalmem } from "node:os";
+import { startBenchServer } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SEED_RATE = 660;
@@ -44,20 +41,16 @@ function summary(name: string, events: number, seconds: number, latencies: numbe
 }
 
 /**
- * Ingest over Connect JSON, everything in one process (server, load, embedded
- * stores): single `Send` at the seed's 660 events/s and flat out, `SendBatch`
- * of 100 flat out, then the lag to ClickHouse and a row count check.
+ * Ingest over Connect JSON against the all-in-one server in its own process
+ * (embedded stores): single `Send` at the seed's 660 events/s and flat out,
+ * `SendBatch` of 100 flat out, then the lag to ClickHouse and a row count
+ * check once the server has stopped.
  */
 export async function run(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-ingest-"));
-  await chmod(dir, 0o755);
-  const app = await startApp({
-    config: parseConfig({ FUNNEL_DATA_DIR: dir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EMBEDDED_POSTGRES_PORT: "54392", DATABASE_POOL_MAX: "40" }),
-    roles: ["api", "worker"],
-  });
+  const server = await startBenchServer({ DATABASE_POOL_MAX: "40", ...(process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` } : {}) });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CALLERS });
-  const send = new URL(`${app.url}/funnel.ingest.v1.IngestService/Send`);
-  const sendBatch = new URL(`${app.url}/funnel.ingest.v1.IngestService/SendBatch`);
+  const send = new URL(`${server.url}/funnel.ingest.v1.IngestService/Send`);
+  const sendBatch = new URL(`${server.url}/funnel.ingest.v1.IngestService/SendBatch`);
   let accepted = 0;
   const lines: string[] = [];
   try {
@@ -106,11 +99,12 @@ export async function run(): Promise<void> {
       lines.push(summary(`SendBatch ×${BATCH} max (${BATCH_CALLERS} callers)`, latencies.length * BATCH, (performance.now() - started) / 1000, latencies));
     }
 
-    const db = app.clickhouse.database;
-    const deadline = Date.now() + 180_000;
+    await server.drained();
+    const clickhouse = await server.stopAndOpenClickHouse();
+    const db = clickhouse.database;
     let stats = { rows: 0, distinct: 0, lag50: 0, lag99: 0 };
-    while (Date.now() < deadline) {
-      const result = await app.clickhouse.client.query({
+    {
+      const result = await clickhouse.client.query({
         query: `SELECT count() AS rows, uniqExact(event_id) AS distinct,
                        quantile(0.5)(dateDiff('millisecond', timestamp, inserted_at)) AS lag50,
                        quantile(0.99)(dateDiff('millisecond', timestamp, inserted_at)) AS lag99
@@ -119,15 +113,14 @@ export async function run(): Promise<void> {
       });
       const row = (await result.json<Record<string, string | number>>())[0] ?? {};
       stats = { rows: Number(row.rows), distinct: Number(row.distinct), lag50: Number(row.lag50), lag99: Number(row.lag99) };
-      if (stats.rows >= accepted) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    console.log(`ingest benchmark: ${SECONDS} s per phase; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; server, load and embedded stores in one process`);
+    await clickhouse.close();
+    console.log(`ingest benchmark: ${SECONDS} s per phase; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; the server (embedded stores) in its own process, the load in the bench process`);
     for (const line of lines) console.log(line);
     console.log(`ClickHouse lag (timestamp → inserted_at)  p50 ${ms(stats.lag50)}   p99 ${ms(stats.lag99)}`);
     console.log(`accepted ${accepted.toLocaleString("en")}   rows in ClickHouse ${stats.rows.toLocaleString("en")}   distinct ${stats.distinct.toLocaleString("en")}   ${stats.rows === accepted && stats.distinct === accepted ? "(none lost, none duplicated)" : "(MISMATCH)"}`);
   } finally {
     agent.destroy();
-    await app.stop();
+    await server.remove();
   }
 }

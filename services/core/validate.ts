@@ -39,9 +39,21 @@ export const SUPPORTED_SCALARS: ReadonlySet<ScalarType> = new Set([
   ...(Object.keys(INT_RANGES).map(Number) as ScalarType[]),
 ]);
 
+/** Rules by field: reading an option decodes it, and descriptors never change. */
+const rulesCache = new WeakMap<DescField, { readonly rules: FieldRules; readonly declared: boolean }>();
+
+function cachedRules(field: DescField): { readonly rules: FieldRules; readonly declared: boolean } {
+  let entry = rulesCache.get(field);
+  if (entry === undefined) {
+    entry = { rules: getOption(field, fieldRules), declared: hasOption(field, fieldRules) };
+    rulesCache.set(field, entry);
+  }
+  return entry;
+}
+
 /** The declared rules of a field; empty rules when it declares none. */
 export function rulesOf(field: DescField): FieldRules {
-  return getOption(field, fieldRules);
+  return cachedRules(field).rules;
 }
 
 /** True when the field may be absent and then reads as unset rather than zero. */
@@ -146,7 +158,8 @@ export function parseMessage<Desc extends DescMessage>(schema: Desc, json: JsonV
     }
   }
   for (const field of schema.fields) {
-    if (!hasOption(field, fieldRules) || !rulesOf(field).required) continue;
+    const { declared, rules } = cachedRules(field);
+    if (!declared || !rules.required) continue;
     const value = json[field.name] ?? json[field.jsonName];
     if (value === undefined || value === null) throw invalid(`${path}.${field.name}`, "is required");
   }
