@@ -102,6 +102,7 @@ describe("analytics stream", () => {
       client: createClient({ url: "http://127.0.0.1:1", request_timeout: 500 }),
       database: app.clickhouse.database,
       backend: "server" as const,
+      cluster: undefined,
       close: async () => undefined,
     };
     const metrics = createMetricsRegistry();

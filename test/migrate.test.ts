@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectMigrations } from "../services/app.js";
-import { openClickHouseTarget, type ClickHouse } from "../services/core/clickhouse.js";
+import { forCluster, openClickHouseTarget, type ClickHouse } from "../services/core/clickhouse.js";
 import { createLogger } from "../services/core/logger.js";
 import { migrate, splitStatements, type MigrationSet } from "../services/core/migrate.js";
 import { testStores } from "./support/stores.js";
@@ -64,5 +64,35 @@ describe("migrations", () => {
       "CREATE TABLE a (x UInt8) ENGINE = Memory",
       "INSERT INTO a VALUES (1)",
     ]);
+  });
+});
+
+describe("ClickHouse migrations on a cluster", () => {
+  it("leave statements alone without a cluster", () => {
+    const sql = "CREATE TABLE IF NOT EXISTS db.t (a UInt8) ENGINE = MergeTree ORDER BY a";
+    expect(forCluster(sql, undefined)).toBe(sql);
+  });
+
+  it("run DDL on every node and make every MergeTree replicated", () => {
+    expect(forCluster("CREATE TABLE IF NOT EXISTS db.t (a UInt8) ENGINE = MergeTree ORDER BY a SETTINGS x = 1", "main")).toBe(
+      "CREATE TABLE IF NOT EXISTS db.t ON CLUSTER main (a UInt8) ENGINE = ReplicatedMergeTree ORDER BY a SETTINGS x = 1",
+    );
+    expect(forCluster("CREATE TABLE db.m (id UInt32) ENGINE = ReplacingMergeTree() ORDER BY id", "main")).toBe(
+      "CREATE TABLE db.m ON CLUSTER main (id UInt32) ENGINE = ReplicatedReplacingMergeTree ORDER BY id",
+    );
+    expect(forCluster("ALTER TABLE db.t ADD COLUMN b String", "main")).toBe("ALTER TABLE db.t ON CLUSTER main ADD COLUMN b String");
+    expect(forCluster("CREATE DATABASE IF NOT EXISTS funnel", "main")).toBe("CREATE DATABASE IF NOT EXISTS funnel ON CLUSTER main");
+  });
+
+  it("rewrites every project migration statement to a replicated, cluster-wide one", async () => {
+    const { clickhouse } = await projectMigrations();
+    expect(clickhouse.length).toBeGreaterThan(0);
+    for (const migration of clickhouse) {
+      for (const statement of splitStatements(migration.sql.replaceAll("{db}", "funnel"))) {
+        const rewritten = forCluster(statement, "main");
+        if (/^\s*(CREATE|ALTER)\s/i.test(statement)) expect(rewritten, `${migration.name}: ${statement.slice(0, 80)}`).toMatch(/ ON CLUSTER main\b/);
+        expect(rewritten, migration.name).not.toMatch(/ENGINE\s*=\s*(?!Replicated)\w*MergeTree/i);
+      }
+    }
   });
 });

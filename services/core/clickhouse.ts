@@ -14,6 +14,8 @@ export interface ClickHouse {
    */
   readonly database: string;
   readonly backend: "embedded" | "server";
+  /** Cluster the schema is created on (replicated tables), or undefined for one server. */
+  readonly cluster: string | undefined;
   close(): Promise<void>;
 }
 
@@ -22,12 +24,15 @@ export interface ClickHouseTarget {
   readonly database: string;
   /** Folder of the embedded engine when `url` is unset. */
   readonly embeddedPath: string;
+  /** Cluster (`<remote_servers>` name) to create the schema on; server only. */
+  readonly cluster?: string | undefined;
 }
 
 /** Connects to a ClickHouse server by URL, or opens the embedded chDB engine. */
 export async function openClickHouseTarget(target: ClickHouseTarget): Promise<ClickHouse> {
   let client: ClickHouseClient;
   let backend: ClickHouse["backend"];
+  const cluster = target.url === undefined ? undefined : target.cluster;
   if (target.url !== undefined) {
     client = createClient({
       url: target.url,
@@ -49,12 +54,12 @@ export async function openClickHouseTarget(target: ClickHouseTarget): Promise<Cl
     backend = "embedded";
   }
   try {
-    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${target.database}` });
+    await client.command({ query: forCluster(`CREATE DATABASE IF NOT EXISTS ${target.database}`, cluster) });
   } catch (error) {
     await client.close();
     throw error;
   }
-  return { client, database: target.database, backend, close: () => client.close() };
+  return { client, database: target.database, backend, cluster, close: () => client.close() };
 }
 
 /** Opens the ClickHouse described by the configuration. */
@@ -63,5 +68,25 @@ export function openClickHouse(config: Config): Promise<ClickHouse> {
     url: config.clickhouseUrl,
     database: config.clickhouseDatabase,
     embeddedPath: join(config.dataDir, "clickhouse"),
+    cluster: config.clickhouseCluster,
   });
+}
+
+/**
+ * Rewrites a schema statement for a cluster of replicas: DDL runs
+ * `ON CLUSTER` on every node, and every `…MergeTree` engine becomes its
+ * `Replicated…MergeTree` (default replication path and replica macros of
+ * the servers), so each replica holds all rows and deduplicates a retried
+ * insert (`insert_deduplication_token`) across replicas. Without a cluster
+ * the statement is left as it is. Migrations are written for one server and
+ * pass through this on the way to a cluster.
+ */
+export function forCluster(statement: string, cluster: string | undefined): string {
+  if (cluster === undefined) return statement;
+  return statement
+    .replace(
+      /^(\s*(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\s+(?:TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?[\w.`"]+)/i,
+      `$1 ON CLUSTER ${cluster}`,
+    )
+    .replace(/\bENGINE\s*=\s*(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing)?MergeTree\b(\s*\(\s*\))?/gi, (_match, kind: string | undefined) => `ENGINE = Replicated${kind ?? ""}MergeTree`);
 }

@@ -21,6 +21,7 @@ export const configVariables = [
   "EMBEDDED_POSTGRES_PORT",
   "CLICKHOUSE_URL",
   "CLICKHOUSE_DATABASE",
+  "CLICKHOUSE_CLUSTER",
   "FUNNEL_DATA_DIR",
   "FUNNEL_ADMIN_TOKEN",
   "LOG_LEVEL",
@@ -82,6 +83,8 @@ export interface Config {
   readonly clickhouseUrl: string | undefined;
   /** ClickHouse database holding Funnel's tables. */
   readonly clickhouseDatabase: string;
+  /** ClickHouse cluster to create the schema on (replicated tables); unset: one server. */
+  readonly clickhouseCluster: string | undefined;
   /** Folder for embedded stores and the generated dev admin token. */
   readonly dataDir: string;
   /** Token required by admin RPCs; unset in embedded mode means a generated one. */
@@ -316,6 +319,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     embeddedPostgresPort: integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535),
     clickhouseUrl: url("CLICKHOUSE_URL", ["http:", "https:"]),
     clickhouseDatabase: identifier("CLICKHOUSE_DATABASE", "funnel"),
+    clickhouseCluster: read("CLICKHOUSE_CLUSTER") === undefined ? undefined : identifier("CLICKHOUSE_CLUSTER", "funnel"),
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
     adminToken,
     logLevel: logLevel as LogLevel,

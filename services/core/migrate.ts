@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type pg from "pg";
-import type { ClickHouse } from "./clickhouse.js";
+import { forCluster, type ClickHouse } from "./clickhouse.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -133,8 +133,11 @@ export async function migrate(
     const ch = clickhouse.client;
     const table = `${clickhouse.database}.funnel_migrations`;
     await ch.command({
-      query: `CREATE TABLE IF NOT EXISTS ${table} (id UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+      query: forCluster(
+        `CREATE TABLE IF NOT EXISTS ${table} (id UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
         ENGINE = ReplacingMergeTree ORDER BY id`,
+        clickhouse.cluster,
+      ),
     });
     const result = await ch.query({ query: `SELECT id, checksum FROM ${table} FINAL`, format: "JSONEachRow" });
     const clickhouseTodo = pending("clickhouse", set.clickhouse, await result.json<Applied>());
@@ -142,7 +145,7 @@ export async function migrate(
       log.info({ store: "clickhouse", id: migration.id, name: migration.name }, "applying migration");
       for (const statement of splitStatements(inDatabase(migration.sql, clickhouse.database))) {
         try {
-          await ch.command({ query: statement });
+          await ch.command({ query: forCluster(statement, clickhouse.cluster) });
         } catch (error) {
           throw new Error(`clickhouse migration ${migration.id}_${migration.name} failed: ${(error as Error).message}`, {
             cause: error,
