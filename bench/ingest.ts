@@ -100,6 +100,10 @@ export async function run(): Promise<void> {
     }
 
     await server.drained();
+    const metricsText = await (await fetch(`${server.url}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name} ([\\d.e+]+)$`, "m").exec(metricsText)?.[1] ?? NaN);
+    const commits = metric("funnel_ingest_commit_events_count");
+    lines.push(`transactions ${commits.toLocaleString("en")}, events per transaction ${(metric("funnel_ingest_commit_events_sum") / commits).toFixed(1)}`);
     const clickhouse = await server.stopAndOpenClickHouse();
     const db = clickhouse.database;
     let stats = { rows: 0, distinct: 0, lag50: 0, lag99: 0 };
