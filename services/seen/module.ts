@@ -79,6 +79,7 @@ export const seenModule: ServiceModule = {
       claims: config.seenIdentityClaims,
     });
     const mark = createMarker({ repository, jobs: ctx.jobs, metrics, defaultRetentionSeconds });
+    stops.push(() => mark.flush());
     const waker = new TopicWaker({ url: ctx.postgresUrl, log });
     await waker.start();
     stops.push(() => waker.stop());

@@ -24,7 +24,6 @@ export interface MarkInput {
   /** The api request body of the mark (delivery_id is added when sent). */
   readonly body: Record<string, unknown>;
   readonly now: Date;
-  readonly defaultRetentionSeconds: number;
 }
 
 export interface MarkRow {
@@ -175,53 +174,90 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /**
-     * Stores a mark unless one is retained, and with a new mark, in the same
-     * statement, its api deliveries and topic messages (with their NOTIFY).
-     * A mark past its tag's retention but not yet cleaned up is renewed as new.
-     * Concurrent duplicates serialize on the unique key: one creates, the
-     * others find it.
+     * Stores the marks of one group commit, with one statement for the group:
+     * each mark unless one is retained and, with a new mark, its api deliveries
+     * and topic messages (with their NOTIFY). A mark past its tag's retention
+     * but not yet cleaned up is renewed as new. The same (identity, tag, id)
+     * twice in `inputs` is stored once: the first creates it, the others find
+     * it. Marks are inserted in key order, so two groups sharing keys lock them
+     * in the same order and one waits for the other instead of deadlocking;
+     * concurrent duplicates serialize on the unique key. Returns one result per input.
      */
-    async mark(tx: pg.PoolClient, input: MarkInput): Promise<MarkResult> {
-      const { rows } = await tx.query<{ first_seen_at: Date; deliveries: string[] | null }>(
-        `WITH mark AS (
+    async markMany(tx: pg.PoolClient, inputs: readonly MarkInput[], defaultRetentionSeconds: number): Promise<MarkResult[]> {
+      const keyOf = (input: MarkInput): string => JSON.stringify([input.identityKey, input.tag, input.itemId]);
+      const firstOf = new Map<string, number>();
+      inputs.forEach((input, i) => {
+        if (!firstOf.has(keyOf(input))) firstOf.set(keyOf(input), i);
+      });
+      const unique = [...firstOf.values()].map((i) => {
+        const input = inputs[i]!;
+        return { n: i, identity_key: input.identityKey, tag: input.tag, item_id: input.itemId, kind: input.kind, identity: input.identity, body: input.body, at: input.now };
+      });
+      const { rows: created } = await tx.query<{ n: number; first_seen_at: Date; deliveries: string[] | null }>(
+        `WITH input AS (
+           SELECT * FROM jsonb_to_recordset($1::jsonb)
+             AS x(n int, identity_key text, tag text, item_id text, kind text, identity jsonb, body jsonb, at timestamptz)
+         ),
+         mark AS (
            INSERT INTO seen_marks AS m (identity_key, tag, item_id, kind, identity, first_seen_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
+           SELECT identity_key, tag, item_id, kind, identity, at FROM input ORDER BY identity_key, tag, item_id
            ON CONFLICT (identity_key, tag, item_id) DO UPDATE
              SET id = gen_random_uuid(), kind = EXCLUDED.kind, identity = EXCLUDED.identity, first_seen_at = EXCLUDED.first_seen_at
-             WHERE m.first_seen_at <= $6::timestamptz - ${retentionOf("$2", "$8")} * interval '1 second'
-           RETURNING id, first_seen_at
+             WHERE m.first_seen_at <= EXCLUDED.first_seen_at - ${retentionOf("EXCLUDED.tag", "$2")} * interval '1 second'
+           RETURNING id, identity_key, tag, item_id, first_seen_at
+         ),
+         created AS (
+           SELECT input.n, input.tag, input.item_id, input.kind, input.identity, input.body, mark.id AS mark_id, mark.first_seen_at
+             FROM mark JOIN input USING (identity_key, tag, item_id)
          ),
          owners AS (
-           SELECT i.name, i.kind, i.topic FROM seen_integrations i WHERE i.enabled AND i.tags @> ARRAY[$2::text]
+           SELECT created.mark_id, i.name, i.kind, i.topic FROM created JOIN seen_integrations i ON i.enabled AND i.tags @> ARRAY[created.tag]
          ),
          api AS (
            INSERT INTO seen_deliveries (id, mark_id, integration, tag, item_id, body, give_up_at)
-           SELECT gen_random_uuid(), mark.id, owners.name, $2, $3, $7,
-                  mark.first_seen_at + ${retentionOf("$2", "$8")} * interval '1 second'
-             FROM mark, owners WHERE owners.kind = 'api'
-           RETURNING id
+           SELECT gen_random_uuid(), created.mark_id, owners.name, created.tag, created.item_id, created.body,
+                  created.first_seen_at + ${retentionOf("created.tag", "$2")} * interval '1 second'
+             FROM created JOIN owners USING (mark_id) WHERE owners.kind = 'api'
+            ORDER BY created.n, owners.name
+           RETURNING id, mark_id
          ),
          topics AS (
            INSERT INTO seen_topic_messages (topic, message_id, tag, item_id, kind, identity, seen_at)
-           SELECT DISTINCT ON (owners.topic) owners.topic, gen_random_uuid(), $2, $3, $4, $5, mark.first_seen_at
-             FROM mark, owners WHERE owners.kind = 'topic'
+           SELECT topic, gen_random_uuid(), tag, item_id, kind, identity, first_seen_at
+             FROM (SELECT DISTINCT ON (created.n, owners.topic) created.n, owners.topic, created.tag, created.item_id, created.kind, created.identity, created.first_seen_at
+                     FROM created JOIN owners USING (mark_id) WHERE owners.kind = 'topic'
+                    ORDER BY created.n, owners.topic) ordered
+            ORDER BY n
            RETURNING topic
          ),
-         notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM topics)
-         SELECT mark.first_seen_at, (SELECT array_agg(id::text) FROM api) AS deliveries, (SELECT count(*) FROM notified) AS notified
-           FROM mark`,
-        [input.identityKey, input.tag, input.itemId, input.kind, input.identity, input.now, input.body, input.defaultRetentionSeconds],
+         notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM (SELECT DISTINCT topic FROM topics) t)
+         SELECT created.n, created.first_seen_at,
+                (SELECT array_agg(api.id::text) FROM api WHERE api.mark_id = created.mark_id) AS deliveries,
+                (SELECT count(*) FROM notified) AS notified
+           FROM created`,
+        [JSON.stringify(unique), defaultRetentionSeconds],
       );
-      const created = rows[0];
-      if (created !== undefined) return { created: true, firstSeenAt: created.first_seen_at, deliveryIds: created.deliveries ?? [] };
-      // Retained already. A new statement sees a duplicate committed meanwhile.
-      const { rows: existing } = await tx.query<{ first_seen_at: Date }>(
-        "SELECT first_seen_at FROM seen_marks WHERE identity_key = $1 AND tag = $2 AND item_id = $3",
-        [input.identityKey, input.tag, input.itemId],
-      );
-      const found = existing[0];
-      if (found === undefined) throw new Error("seen mark vanished between insert and read");
-      return { created: false, firstSeenAt: found.first_seen_at, deliveryIds: [] };
+      const createdAt = new Map(created.map((row) => [row.n, row]));
+      // Retained already. A new statement sees duplicates committed meanwhile by other groups.
+      const retained = unique.filter((row) => !createdAt.has(row.n));
+      const existing = new Map<string, Date>();
+      if (retained.length > 0) {
+        const { rows } = await tx.query<{ identity_key: string; tag: string; item_id: string; first_seen_at: Date }>(
+          `SELECT m.identity_key, m.tag, m.item_id, m.first_seen_at
+             FROM seen_marks m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(identity_key, tag, item_id) USING (identity_key, tag, item_id)`,
+          [retained.map((row) => row.identity_key), retained.map((row) => row.tag), retained.map((row) => row.item_id)],
+        );
+        for (const row of rows) existing.set(JSON.stringify([row.identity_key, row.tag, row.item_id]), row.first_seen_at);
+      }
+      return inputs.map((input, i) => {
+        const key = keyOf(input);
+        const first = firstOf.get(key)!;
+        const stored = createdAt.get(first);
+        if (stored !== undefined && first === i) return { created: true, firstSeenAt: stored.first_seen_at, deliveryIds: stored.deliveries ?? [] };
+        const firstSeenAt = stored?.first_seen_at ?? existing.get(key);
+        if (firstSeenAt === undefined) throw new Error("seen mark vanished between insert and read");
+        return { created: false, firstSeenAt, deliveryIds: [] };
+      });
     },
 
     /** When the key first saw (tag, id), if the mark is retained. */
