@@ -1,17 +1,11 @@
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { freePort, startProcess, stopProcess } from "./track.js";
-
-const root = new URL("..", import.meta.url).pathname;
-const TOKEN = "bench-admin-token-0123456789";
+import { startBenchServer } from "./support.js";
 
 /** The local consumer: counts deliveries per Idempotency-Key and the mark → 2xx latency. */
 class Consumer {
@@ -97,7 +91,7 @@ async function markLoad(base: string, prefix: string, options: { connections: nu
 
 /**
  * `npm run bench -- seen [--seconds 20] [--latency-seconds 30]`: MarkSeen over
- * Connect JSON with 64 connections on the all-in-one process (embedded stores)
+ * Connect JSON with 64 connections on the all-in-one server in its own process (embedded stores)
  * while a local consumer receives the api deliveries; then 100 marks/s to
  * measure mark → consumer latency. Deliveries must equal marks, no duplicates.
  */
@@ -111,30 +105,10 @@ export async function run(argv: readonly string[]): Promise<void> {
   const consumer = new Consumer();
   await consumer.start();
 
-  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-seen-"));
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = await startProcess(
-    [join(root, "services/bin.js"), "all"],
-    {
-      FUNNEL_DATA_DIR: dir,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
-      FUNNEL_ADMIN_TOKEN: TOKEN,
-      EMBEDDED_POSTGRES_PORT: String(await freePort()),
-      DATABASE_POOL_MAX: "40",
-    },
-    `${base}/readyz`,
-  );
+  const server = await startBenchServer({ DATABASE_POOL_MAX: "40" });
+  const base = server.url;
   try {
-    const transport = createConnectTransport({
-      baseUrl: base,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${TOKEN}`), next(req))],
-    });
-    await createClient(SeenAdminService, transport).createIntegration({
+    await createClient(SeenAdminService, server.transport).createIntegration({
       integration: { name: "bench-consumer", tags: ["bench"], enabled: true, delivery: { case: "api", value: { url: consumer.url } } },
     });
 
@@ -171,14 +145,13 @@ export async function run(argv: readonly string[]): Promise<void> {
     ];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     console.log(
-      `seen: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one on embedded Postgres + ClickHouse; one api integration; autocannon and the consumer in the bench process`,
+      `seen: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one in its own process on embedded Postgres + ClickHouse; one api integration; autocannon and the consumer in the bench process; load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`,
     );
     for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("  "));
     console.log(`deliveries received: ${consumer.keys.size} distinct for ${marks} marks, ${consumer.duplicates} duplicates`);
     if (consumer.keys.size !== marks || consumer.duplicates > 0) process.exitCode = 1;
   } finally {
-    await stopProcess(server);
+    await server.remove();
     await consumer.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 }
