@@ -89,6 +89,14 @@ async function markLoad(base: string, prefix: string, options: { connections: nu
   };
 }
 
+/** Mean marks per group commit and its mean duration, from the server's /metrics (warm-up included). */
+async function groupStats(base: string): Promise<{ marks: number; ms: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const groups = value("funnel_seen_mark_group_marks_count");
+  return { marks: value("funnel_seen_mark_group_marks_sum") / groups, ms: (value("funnel_seen_mark_group_seconds_sum") / groups) * 1000 };
+}
+
 /**
  * `npm run bench -- seen [--seconds 20] [--latency-seconds 30]`: MarkSeen over
  * Connect JSON with 64 connections on the all-in-one server in its own process (embedded stores)
@@ -126,6 +134,7 @@ export async function run(argv: readonly string[]): Promise<void> {
     const peakStarted = Date.now();
     const peak = await markLoad(base, "peak", { connections: 64, amount: Math.max(1_000, Math.round(warm.rate * seconds)) });
     const drainSeconds = await deliveredAll(warm.ok + peak.ok);
+    const groups = await groupStats(base);
     const deliveryRate = peak.ok / ((Date.now() - peakStarted) / 1000);
 
     consumer.phase = "paced";
@@ -139,6 +148,7 @@ export async function run(argv: readonly string[]): Promise<void> {
       ["marks/s", peak.rate.toFixed(0), paced.rate.toFixed(0)],
       ["MarkSeen p50 / p99 (ms)", `${peak.p50} / ${peak.p99}`, `${paced.p50} / ${paced.p99}`],
       ["200s / non-2xx / errors", `${peak.ok} / ${peak.notOk} / ${peak.errors}`, `${paced.ok} / ${paced.notOk} / ${paced.errors}`],
+      ["marks per transaction (mean) / commit (ms, mean)", `${groups.marks.toFixed(1)} / ${groups.ms.toFixed(1)}`, "-"],
       ["deliveries/s (marks to last delivery)", deliveryRate.toFixed(0), "-"],
       ["backlog drained after the load (s)", drainSeconds.toFixed(1), "-"],
       ["delivery latency p50 / p99 (ms)", "-", `${percentile(pacedLatency, 50)} / ${percentile(pacedLatency, 99)}`],

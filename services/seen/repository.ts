@@ -174,87 +174,97 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /**
-     * Stores the marks of one group commit, with one statement for the group:
-     * each mark unless one is retained and, with a new mark, its api deliveries
-     * and topic messages (with their NOTIFY). A mark past its tag's retention
-     * but not yet cleaned up is renewed as new. The same (identity, tag, id)
-     * twice in `inputs` is stored once: the first creates it, the others find
-     * it. Marks are inserted in key order, so two groups sharing keys lock them
-     * in the same order and one waits for the other instead of deadlocking;
-     * concurrent duplicates serialize on the unique key. Returns one result per input.
+     * Stores the marks of one group commit: each mark unless one is retained
+     * and, with a new mark, its api deliveries and topic messages (with their
+     * NOTIFY). A mark past its tag's retention but not yet cleaned up is
+     * renewed as new. The same (identity, tag, id) twice in `inputs` is stored
+     * once: the first creates it, the others find it. Marks are inserted in
+     * key order, so two groups sharing keys lock them in the same order and
+     * one waits for the other instead of deadlocking; concurrent duplicates
+     * serialize on the unique key. Multi-row statements whose results are
+     * matched to the inputs here (joining them in SQL made the planner loop
+     * over every pair). Returns one result per input.
      */
     async markMany(tx: pg.PoolClient, inputs: readonly MarkInput[], defaultRetentionSeconds: number): Promise<MarkResult[]> {
-      const keyOf = (input: MarkInput): string => JSON.stringify([input.identityKey, input.tag, input.itemId]);
+      const keyOf = (identityKey: string, tag: string, itemId: string): string => JSON.stringify([identityKey, tag, itemId]);
       const firstOf = new Map<string, number>();
       inputs.forEach((input, i) => {
-        if (!firstOf.has(keyOf(input))) firstOf.set(keyOf(input), i);
+        const key = keyOf(input.identityKey, input.tag, input.itemId);
+        if (!firstOf.has(key)) firstOf.set(key, i);
       });
-      const unique = [...firstOf.values()].map((i) => {
-        const input = inputs[i]!;
-        return { n: i, identity_key: input.identityKey, tag: input.tag, item_id: input.itemId, kind: input.kind, identity: input.identity, body: input.body, at: input.now };
-      });
-      const { rows: created } = await tx.query<{ n: number; first_seen_at: Date; deliveries: string[] | null }>(
-        `WITH input AS (
-           SELECT * FROM jsonb_to_recordset($1::jsonb)
-             AS x(n int, identity_key text, tag text, item_id text, kind text, identity jsonb, body jsonb, at timestamptz)
-         ),
-         mark AS (
-           INSERT INTO seen_marks AS m (identity_key, tag, item_id, kind, identity, first_seen_at)
-           SELECT identity_key, tag, item_id, kind, identity, at FROM input ORDER BY identity_key, tag, item_id
-           ON CONFLICT (identity_key, tag, item_id) DO UPDATE
-             SET id = gen_random_uuid(), kind = EXCLUDED.kind, identity = EXCLUDED.identity, first_seen_at = EXCLUDED.first_seen_at
-             WHERE m.first_seen_at <= EXCLUDED.first_seen_at - ${retentionOf("EXCLUDED.tag", "$2")} * interval '1 second'
-           RETURNING id, identity_key, tag, item_id, first_seen_at
-         ),
-         created AS (
-           SELECT input.n, input.tag, input.item_id, input.kind, input.identity, input.body, mark.id AS mark_id, mark.first_seen_at
-             FROM mark JOIN input USING (identity_key, tag, item_id)
-         ),
-         owners AS (
-           SELECT created.mark_id, i.name, i.kind, i.topic FROM created JOIN seen_integrations i ON i.enabled AND i.tags @> ARRAY[created.tag]
-         ),
-         api AS (
-           INSERT INTO seen_deliveries (id, mark_id, integration, tag, item_id, body, give_up_at)
-           SELECT gen_random_uuid(), created.mark_id, owners.name, created.tag, created.item_id, created.body,
-                  created.first_seen_at + ${retentionOf("created.tag", "$2")} * interval '1 second'
-             FROM created JOIN owners USING (mark_id) WHERE owners.kind = 'api'
-            ORDER BY created.n, owners.name
-           RETURNING id, mark_id
-         ),
-         topics AS (
-           INSERT INTO seen_topic_messages (topic, message_id, tag, item_id, kind, identity, seen_at)
-           SELECT topic, gen_random_uuid(), tag, item_id, kind, identity, first_seen_at
-             FROM (SELECT DISTINCT ON (created.n, owners.topic) created.n, owners.topic, created.tag, created.item_id, created.kind, created.identity, created.first_seen_at
-                     FROM created JOIN owners USING (mark_id) WHERE owners.kind = 'topic'
-                    ORDER BY created.n, owners.topic) ordered
-            ORDER BY n
-           RETURNING topic
-         ),
-         notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM (SELECT DISTINCT topic FROM topics) t)
-         SELECT created.n, created.first_seen_at,
-                (SELECT array_agg(api.id::text) FROM api WHERE api.mark_id = created.mark_id) AS deliveries,
-                (SELECT count(*) FROM notified) AS notified
-           FROM created`,
-        [JSON.stringify(unique), defaultRetentionSeconds],
+      const unique = [...firstOf.values()].map((i) => inputs[i]!);
+      const { rows: inserted } = await tx.query<{ id: string; identity_key: string; tag: string; item_id: string; first_seen_at: Date }>(
+        `INSERT INTO seen_marks AS m (identity_key, tag, item_id, kind, identity, first_seen_at)
+         SELECT identity_key, tag, item_id, kind, identity, at
+           FROM jsonb_to_recordset($1::jsonb) AS x(identity_key text, tag text, item_id text, kind text, identity jsonb, at timestamptz)
+          ORDER BY identity_key, tag, item_id
+         ON CONFLICT (identity_key, tag, item_id) DO UPDATE
+           SET id = gen_random_uuid(), kind = EXCLUDED.kind, identity = EXCLUDED.identity, first_seen_at = EXCLUDED.first_seen_at
+           WHERE m.first_seen_at <= EXCLUDED.first_seen_at - ${retentionOf("EXCLUDED.tag", "$2")} * interval '1 second'
+         RETURNING id::text, identity_key, tag, item_id, first_seen_at`,
+        [
+          JSON.stringify(unique.map((input) => ({ identity_key: input.identityKey, tag: input.tag, item_id: input.itemId, kind: input.kind, identity: input.identity, at: input.now }))),
+          defaultRetentionSeconds,
+        ],
       );
-      const createdAt = new Map(created.map((row) => [row.n, row]));
+      const created = new Map(inserted.map((row) => [keyOf(row.identity_key, row.tag, row.item_id), row]));
+
+      const deliveries = new Map<string, string[]>();
+      if (inserted.length > 0) {
+        const marks = unique.flatMap((input, n) => {
+          const row = created.get(keyOf(input.identityKey, input.tag, input.itemId));
+          if (row === undefined) return [];
+          return [{ n, mark_id: row.id, tag: input.tag, item_id: input.itemId, kind: input.kind, identity: input.identity, body: input.body, first_seen_at: row.first_seen_at }];
+        });
+        const { rows } = await tx.query<{ deliveries: { id: string; mark_id: string }[] | null }>(
+          `WITH created AS (
+             SELECT * FROM jsonb_to_recordset($1::jsonb)
+               AS x(n int, mark_id uuid, tag text, item_id text, kind text, identity jsonb, body jsonb, first_seen_at timestamptz)
+           ),
+           api AS (
+             INSERT INTO seen_deliveries (id, mark_id, integration, tag, item_id, body, give_up_at)
+             SELECT gen_random_uuid(), c.mark_id, i.name, c.tag, c.item_id, c.body,
+                    c.first_seen_at + ${retentionOf("c.tag", "$2")} * interval '1 second'
+               FROM created c JOIN seen_integrations i ON i.enabled AND i.kind = 'api' AND i.tags @> ARRAY[c.tag]
+              ORDER BY c.n, i.name
+             RETURNING id, mark_id
+           ),
+           topics AS (
+             INSERT INTO seen_topic_messages (topic, message_id, tag, item_id, kind, identity, seen_at)
+             SELECT topic, gen_random_uuid(), tag, item_id, kind, identity, first_seen_at
+               FROM (SELECT DISTINCT ON (c.n, i.topic) c.n, i.topic, c.tag, c.item_id, c.kind, c.identity, c.first_seen_at
+                       FROM created c JOIN seen_integrations i ON i.enabled AND i.kind = 'topic' AND i.tags @> ARRAY[c.tag]
+                      ORDER BY c.n, i.topic) per_mark
+              ORDER BY n
+             RETURNING topic
+           ),
+           notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM (SELECT DISTINCT topic FROM topics) t)
+           SELECT (SELECT json_agg(json_build_object('id', id, 'mark_id', mark_id)) FROM api) AS deliveries,
+                  (SELECT count(*) FROM notified) AS notified`,
+          [JSON.stringify(marks), defaultRetentionSeconds],
+        );
+        for (const delivery of rows[0]?.deliveries ?? []) deliveries.set(delivery.mark_id, [...(deliveries.get(delivery.mark_id) ?? []), delivery.id]);
+      }
+
       // Retained already. A new statement sees duplicates committed meanwhile by other groups.
-      const retained = unique.filter((row) => !createdAt.has(row.n));
+      const retained = unique.filter((input) => !created.has(keyOf(input.identityKey, input.tag, input.itemId)));
       const existing = new Map<string, Date>();
       if (retained.length > 0) {
         const { rows } = await tx.query<{ identity_key: string; tag: string; item_id: string; first_seen_at: Date }>(
           `SELECT m.identity_key, m.tag, m.item_id, m.first_seen_at
-             FROM seen_marks m JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(identity_key, tag, item_id) USING (identity_key, tag, item_id)`,
-          [retained.map((row) => row.identity_key), retained.map((row) => row.tag), retained.map((row) => row.item_id)],
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS k(identity_key, tag, item_id)
+             JOIN seen_marks m USING (identity_key, tag, item_id)`,
+          [retained.map((input) => input.identityKey), retained.map((input) => input.tag), retained.map((input) => input.itemId)],
         );
-        for (const row of rows) existing.set(JSON.stringify([row.identity_key, row.tag, row.item_id]), row.first_seen_at);
+        for (const row of rows) existing.set(keyOf(row.identity_key, row.tag, row.item_id), row.first_seen_at);
       }
+
       return inputs.map((input, i) => {
-        const key = keyOf(input);
-        const first = firstOf.get(key)!;
-        const stored = createdAt.get(first);
-        if (stored !== undefined && first === i) return { created: true, firstSeenAt: stored.first_seen_at, deliveryIds: stored.deliveries ?? [] };
-        const firstSeenAt = stored?.first_seen_at ?? existing.get(key);
+        const key = keyOf(input.identityKey, input.tag, input.itemId);
+        const row = created.get(key);
+        // Only the first input of a key created it; a repeat in the same group found it.
+        if (row !== undefined && firstOf.get(key) === i) return { created: true, firstSeenAt: row.first_seen_at, deliveryIds: deliveries.get(row.id) ?? [] };
+        const firstSeenAt = row?.first_seen_at ?? existing.get(key);
         if (firstSeenAt === undefined) throw new Error("seen mark vanished between insert and read");
         return { created: false, firstSeenAt, deliveryIds: [] };
       });
