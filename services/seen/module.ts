@@ -6,6 +6,7 @@ import { createIdentityResolver, identityOptionsFromConfig } from "../core/ident
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
 import { createSeenAdminService } from "./admin-service.js";
+import { createAttemptLog } from "./attempt-log.js";
 import { SeenCleanup } from "./cleanup.js";
 import { createFeedService, TopicWaker } from "./feed.js";
 import { createCallerIdentity } from "./identity.js";
@@ -41,10 +42,10 @@ export const seenModule: ServiceModule = {
 
     if (ctx.roles.includes("worker")) {
       const stopping = new AbortController();
+      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
       const deliver = createDeliveryWorker({
         repository,
-        jobs: ctx.jobs,
-        analytics: ctx.analytics,
+        attempts,
         send: sendDelivery,
         metrics,
         log,

@@ -146,6 +146,8 @@ function integrationValues(input: IntegrationInput): unknown[] {
 const retentionOf = (tagSql: string, defaultParam: string): string =>
   `COALESCE((SELECT t.retention_seconds FROM seen_tags t WHERE t.tag = ${tagSql}), ${defaultParam}::bigint)`;
 
+const withoutNul = (text: string): string => text.replaceAll("\u0000", "\uFFFD");
+
 /** The Seen SQL, in one place. */
 export function createSeenRepository(pool: pg.Pool) {
   return {
@@ -434,38 +436,55 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /**
-     * Records an attempt and moves its delivery on, if that attempt was not
-     * recorded already (a job run twice). False when it was.
+     * Records attempts of one group commit and moves their deliveries on, with
+     * one statement. An attempt is recorded only if its delivery is still
+     * pending at the attempt before it (a duplicate run or an overtaken job is
+     * not); of the same (delivery, attempt) twice in `attempts`, the first
+     * counts. Returns the recorded ones as "delivery id/attempt".
      */
-    async recordAttempt(tx: pg.PoolClient, attempt: AttemptRecord): Promise<boolean> {
-      const { rowCount } = await tx.query(
-        `WITH moved AS (
-           UPDATE seen_deliveries
-              SET attempts = $2, last_error = $8,
-                  status = CASE $9 WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,
-                  next_attempt_at = $11,
-                  finished_at = CASE WHEN $9 = 'retry' THEN NULL ELSE $10::timestamptz END
-            WHERE id = $1 AND status = 'pending' AND attempts = $2 - 1
-            RETURNING id
+    async recordAttempts(tx: pg.PoolClient, attempts: readonly AttemptRecord[]): Promise<Set<string>> {
+      const { rows } = await tx.query<{ key: string }>(
+        `WITH input AS (
+           SELECT DISTINCT ON (delivery_id, attempt) *
+             FROM jsonb_to_recordset($1::jsonb) AS x(n int, delivery_id uuid, attempt int, integration text, url text, http_status int,
+                  response_body text, duration_ms float8, error text, outcome text, attempted_at timestamptz, next_attempt_at timestamptz)
+            ORDER BY delivery_id, attempt, n
+         ),
+         moved AS (
+           UPDATE seen_deliveries d
+              SET attempts = i.attempt, last_error = i.error,
+                  status = CASE i.outcome WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,
+                  next_attempt_at = i.next_attempt_at,
+                  finished_at = CASE WHEN i.outcome = 'retry' THEN NULL ELSE i.attempted_at END
+             FROM input i
+            WHERE d.id = i.delivery_id AND d.status = 'pending' AND d.attempts = i.attempt - 1
+           RETURNING i.*
          )
          INSERT INTO seen_delivery_attempts (delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at)
-         SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM moved
-         ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+         SELECT delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at FROM moved ORDER BY n
+         ON CONFLICT (delivery_id, attempt) DO NOTHING
+         RETURNING delivery_id::text || '/' || attempt AS key`,
         [
-          attempt.deliveryId,
-          attempt.attempt,
-          attempt.integration,
-          attempt.url,
-          attempt.httpStatus,
-          attempt.responseBody,
-          attempt.durationMs,
-          attempt.error,
-          attempt.outcome,
-          attempt.attemptedAt,
-          attempt.nextAttemptAt,
+          JSON.stringify(
+            attempts.map((attempt, n) => ({
+              n,
+              delivery_id: attempt.deliveryId,
+              attempt: attempt.attempt,
+              integration: attempt.integration,
+              url: attempt.url,
+              http_status: attempt.httpStatus,
+              // Postgres text cannot hold NUL (a consumer may answer with one); one bad row would fail the group.
+              response_body: withoutNul(attempt.responseBody),
+              duration_ms: attempt.durationMs,
+              error: withoutNul(attempt.error),
+              outcome: attempt.outcome,
+              attempted_at: attempt.attemptedAt,
+              next_attempt_at: attempt.nextAttemptAt,
+            })),
+          ),
         ],
       );
-      return (rowCount ?? 0) > 0;
+      return new Set(rows.map((row) => row.key));
     },
 
     /** Attempts of one delivery, in order (tests and ops). */
