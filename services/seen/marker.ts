@@ -35,7 +35,7 @@ export function createMarker(deps: MarkerDeps) {
   const { repository, jobs, metrics } = deps;
   const group = new GroupCommit<MarkInput, MarkResult>({
     maxItems: deps.maxGroup ?? 500,
-    maxInFlight: deps.maxInFlight ?? 2,
+    maxInFlight: deps.maxInFlight ?? 4,
     commit: async (inputs) => {
       const end = metrics.groupSeconds.startTimer();
       try {
