@@ -16,6 +16,10 @@ export interface MarkerDeps {
   readonly maxInFlight?: number;
 }
 
+/** Postgres's deadlock_detected. */
+const DEADLOCK = "40P01";
+const DEADLOCK_ATTEMPTS = 3;
+
 /**
  * The api request body (and topic message) of a mark, one format per
  * identity kind: `kind`, `tag`, `id`, `seen_at` and the kind's ids.
@@ -39,14 +43,23 @@ export function createMarker(deps: MarkerDeps) {
     commit: async (inputs) => {
       const end = metrics.groupSeconds.startTimer();
       try {
-        const results = await repository.transaction(async (tx) => {
-          const stored = await repository.markMany(tx, inputs, deps.defaultRetentionSeconds);
-          const deliveryIds = stored.flatMap((result) => result.deliveryIds);
-          await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
-          return stored;
-        });
-        metrics.groupMarks.observe(inputs.length);
-        return results;
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            const results = await repository.transaction(async (tx) => {
+              const stored = await repository.markMany(tx, inputs, deps.defaultRetentionSeconds);
+              const deliveryIds = stored.flatMap((result) => result.deliveryIds);
+              await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
+              return stored;
+            });
+            metrics.groupMarks.observe(inputs.length);
+            return results;
+          } catch (error) {
+            // Groups lock their marks in key order, but the clean-up deletes
+            // expired marks in its own: a group renewing expired marks can
+            // deadlock with it. Postgres then rolls the group back whole; try again.
+            if ((error as { code?: unknown }).code !== DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw error;
+          }
+        }
       } finally {
         end();
       }
