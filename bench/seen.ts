@@ -1,17 +1,11 @@
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, loadavg, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { freePort, startProcess, stopProcess } from "./support.js";
-
-const root = new URL("..", import.meta.url).pathname;
-const TOKEN = "bench-admin-token-0123456789";
+import { startBenchServer } from "./support.js";
 
 /** The local consumer: counts deliveries per Idempotency-Key and the mark → 2xx latency. */
 class Consumer {
@@ -95,9 +89,17 @@ async function markLoad(base: string, prefix: string, options: { connections: nu
   };
 }
 
+/** Mean marks per group commit and its mean duration, from the server's /metrics (warm-up included). */
+async function groupStats(base: string): Promise<{ marks: number; ms: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const groups = value("funnel_seen_mark_group_marks_count");
+  return { marks: value("funnel_seen_mark_group_marks_sum") / groups, ms: (value("funnel_seen_mark_group_seconds_sum") / groups) * 1000 };
+}
+
 /**
  * `npm run bench -- seen [--seconds 20] [--latency-seconds 30]`: MarkSeen over
- * Connect JSON with 64 connections on the all-in-one process (embedded stores)
+ * Connect JSON with 64 connections on the all-in-one server in its own process (embedded stores)
  * while a local consumer receives the api deliveries; then 100 marks/s to
  * measure mark → consumer latency. Deliveries must equal marks, no duplicates.
  */
@@ -111,32 +113,11 @@ export async function run(argv: readonly string[]): Promise<void> {
   const consumer = new Consumer();
   await consumer.start();
 
-  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-seen-"));
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = await startProcess(
-    [join(root, "services/bin.js"), "all"],
-    {
-      FUNNEL_DATA_DIR: dir,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
-      FUNNEL_ADMIN_TOKEN: TOKEN,
-      EMBEDDED_POSTGRES_PORT: String(await freePort()),
-      DATABASE_POOL_MAX: "40",
-      // The consumer is a local server.
-      SEEN_ALLOW_PRIVATE: "true",
-    },
-    `${base}/readyz`,
-  );
+  // The consumer is a local server.
+  const server = await startBenchServer({ DATABASE_POOL_MAX: "40", SEEN_ALLOW_PRIVATE: "true" });
+  const base = server.url;
   try {
-    const transport = createConnectTransport({
-      baseUrl: base,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${TOKEN}`), next(req))],
-    });
-    await createClient(SeenAdminService, transport).createIntegration({
+    await createClient(SeenAdminService, server.transport).createIntegration({
       integration: { name: "bench-consumer", tags: ["bench"], enabled: true, delivery: { case: "api", value: { url: consumer.url } } },
     });
 
@@ -154,6 +135,7 @@ export async function run(argv: readonly string[]): Promise<void> {
     const peakStarted = Date.now();
     const peak = await markLoad(base, "peak", { connections: 64, amount: Math.max(1_000, Math.round(warm.rate * seconds)) });
     const drainSeconds = await deliveredAll(warm.ok + peak.ok);
+    const groups = await groupStats(base);
     const deliveryRate = peak.ok / ((Date.now() - peakStarted) / 1000);
 
     consumer.phase = "paced";
@@ -167,20 +149,20 @@ export async function run(argv: readonly string[]): Promise<void> {
       ["marks/s", peak.rate.toFixed(0), paced.rate.toFixed(0)],
       ["MarkSeen p50 / p99 (ms)", `${peak.p50} / ${peak.p99}`, `${paced.p50} / ${paced.p99}`],
       ["200s / non-2xx / errors", `${peak.ok} / ${peak.notOk} / ${peak.errors}`, `${paced.ok} / ${paced.notOk} / ${paced.errors}`],
+      ["marks per transaction (mean) / commit (ms, mean)", `${groups.marks.toFixed(1)} / ${groups.ms.toFixed(1)}`, "-"],
       ["deliveries/s (marks to last delivery)", deliveryRate.toFixed(0), "-"],
       ["backlog drained after the load (s)", drainSeconds.toFixed(1), "-"],
       ["delivery latency p50 / p99 (ms)", "-", `${percentile(pacedLatency, 50)} / ${percentile(pacedLatency, 99)}`],
     ];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     console.log(
-      `seen: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one on embedded Postgres + ClickHouse; one api integration; autocannon and the consumer in the bench process`,
+      `seen: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one in its own process on embedded Postgres + ClickHouse; one api integration; autocannon and the consumer in the bench process; load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`,
     );
     for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("  "));
     console.log(`deliveries received: ${consumer.keys.size} distinct for ${marks} marks, ${consumer.duplicates} duplicates`);
     if (consumer.keys.size !== marks || consumer.duplicates > 0) process.exitCode = 1;
   } finally {
-    await stopProcess(server);
+    await server.remove();
     await consumer.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -66,6 +66,57 @@ describe("jobs core", () => {
     expect(processed).not.toContain(1);
   });
 
+  it("sendMany stores each job exactly as send does, inside the caller's transaction", async () => {
+    const deadline = new Date(Date.now() + 60_000);
+    const startAfter = new Date(Date.now() + 300);
+    const single = await app.jobs.send(flaky, { failTimes: 1, key: "sent" }, { deadline, startAfter, groupId: "g-sent" });
+    const client = await app.pool.connect();
+    await client.query("BEGIN");
+    const [rolledBack] = await app.jobs.sendMany(flaky, [{ payload: { failTimes: 0, key: "batch-rolled-back" } }], { tx: client });
+    await client.query("ROLLBACK");
+    await client.query("BEGIN");
+    const batch = await app.jobs.sendMany(
+      flaky,
+      [
+        { payload: { failTimes: 1, key: "batched" }, deadline, startAfter, groupId: "g-batched" },
+        { payload: { failTimes: 0, key: "batched-plain" } },
+      ],
+      { tx: client },
+    );
+    await client.query("COMMIT");
+    client.release();
+    expect(batch).toHaveLength(2);
+
+    const stored = async (id: string) =>
+      (
+        await app.pool.query<Record<string, unknown>>(
+          `SELECT name, data, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
+                  extract(epoch FROM keep_until - start_after)::int AS keep_seconds, policy, dead_letter, singleton_key, start_after
+             FROM ${app.config.jobsSchema}.job WHERE id = $1`,
+          [id],
+        )
+      ).rows[0];
+    const sentRow = await stored(single);
+    const batchedRow = await stored(batch[0]!);
+    expect(batchedRow).toEqual({
+      ...sentRow,
+      data: { payload: { failTimes: 1, key: "batched" }, deadline: deadline.toISOString() },
+      singleton_key: "g-batched",
+    });
+    expect(sentRow).toMatchObject({ data: { payload: { failTimes: 1, key: "sent" } }, singleton_key: "g-sent", retry_limit: 3, dead_letter: "test.flaky.dead" });
+    expect((sentRow!.start_after as Date).getTime()).toBe(startAfter.getTime());
+
+    // Both run the same way: a first failure, a retry by the queue's policy, then success.
+    for (const id of [single, ...batch]) await eventually(async () => ((await stateOf(id)) === "completed" ? true : undefined), 10_000, `job ${id}`);
+    expect([attempts.get("sent"), attempts.get("batched"), attempts.get("batched-plain")]).toEqual([2, 2, 1]);
+    expect((await app.jobs.get(batch[0]!))?.history.map((h) => h.error)).toEqual(["attempt 1 of batched fails"]);
+    expect(await stateOf(rolledBack!)).toBeUndefined();
+    expect(attempts.has("batch-rolled-back")).toBe(false);
+
+    // A job the queue refuses (its id is taken) fails the call.
+    await expect(app.jobs.sendMany(flaky, [{ payload: { failTimes: 0, key: "taken" }, id: single }])).rejects.toThrow(/refused 1 of 1 jobs/);
+  });
+
   it("retries a failing job with backoff until it succeeds, recording each failure", async () => {
     const id = await app.jobs.send(flaky, { failTimes: 2, key: "flaky-1" });
     await eventually(async () => ((await stateOf(id)) === "completed" ? true : undefined), 20_000, "the flaky job to succeed");

@@ -4,6 +4,7 @@ import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
+import { createSeenRepository } from "../services/seen/repository.js";
 import { adminClients, Consumer, deliveriesOf, JWT_SECRET, postSeen, seenClients, token } from "./support/seen.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
@@ -176,6 +177,65 @@ describe("seen marks and identities", () => {
     const { rows: marks } = await app.pool.query("SELECT 1 FROM seen_marks WHERE tag = 'dup' AND item_id = 'n-1'");
     expect(marks).toHaveLength(1);
     await topicConsumer.stop();
+  });
+
+  it("commits concurrent marks of many ids together: each stored, delivered and fed once, repeats in the same group found", async () => {
+    const manyConsumer = new Consumer();
+    await manyConsumer.start();
+    const { admin } = adminClients(app);
+    await admin.createIntegration({ integration: { name: "many-api", tags: ["many"], enabled: true, delivery: { case: "api", value: { url: manyConsumer.url } } } });
+    await admin.createIntegration({ integration: { name: "many-feed", tags: ["many"], enabled: true, delivery: { case: "topic", value: { topic: "many-topic" } } } });
+    const users = ["many-a", "many-b", "many-c"].map((user) => seenClients(app, bearer({ sub: "s", user_id: user })).seen);
+    const groupsBefore = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.url}/metrics`)).text())?.[1] ?? "0";
+    // 120 distinct marks (3 users × 40 ids), each sent twice at the same moment.
+    const calls = users.flatMap((user, u) => Array.from({ length: 80 }, (_, i) => ({ user, u, id: `m-${i % 40}` })));
+    const answers = await Promise.all(calls.map(({ user, id }) => user.markSeen({ tag: "many", id })));
+    const createdPerMark = new Map<string, number>();
+    answers.forEach((answer, i) => {
+      const key = `${calls[i]!.u}/${calls[i]!.id}`;
+      createdPerMark.set(key, (createdPerMark.get(key) ?? 0) + (answer.created ? 1 : 0));
+    });
+    expect(createdPerMark.size).toBe(120);
+    expect([...createdPerMark.values()].every((count) => count === 1)).toBe(true);
+
+    await eventually(async () => (manyConsumer.received.length >= 120 ? true : undefined), 15_000, "120 deliveries");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const delivered = manyConsumer.received.map((request) => `${String(request.body.user_id)}/${String(request.body.id)}`);
+    expect(delivered).toHaveLength(120);
+    expect(new Set(delivered).size).toBe(120);
+    const { rows } = await app.pool.query<{ marks: number; deliveries: number; messages: number }>(
+      `SELECT (SELECT count(*)::int FROM seen_marks WHERE tag = 'many') AS marks,
+              (SELECT count(*)::int FROM seen_deliveries WHERE tag = 'many') AS deliveries,
+              (SELECT count(DISTINCT (identity->>'user_id', item_id))::int FROM seen_topic_messages WHERE topic = 'many-topic') AS messages`,
+    );
+    expect(rows[0]).toEqual({ marks: 120, deliveries: 120, messages: 120 });
+    expect((await app.pool.query("SELECT 1 FROM seen_topic_messages WHERE topic = 'many-topic'")).rows).toHaveLength(120);
+    // The 240 calls shared transactions.
+    const groupsAfter = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.url}/metrics`)).text())?.[1];
+    expect(Number(groupsAfter) - Number(groupsBefore)).toBeGreaterThan(0);
+    expect(Number(groupsAfter) - Number(groupsBefore)).toBeLessThan(240);
+    await manyConsumer.stop();
+  });
+
+  it("stores the same mark twice in one group once: the first creates it, the second finds it", async () => {
+    const repository = createSeenRepository(app.pool);
+    const input = (itemId: string, at: number) => ({
+      identityKey: "client:group-user",
+      tag: "promo",
+      itemId,
+      kind: "client" as const,
+      identity: { user_id: "group-user", uid: "", bound_uids: [], phone_id: "" },
+      body: { kind: "client", tag: "promo", id: itemId, seen_at: new Date(at).toISOString(), user_id: "group-user" },
+      now: new Date(at),
+    });
+    const results = await repository.transaction((tx) => repository.markMany(tx, [input("g-1", 1_000), input("g-2", 2_000), input("g-1", 3_000)], 86_400));
+    expect(results.map((result) => [result.created, result.firstSeenAt.getTime(), result.deliveryIds.length])).toEqual([
+      [true, 1_000, 1],
+      [true, 2_000, 1],
+      [false, 1_000, 0],
+    ]);
+    const { rows } = await app.pool.query("SELECT item_id FROM seen_deliveries WHERE body->>'user_id' = 'group-user' ORDER BY item_id");
+    expect(rows).toEqual([{ item_id: "g-1" }, { item_id: "g-2" }]);
   });
 
   it("answers IsSeen, ListSeen (paged, filtered) and LookupSeen (service token only)", async () => {

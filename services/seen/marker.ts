@@ -1,15 +1,24 @@
+import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
 import { deliveredIdentity, identityKey, type SeenIdentity } from "./identity.js";
 import type { SeenMetrics } from "./metrics.js";
 import { deliverQueue } from "./queue.js";
-import type { MarkResult, SeenRepository } from "./repository.js";
+import type { MarkInput, MarkResult, SeenRepository } from "./repository.js";
 
 export interface MarkerDeps {
   readonly repository: SeenRepository;
   readonly jobs: Jobs;
   readonly metrics: SeenMetrics;
   readonly defaultRetentionSeconds: number;
+  /** Most marks in one transaction. */
+  readonly maxGroup?: number;
+  /** Transactions in flight at once (each holds a pooled connection); marks gather while all are busy. */
+  readonly maxInFlight?: number;
 }
+
+/** Postgres's deadlock_detected. */
+const DEADLOCK = "40P01";
+const DEADLOCK_ATTEMPTS = 3;
 
 /**
  * The api request body (and topic message) of a mark, one format per
@@ -20,31 +29,59 @@ export function deliveryBody(identity: SeenIdentity, tag: string, itemId: string
 }
 
 /**
- * Creates the function that stores a mark: the mark, its deliveries, one
- * `seen.deliver` job per api delivery and its topic messages commit
- * together, or nothing does (the caller gets an error and retries).
+ * Creates the function that stores a mark. Concurrent marks share one
+ * transaction (group commit): the marks, their deliveries, one `seen.deliver`
+ * job per api delivery and their topic messages commit together, or nothing of
+ * the group does (every caller in it gets the error and retries). A mark
+ * resolves only after its group committed.
  */
 export function createMarker(deps: MarkerDeps) {
   const { repository, jobs, metrics } = deps;
-  return async function mark(identity: SeenIdentity, tag: string, itemId: string): Promise<MarkResult> {
+  const group = new GroupCommit<MarkInput, MarkResult>({
+    maxItems: deps.maxGroup ?? 500,
+    maxInFlight: deps.maxInFlight ?? 4,
+    commit: async (inputs) => {
+      const end = metrics.groupSeconds.startTimer();
+      try {
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            const results = await repository.transaction(async (tx) => {
+              const stored = await repository.markMany(tx, inputs, deps.defaultRetentionSeconds);
+              const deliveryIds = stored.flatMap((result) => result.deliveryIds);
+              await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
+              return stored;
+            });
+            metrics.groupMarks.observe(inputs.length);
+            return results;
+          } catch (error) {
+            // Groups lock their marks in key order, but the clean-up deletes
+            // expired marks in its own: a group renewing expired marks can
+            // deadlock with it. Postgres then rolls the group back whole; try again.
+            if ((error as { code?: unknown }).code !== DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw error;
+          }
+        }
+      } finally {
+        end();
+      }
+    },
+  });
+  const mark = async (identity: SeenIdentity, tag: string, itemId: string): Promise<MarkResult> => {
     const now = new Date();
-    const result = await repository.transaction(async (tx) => {
-      const stored = await repository.mark(tx, {
-        identityKey: identityKey(identity),
-        tag,
-        itemId,
-        kind: identity.kind,
-        identity: deliveredIdentity(identity),
-        body: deliveryBody(identity, tag, itemId, now),
-        now,
-        defaultRetentionSeconds: deps.defaultRetentionSeconds,
-      });
-      for (const deliveryId of stored.deliveryIds) await jobs.send(deliverQueue, { deliveryId, attempt: 1 }, { tx });
-      return stored;
+    const result = await group.submit({
+      identityKey: identityKey(identity),
+      tag,
+      itemId,
+      kind: identity.kind,
+      identity: deliveredIdentity(identity),
+      body: deliveryBody(identity, tag, itemId, now),
+      now,
     });
     metrics.marks.inc({ result: result.created ? "created" : "repeat" });
     return result;
   };
+  /** Waits for every mark already submitted to be committed (or to fail). */
+  const flush = (): Promise<void> => group.flush();
+  return Object.assign(mark, { flush });
 }
 
 export type Marker = ReturnType<typeof createMarker>;

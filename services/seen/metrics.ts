@@ -36,6 +36,10 @@ export function createSeenMetrics(registry: Registry, repository: SeenRepository
     requests: counter(registry, "funnel_seen_mark_requests_total", "MarkSeen calls by result.", ["result"]),
     /** Marks by whether the call created them. */
     marks: counter(registry, "funnel_seen_marks_total", "MarkSeen calls that succeeded, by whether they created the mark (created) or found it retained (repeat).", ["result"]),
+    /** Marks per group commit (one transaction). */
+    groupMarks: histogram(registry, "funnel_seen_mark_group_marks", "MarkSeen calls committed together in one transaction.", [], [1, 4, 16, 64, 256, 1024]),
+    /** Duration of one group commit. */
+    groupSeconds: histogram(registry, "funnel_seen_mark_group_seconds", "Duration of one MarkSeen group commit (transaction)."),
     /** Api delivery attempts by integration and outcome. */
     deliveries: counter(registry, "funnel_seen_deliveries_total", "Api delivery attempts by integration and outcome (delivered, retry, dead, cancelled).", ["integration", "outcome"]),
     /** Mark-to-consumer latency of delivered api deliveries. */

@@ -8,6 +8,7 @@ import { createIdentityResolver, identityOptionsFromConfig } from "../core/ident
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
 import { createSeenAdminService } from "./admin-service.js";
+import { createAttemptLog } from "./attempt-log.js";
 import { SeenCleanup } from "./cleanup.js";
 import { createFeedService, TopicWaker } from "./feed.js";
 import { createCallerIdentity } from "./identity.js";
@@ -45,10 +46,10 @@ export const seenModule: ServiceModule = {
       const stopping = new AbortController();
       const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
       const send = createSender({ ...guard, agent: createGuardedAgent(guard), userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
+      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
       const deliver = createDeliveryWorker({
         repository,
-        jobs: ctx.jobs,
-        analytics: ctx.analytics,
+        attempts,
         send,
         metrics,
         log,
@@ -83,6 +84,7 @@ export const seenModule: ServiceModule = {
       claims: config.seenIdentityClaims,
     });
     const mark = createMarker({ repository, jobs: ctx.jobs, metrics, defaultRetentionSeconds });
+    stops.push(() => mark.flush());
     const waker = new TopicWaker({ url: ctx.postgresUrl, log });
     await waker.start();
     stops.push(() => waker.stop());

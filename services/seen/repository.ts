@@ -24,7 +24,6 @@ export interface MarkInput {
   /** The api request body of the mark (delivery_id is added when sent). */
   readonly body: Record<string, unknown>;
   readonly now: Date;
-  readonly defaultRetentionSeconds: number;
 }
 
 export interface MarkRow {
@@ -147,6 +146,8 @@ function integrationValues(input: IntegrationInput): unknown[] {
 const retentionOf = (tagSql: string, defaultParam: string): string =>
   `COALESCE((SELECT t.retention_seconds FROM seen_tags t WHERE t.tag = ${tagSql}), ${defaultParam}::bigint)`;
 
+const withoutNul = (text: string): string => text.replaceAll("\u0000", "\uFFFD");
+
 /** The Seen SQL, in one place. */
 export function createSeenRepository(pool: pg.Pool) {
   return {
@@ -175,53 +176,100 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /**
-     * Stores a mark unless one is retained, and with a new mark, in the same
-     * statement, its api deliveries and topic messages (with their NOTIFY).
-     * A mark past its tag's retention but not yet cleaned up is renewed as new.
-     * Concurrent duplicates serialize on the unique key: one creates, the
-     * others find it.
+     * Stores the marks of one group commit: each mark unless one is retained
+     * and, with a new mark, its api deliveries and topic messages (with their
+     * NOTIFY). A mark past its tag's retention but not yet cleaned up is
+     * renewed as new. The same (identity, tag, id) twice in `inputs` is stored
+     * once: the first creates it, the others find it. Marks are inserted in
+     * key order, so two groups sharing keys lock them in the same order and
+     * one waits for the other instead of deadlocking; concurrent duplicates
+     * serialize on the unique key. Multi-row statements whose results are
+     * matched to the inputs here (joining them in SQL made the planner loop
+     * over every pair). Returns one result per input.
      */
-    async mark(tx: pg.PoolClient, input: MarkInput): Promise<MarkResult> {
-      const { rows } = await tx.query<{ first_seen_at: Date; deliveries: string[] | null }>(
-        `WITH mark AS (
-           INSERT INTO seen_marks AS m (identity_key, tag, item_id, kind, identity, first_seen_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (identity_key, tag, item_id) DO UPDATE
-             SET id = gen_random_uuid(), kind = EXCLUDED.kind, identity = EXCLUDED.identity, first_seen_at = EXCLUDED.first_seen_at
-             WHERE m.first_seen_at <= $6::timestamptz - ${retentionOf("$2", "$8")} * interval '1 second'
-           RETURNING id, first_seen_at
-         ),
-         owners AS (
-           SELECT i.name, i.kind, i.topic FROM seen_integrations i WHERE i.enabled AND i.tags @> ARRAY[$2::text]
-         ),
-         api AS (
-           INSERT INTO seen_deliveries (id, mark_id, integration, tag, item_id, body, give_up_at)
-           SELECT gen_random_uuid(), mark.id, owners.name, $2, $3, $7,
-                  mark.first_seen_at + ${retentionOf("$2", "$8")} * interval '1 second'
-             FROM mark, owners WHERE owners.kind = 'api'
-           RETURNING id
-         ),
-         topics AS (
-           INSERT INTO seen_topic_messages (topic, message_id, tag, item_id, kind, identity, seen_at)
-           SELECT DISTINCT ON (owners.topic) owners.topic, gen_random_uuid(), $2, $3, $4, $5, mark.first_seen_at
-             FROM mark, owners WHERE owners.kind = 'topic'
-           RETURNING topic
-         ),
-         notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM topics)
-         SELECT mark.first_seen_at, (SELECT array_agg(id::text) FROM api) AS deliveries, (SELECT count(*) FROM notified) AS notified
-           FROM mark`,
-        [input.identityKey, input.tag, input.itemId, input.kind, input.identity, input.now, input.body, input.defaultRetentionSeconds],
+    async markMany(tx: pg.PoolClient, inputs: readonly MarkInput[], defaultRetentionSeconds: number): Promise<MarkResult[]> {
+      const keyOf = (identityKey: string, tag: string, itemId: string): string => JSON.stringify([identityKey, tag, itemId]);
+      const firstOf = new Map<string, number>();
+      inputs.forEach((input, i) => {
+        const key = keyOf(input.identityKey, input.tag, input.itemId);
+        if (!firstOf.has(key)) firstOf.set(key, i);
+      });
+      const unique = [...firstOf.values()].map((i) => inputs[i]!);
+      const { rows: inserted } = await tx.query<{ id: string; identity_key: string; tag: string; item_id: string; first_seen_at: Date }>(
+        `INSERT INTO seen_marks AS m (identity_key, tag, item_id, kind, identity, first_seen_at)
+         SELECT identity_key, tag, item_id, kind, identity, at
+           FROM jsonb_to_recordset($1::jsonb) AS x(identity_key text, tag text, item_id text, kind text, identity jsonb, at timestamptz)
+          ORDER BY identity_key, tag, item_id
+         ON CONFLICT (identity_key, tag, item_id) DO UPDATE
+           SET id = gen_random_uuid(), kind = EXCLUDED.kind, identity = EXCLUDED.identity, first_seen_at = EXCLUDED.first_seen_at
+           WHERE m.first_seen_at <= EXCLUDED.first_seen_at - ${retentionOf("EXCLUDED.tag", "$2")} * interval '1 second'
+         RETURNING id::text, identity_key, tag, item_id, first_seen_at`,
+        [
+          JSON.stringify(unique.map((input) => ({ identity_key: input.identityKey, tag: input.tag, item_id: input.itemId, kind: input.kind, identity: input.identity, at: input.now }))),
+          defaultRetentionSeconds,
+        ],
       );
-      const created = rows[0];
-      if (created !== undefined) return { created: true, firstSeenAt: created.first_seen_at, deliveryIds: created.deliveries ?? [] };
-      // Retained already. A new statement sees a duplicate committed meanwhile.
-      const { rows: existing } = await tx.query<{ first_seen_at: Date }>(
-        "SELECT first_seen_at FROM seen_marks WHERE identity_key = $1 AND tag = $2 AND item_id = $3",
-        [input.identityKey, input.tag, input.itemId],
-      );
-      const found = existing[0];
-      if (found === undefined) throw new Error("seen mark vanished between insert and read");
-      return { created: false, firstSeenAt: found.first_seen_at, deliveryIds: [] };
+      const created = new Map(inserted.map((row) => [keyOf(row.identity_key, row.tag, row.item_id), row]));
+
+      const deliveries = new Map<string, string[]>();
+      if (inserted.length > 0) {
+        const marks = unique.flatMap((input, n) => {
+          const row = created.get(keyOf(input.identityKey, input.tag, input.itemId));
+          if (row === undefined) return [];
+          return [{ n, mark_id: row.id, tag: input.tag, item_id: input.itemId, kind: input.kind, identity: input.identity, body: input.body, first_seen_at: row.first_seen_at }];
+        });
+        const { rows } = await tx.query<{ deliveries: { id: string; mark_id: string }[] | null }>(
+          `WITH created AS (
+             SELECT * FROM jsonb_to_recordset($1::jsonb)
+               AS x(n int, mark_id uuid, tag text, item_id text, kind text, identity jsonb, body jsonb, first_seen_at timestamptz)
+           ),
+           api AS (
+             INSERT INTO seen_deliveries (id, mark_id, integration, tag, item_id, body, give_up_at)
+             SELECT gen_random_uuid(), c.mark_id, i.name, c.tag, c.item_id, c.body,
+                    c.first_seen_at + ${retentionOf("c.tag", "$2")} * interval '1 second'
+               FROM created c JOIN seen_integrations i ON i.enabled AND i.kind = 'api' AND i.tags @> ARRAY[c.tag]
+              ORDER BY c.n, i.name
+             RETURNING id, mark_id
+           ),
+           topics AS (
+             INSERT INTO seen_topic_messages (topic, message_id, tag, item_id, kind, identity, seen_at)
+             SELECT topic, gen_random_uuid(), tag, item_id, kind, identity, first_seen_at
+               FROM (SELECT DISTINCT ON (c.n, i.topic) c.n, i.topic, c.tag, c.item_id, c.kind, c.identity, c.first_seen_at
+                       FROM created c JOIN seen_integrations i ON i.enabled AND i.kind = 'topic' AND i.tags @> ARRAY[c.tag]
+                      ORDER BY c.n, i.topic) per_mark
+              ORDER BY n
+             RETURNING topic
+           ),
+           notified AS (SELECT pg_notify('${TOPICS_CHANNEL}', topic) FROM (SELECT DISTINCT topic FROM topics) t)
+           SELECT (SELECT json_agg(json_build_object('id', id, 'mark_id', mark_id)) FROM api) AS deliveries,
+                  (SELECT count(*) FROM notified) AS notified`,
+          [JSON.stringify(marks), defaultRetentionSeconds],
+        );
+        for (const delivery of rows[0]?.deliveries ?? []) deliveries.set(delivery.mark_id, [...(deliveries.get(delivery.mark_id) ?? []), delivery.id]);
+      }
+
+      // Retained already. A new statement sees duplicates committed meanwhile by other groups.
+      const retained = unique.filter((input) => !created.has(keyOf(input.identityKey, input.tag, input.itemId)));
+      const existing = new Map<string, Date>();
+      if (retained.length > 0) {
+        const { rows } = await tx.query<{ identity_key: string; tag: string; item_id: string; first_seen_at: Date }>(
+          `SELECT m.identity_key, m.tag, m.item_id, m.first_seen_at
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS k(identity_key, tag, item_id)
+             JOIN seen_marks m USING (identity_key, tag, item_id)`,
+          [retained.map((input) => input.identityKey), retained.map((input) => input.tag), retained.map((input) => input.itemId)],
+        );
+        for (const row of rows) existing.set(keyOf(row.identity_key, row.tag, row.item_id), row.first_seen_at);
+      }
+
+      return inputs.map((input, i) => {
+        const key = keyOf(input.identityKey, input.tag, input.itemId);
+        const row = created.get(key);
+        // Only the first input of a key created it; a repeat in the same group found it.
+        if (row !== undefined && firstOf.get(key) === i) return { created: true, firstSeenAt: row.first_seen_at, deliveryIds: deliveries.get(row.id) ?? [] };
+        const firstSeenAt = row?.first_seen_at ?? existing.get(key);
+        if (firstSeenAt === undefined) throw new Error("seen mark vanished between insert and read");
+        return { created: false, firstSeenAt, deliveryIds: [] };
+      });
     },
 
     /** When the key first saw (tag, id), if the mark is retained. */
@@ -388,38 +436,55 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /**
-     * Records an attempt and moves its delivery on, if that attempt was not
-     * recorded already (a job run twice). False when it was.
+     * Records attempts of one group commit and moves their deliveries on, with
+     * one statement. An attempt is recorded only if its delivery is still
+     * pending at the attempt before it (a duplicate run or an overtaken job is
+     * not); of the same (delivery, attempt) twice in `attempts`, the first
+     * counts. Returns the recorded ones as "delivery id/attempt".
      */
-    async recordAttempt(tx: pg.PoolClient, attempt: AttemptRecord): Promise<boolean> {
-      const { rowCount } = await tx.query(
-        `WITH moved AS (
-           UPDATE seen_deliveries
-              SET attempts = $2, last_error = $8,
-                  status = CASE $9 WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,
-                  next_attempt_at = $11,
-                  finished_at = CASE WHEN $9 = 'retry' THEN NULL ELSE $10::timestamptz END
-            WHERE id = $1 AND status = 'pending' AND attempts = $2 - 1
-            RETURNING id
+    async recordAttempts(tx: pg.PoolClient, attempts: readonly AttemptRecord[]): Promise<Set<string>> {
+      const { rows } = await tx.query<{ key: string }>(
+        `WITH input AS (
+           SELECT DISTINCT ON (delivery_id, attempt) *
+             FROM jsonb_to_recordset($1::jsonb) AS x(n int, delivery_id uuid, attempt int, integration text, url text, http_status int,
+                  response_body text, duration_ms float8, error text, outcome text, attempted_at timestamptz, next_attempt_at timestamptz)
+            ORDER BY delivery_id, attempt, n
+         ),
+         moved AS (
+           UPDATE seen_deliveries d
+              SET attempts = i.attempt, last_error = i.error,
+                  status = CASE i.outcome WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,
+                  next_attempt_at = i.next_attempt_at,
+                  finished_at = CASE WHEN i.outcome = 'retry' THEN NULL ELSE i.attempted_at END
+             FROM input i
+            WHERE d.id = i.delivery_id AND d.status = 'pending' AND d.attempts = i.attempt - 1
+           RETURNING i.*
          )
          INSERT INTO seen_delivery_attempts (delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at)
-         SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM moved
-         ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+         SELECT delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at FROM moved ORDER BY n
+         ON CONFLICT (delivery_id, attempt) DO NOTHING
+         RETURNING delivery_id::text || '/' || attempt AS key`,
         [
-          attempt.deliveryId,
-          attempt.attempt,
-          attempt.integration,
-          attempt.url,
-          attempt.httpStatus,
-          attempt.responseBody,
-          attempt.durationMs,
-          attempt.error,
-          attempt.outcome,
-          attempt.attemptedAt,
-          attempt.nextAttemptAt,
+          JSON.stringify(
+            attempts.map((attempt, n) => ({
+              n,
+              delivery_id: attempt.deliveryId,
+              attempt: attempt.attempt,
+              integration: attempt.integration,
+              url: attempt.url,
+              http_status: attempt.httpStatus,
+              // Postgres text cannot hold NUL (a consumer may answer with one); one bad row would fail the group.
+              response_body: withoutNul(attempt.responseBody),
+              duration_ms: attempt.durationMs,
+              error: withoutNul(attempt.error),
+              outcome: attempt.outcome,
+              attempted_at: attempt.attemptedAt,
+              next_attempt_at: attempt.nextAttemptAt,
+            })),
+          ),
         ],
       );
-      return (rowCount ?? 0) > 0;
+      return new Set(rows.map((row) => row.key));
     },
 
     /** Attempts of one delivery, in order (tests and ops). */

@@ -1,29 +1,24 @@
-import type { AnalyticsAppender } from "../core/analytics/appender.js";
-import { PermanentJobError, type JobContext, type Jobs } from "../core/jobs/jobs.js";
+import { withAnySignal } from "../core/abort.js";
+import { PermanentJobError, type JobContext } from "../core/jobs/jobs.js";
 import type { Logger } from "../core/logger.js";
 import { retryDelayMs } from "../core/outbound/backoff.js";
+import type { AttemptLog } from "./attempt-log.js";
 import type { SeenMetrics } from "./metrics.js";
-import { deliverQueue, type DeliverJob } from "./queue.js";
+import type { DeliverJob } from "./queue.js";
 import type { AttemptRecord, DeliveryRow, SeenRepository } from "./repository.js";
 import type { Sender } from "../core/outbound/send.js";
 import { deliveryRequest } from "./sender.js";
 
-/** The ClickHouse table (and analytics stream) of delivery attempts. */
-export const ATTEMPTS_TABLE = "seen_delivery_attempts";
-
 export interface DeliveryWorkerDeps {
   readonly repository: SeenRepository;
-  readonly jobs: Jobs;
-  readonly analytics: AnalyticsAppender;
+  /** Where attempts are recorded (with the next attempt's job and the analytics row). */
+  readonly attempts: AttemptLog;
   readonly send: Sender;
   readonly metrics: SeenMetrics;
   readonly log: Logger;
   /** Aborted when the process stops without grace: in-flight requests end as retryable failures. */
   readonly stopping: AbortSignal;
 }
-
-/** ClickHouse's text form of a UTC DateTime64(3). */
-const clickhouseTime = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "");
 
 /**
  * Loads deliveries in batches: jobs pg-boss hands over together ask
@@ -60,10 +55,11 @@ function createLoader(repository: SeenRepository) {
  * `Retry-After`), until the integration's attempts are used up or, without a
  * limit, the mark's retention ends. Anything else, or the last attempt: dead
  * (the job is dead-lettered; redriving it starts a new round of attempts).
- * Every attempt is recorded, with the next job, in one transaction.
+ * Every attempt is recorded with the next job and its analytics row in one
+ * transaction, shared with attempts finishing at the same time (group commit).
  */
 export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
-  const { repository, metrics, log } = deps;
+  const { repository, metrics, log, attempts } = deps;
   const load = createLoader(repository);
   return async function deliver(job: DeliverJob, context: JobContext): Promise<void> {
     let row = await load(job.deliveryId);
@@ -86,16 +82,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       maxBackoffMs: row.maxBackoffMs ?? 3_600_000,
     };
     const attemptedAt = new Date();
-    const sent = await deps.send(
-      deliveryRequest({
-        url: row.url,
-        idempotencyKey: row.id,
-        attempt,
-        body: JSON.stringify({ delivery_id: row.id, ...row.body }),
-        timeoutMs: row.timeoutMs ?? 5_000,
-      }),
-      AbortSignal.any([context.signal, deps.stopping]),
-    );
+    const request = deliveryRequest({
+      url: row.url,
+      idempotencyKey: row.id,
+      attempt,
+      body: JSON.stringify({ delivery_id: row.id, ...row.body }),
+      timeoutMs: row.timeoutMs ?? 5_000,
+    });
+    const sent = await withAnySignal([context.signal, deps.stopping], (signal) => deps.send(request, signal));
 
     let outcome: AttemptRecord["outcome"] = sent.verdict;
     let error = sent.error;
@@ -126,28 +120,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       attemptedAt,
       nextAttemptAt,
     };
-    const current = row;
-    const recorded = await repository.transaction(async (tx) => {
-      if (!(await repository.recordAttempt(tx, record))) return false;
-      if (nextAttemptAt !== null) await deps.jobs.send(deliverQueue, { deliveryId: current.id, attempt: attempt + 1 }, { tx, startAfter: nextAttemptAt });
-      await deps.analytics.appendInTransaction(tx, ATTEMPTS_TABLE, [
-        {
-          delivery_id: current.id,
-          attempt,
-          integration: current.integration,
-          tag: current.tag,
-          item_id: current.itemId,
-          url: record.url,
-          http_status: record.httpStatus ?? 0,
-          response_body: record.responseBody,
-          duration_ms: record.durationMs,
-          error: record.error,
-          outcome,
-          attempted_at: clickhouseTime(attemptedAt),
-        },
-      ]);
-      return true;
-    });
+    const recorded = await attempts.record({ record, tag: row.tag, itemId: row.itemId });
     if (!recorded) return;
     metrics.deliveries.inc({ integration: row.integration, outcome });
     if (outcome === "delivered") {

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { GroupCommit } from "../group-commit.js";
 import { counter, histogram, type Registry } from "../metrics.js";
 
 /** NOTIFY channel that wakes the streamers when rows were appended. */
@@ -16,11 +17,9 @@ export interface AppenderOptions {
   readonly maxInFlight?: number;
 }
 
-interface Pending {
+interface AppendedRow {
   readonly stream: string;
   readonly row: string;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
 }
 
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
@@ -41,19 +40,18 @@ const INSERT = `WITH appended AS (
  */
 export class AnalyticsAppender {
   readonly #pool: pg.Pool;
-  readonly #maxRows: number;
-  readonly #maxInFlight: number;
-  #pending: Pending[] = [];
-  #inFlight = 0;
-  readonly #flushes = new Set<Promise<void>>();
+  readonly #group: GroupCommit<AppendedRow, void>;
   readonly #appended;
   readonly #commitRows;
   readonly #commitSeconds;
 
   constructor(options: AppenderOptions) {
     this.#pool = options.pool;
-    this.#maxRows = options.maxRows ?? 1_000;
-    this.#maxInFlight = options.maxInFlight ?? 2;
+    this.#group = new GroupCommit({
+      commit: (rows) => this.#commit(rows),
+      maxItems: options.maxRows ?? 1_000,
+      maxInFlight: options.maxInFlight ?? 2,
+    });
     this.#appended = counter(options.metrics, "funnel_analytics_appended_total", "Analytics rows made durable in Postgres.", ["stream"]);
     this.#commitRows = histogram(options.metrics, "funnel_analytics_commit_rows", "Rows per group commit.", [], [1, 4, 16, 64, 256, 1024, 4096]);
     this.#commitSeconds = histogram(options.metrics, "funnel_analytics_commit_seconds", "Duration of one group commit.");
@@ -65,19 +63,9 @@ export class AnalyticsAppender {
   }
 
   /** Appends rows to `stream` in the same group commit; resolves once all are durable. */
-  appendMany(stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
-    if (!STREAM_NAME.test(stream)) return Promise.reject(new Error(`stream: "${stream}" is not a table name`));
-    if (rows.length === 0) return Promise.resolve();
-    const encoded = rows.map((row) => JSON.stringify(row));
-    return new Promise<void>((resolve, reject) => {
-      let left = encoded.length;
-      const done = () => {
-        left -= 1;
-        if (left === 0) resolve();
-      };
-      for (const row of encoded) this.#pending.push({ stream, row, resolve: done, reject });
-      this.#schedule();
-    });
+  async appendMany(stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
+    if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
+    await this.#group.submitMany(rows.map((row) => ({ stream, row: JSON.stringify(row) })));
   }
 
   /**
@@ -90,29 +78,10 @@ export class AnalyticsAppender {
     await tx.query(INSERT, [rows.map(() => stream), rows.map((row) => JSON.stringify(row))]);
   }
 
-  #schedule(): void {
-    if (this.#inFlight < this.#maxInFlight) this.#flush();
-  }
-
-  #flush(): void {
-    if (this.#pending.length === 0 || this.#inFlight >= this.#maxInFlight) return;
-    const group = this.#pending.splice(0, this.#maxRows);
-    this.#inFlight += 1;
-    const flush = this.#commit(group).finally(() => {
-      this.#inFlight -= 1;
-      this.#flushes.delete(flush);
-      this.#flush();
-    });
-    this.#flushes.add(flush);
-  }
-
-  async #commit(group: readonly Pending[]): Promise<void> {
+  async #commit(group: readonly AppendedRow[]): Promise<void[]> {
     const end = this.#commitSeconds.startTimer();
     try {
       await this.#pool.query(INSERT, [group.map((item) => item.stream), group.map((item) => item.row)]);
-    } catch (error) {
-      for (const item of group) item.reject(error);
-      return;
     } finally {
       end();
     }
@@ -120,14 +89,11 @@ export class AnalyticsAppender {
     const perStream = new Map<string, number>();
     for (const item of group) perStream.set(item.stream, (perStream.get(item.stream) ?? 0) + 1);
     for (const [stream, rows] of perStream) this.#appended.inc({ stream }, rows);
-    for (const item of group) item.resolve();
+    return group.map(() => undefined);
   }
 
   /** Commits whatever is waiting and waits for every commit in flight. */
-  async flush(): Promise<void> {
-    while (this.#pending.length > 0 || this.#flushes.size > 0) {
-      this.#flush();
-      await Promise.allSettled([...this.#flushes]);
-    }
+  flush(): Promise<void> {
+    return this.#group.flush();
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { PgBoss, type Job as BossJob, type JobResult } from "pg-boss";
 import type pg from "pg";
 import type { Logger } from "../logger.js";
@@ -49,6 +50,12 @@ export interface SendOptions {
   /** Stable job id (UUID), so a retried send cannot create a second job. */
   readonly id?: string;
 }
+
+/** One job of {@link Jobs.sendMany}: its payload and the per-job options of {@link SendOptions}. */
+export type BatchJob<T> = Omit<SendOptions, "tx"> & { readonly payload: T };
+
+/** pg-boss's way to run SQL on the caller's connection. */
+const executorOf = (tx: Queryable) => ({ executeSql: (text: string, values?: unknown[]) => tx.query(text, values) });
 
 export interface WorkOptions {
   readonly batchSize?: number;
@@ -267,23 +274,49 @@ export class Jobs {
    * rolled back means it never existed. Returns the job id.
    */
   async send<T>(queue: QueueDefinition<T>, payload: T, options: SendOptions = {}): Promise<string> {
-    const definition = this.queue(queue.name);
-    if (definition.ordered && options.groupId === undefined) {
-      throw new Error(`queue ${queue.name} is ordered: send needs a groupId`);
-    }
-    const envelope: Envelope<T> = {
-      payload,
-      ...(options.deadline !== undefined ? { deadline: options.deadline.toISOString() } : {}),
-    };
+    const { data, options: jobOptions } = this.#job(queue, { ...options, payload });
     const tx = options.tx;
-    const id = await this.boss.send(queue.name, envelope as object, {
-      ...(tx !== undefined ? { db: { executeSql: (text: string, values?: unknown[]) => tx.query(text, values) } } : {}),
-      ...(options.groupId !== undefined ? { singletonKey: options.groupId } : {}),
-      ...(options.startAfter !== undefined ? { startAfter: options.startAfter } : {}),
-      ...(options.id !== undefined ? { id: options.id } : {}),
-    });
+    const id = await this.boss.send(queue.name, data, { ...(tx !== undefined ? { db: executorOf(tx) } : {}), ...jobOptions });
     if (id === null) throw new Error(`queue ${queue.name} refused the job (duplicate id or singleton)`);
     return id;
+  }
+
+  /**
+   * Saves many jobs of one queue with one statement; each job is stored
+   * exactly as {@link send} stores it. With `tx` they are written inside the
+   * caller's transaction. Returns the job ids in the order of `jobs`; throws if
+   * any job was refused (duplicate id or singleton), in which case the caller
+   * must roll back, since the others were stored.
+   */
+  async sendMany<T>(queue: QueueDefinition<T>, jobs: readonly BatchJob<T>[], options: { readonly tx?: Queryable } = {}): Promise<string[]> {
+    if (jobs.length === 0) return [];
+    // Ids are chosen here so the answer lines up with `jobs` and a refused job is noticed.
+    const rows = jobs.map((job) => {
+      const { data, options: jobOptions } = this.#job(queue, job);
+      return { ...jobOptions, id: jobOptions.id ?? randomUUID(), data };
+    });
+    const tx = options.tx;
+    const inserted = await this.boss.insert(queue.name, rows, { returnId: true, ...(tx !== undefined ? { db: executorOf(tx) } : {}) });
+    const stored = new Set(inserted ?? []);
+    const refused = rows.filter((row) => !stored.has(row.id));
+    if (refused.length > 0) throw new Error(`queue ${queue.name} refused ${refused.length} of ${rows.length} jobs (duplicate id or singleton)`);
+    return rows.map((row) => row.id);
+  }
+
+  /** The stored form of one job, shared by send and sendMany: the envelope and the pg-boss options. */
+  #job<T>(queue: QueueDefinition<T>, job: BatchJob<T>): { data: Envelope<T>; options: { singletonKey?: string; startAfter?: string; id?: string } } {
+    const definition = this.queue(queue.name);
+    if (definition.ordered && job.groupId === undefined) {
+      throw new Error(`queue ${queue.name} is ordered: send needs a groupId`);
+    }
+    return {
+      data: { payload: job.payload, ...(job.deadline !== undefined ? { deadline: job.deadline.toISOString() } : {}) },
+      options: {
+        ...(job.groupId !== undefined ? { singletonKey: job.groupId } : {}),
+        ...(job.startAfter !== undefined ? { startAfter: job.startAfter.toISOString() } : {}),
+        ...(job.id !== undefined ? { id: job.id } : {}),
+      },
+    };
   }
 
   /** Registers the handler of `queue` in this process. */
