@@ -1,3 +1,4 @@
+import { withAnySignal } from "../core/abort.js";
 import { PermanentJobError, type JobContext } from "../core/jobs/jobs.js";
 import type { Logger } from "../core/logger.js";
 import type { AttemptLog } from "./attempt-log.js";
@@ -77,7 +78,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const config = partner.config;
     const request = renderRequest(event, templates, valuesOf(row), config.timeoutMs);
     const attemptedAt = new Date();
-    const sent = await deps.send(request, AbortSignal.any([context.signal, deps.stopping]));
+    const sent = await withAnySignal([context.signal, deps.stopping], (signal) => deps.send(request, signal));
     deps.metrics.requestSeconds.observe({ partner: row.partnerId }, sent.durationMs / 1000);
 
     const budgetEnd = row.attemptBase + config.retry.maxAttempts;
