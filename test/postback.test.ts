@@ -1,3 +1,4 @@
+import http from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../gen/funnel/postback/v1/delivery_pb.js";
@@ -17,7 +18,7 @@ describe("postback funnel end to end", () => {
 
   beforeAll(async () => {
     partner = await startPartnerServer();
-    app = await startTestApp({ env: { POSTBACK_ALLOW_PRIVATE: "true", DOWNLOAD_REDIRECT_URL: APK, JOBS_POLL_SECONDS: "1", JOBS_MAINTENANCE_SECONDS: "1" } });
+    app = await startTestApp({ env: { POSTBACK_ALLOW_PRIVATE: "true", DOWNLOAD_REDIRECT_URL: APK, JOBS_POLL_SECONDS: "1", JOBS_MAINTENANCE_SECONDS: "1", TRUSTED_PROXIES: "127.0.0.2" } });
     api = postbackClients(app.url);
     await api.partners.createPartner({ partner: testPartner("666321", seedTemplate(partner.url)) });
   });
@@ -179,5 +180,30 @@ describe("postback funnel end to end", () => {
     const head = await fetch(`${app.url}/download?stag=own_2`, { method: "HEAD", redirect: "manual" });
     expect(head.status).toBe(302);
     expect(await count("SELECT count(*)::int AS n FROM postback_downloads WHERE stag = 'own_2'")).toBe(0);
+  });
+
+  it("takes the download's client address and URL from forwarding headers only when a trusted proxy sent them", async () => {
+    const download = (path: string, from: string, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(new URL(path, app.url), { localAddress: from, headers, agent: false }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const forged = { "x-forwarded-for": "198.51.100.9", "x-real-ip": "198.51.100.10", "x-forwarded-proto": "https", "x-forwarded-host": "evil.example" };
+    expect(await download("/download?stag=666321_fwd-untrusted", "127.0.0.1", forged)).toBe(302);
+    expect(await download("/download?stag=666321_fwd-trusted", "127.0.0.2", { ...forged, "x-forwarded-for": "203.0.113.7", "x-forwarded-host": "go.example.com" })).toBe(302);
+    await app.streamer?.drain();
+    const result = await app.clickhouse.client.query({
+      query: `SELECT stag, ip, url FROM ${app.clickhouse.database}.postback_events WHERE stag IN ('666321_fwd-untrusted', '666321_fwd-trusted') ORDER BY stag`,
+      format: "JSONEachRow",
+    });
+    const port = new URL(app.url).port;
+    expect(await result.json()).toEqual([
+      { stag: "666321_fwd-trusted", ip: "203.0.113.7", url: "https://go.example.com/download?stag=666321_fwd-trusted" },
+      { stag: "666321_fwd-untrusted", ip: "127.0.0.1", url: `http://127.0.0.1:${port}/download?stag=666321_fwd-untrusted` },
+    ]);
   });
 });

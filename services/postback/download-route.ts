@@ -1,28 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { TrustedProxies } from "../core/client-address.js";
 import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
 import { downloadParams, LIMITS } from "./event-input.js";
 import type { Recorder } from "./recorder.js";
-import { refusedReason } from "../core/outbound/guard.js";
 import { parseStag } from "./stag.js";
-
-/**
- * The client's address. Forwarding headers are believed only from a peer on
- * a loopback or private address (a proxy such as the bundled nginx); anyone
- * else could write them.
- */
-function clientIp(req: HttpRequest): string {
-  const peer = (req.socket.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "");
-  if (peer === "" || refusedReason(peer) === undefined) return peer;
-  const forwarded = (req.headers["x-forwarded-for"] as string | undefined)?.split(",")[0]?.trim();
-  const real = (req.headers["x-real-ip"] as string | undefined)?.trim();
-  return forwarded || real || peer;
-}
-
-function fullUrl(req: HttpRequest): string {
-  const proto = (req.headers["x-forwarded-proto"] as string | undefined)?.split(",")[0]?.trim() || "http";
-  return `${proto}://${req.headers.host ?? "localhost"}${req.url ?? "/"}`.slice(0, LIMITS.url);
-}
 
 /**
  * `GET /download?stag=…&…`: records the download with every query parameter
@@ -31,7 +13,13 @@ function fullUrl(req: HttpRequest): string {
  * neither is set. A bad stag is a `400` and nothing is recorded. `HEAD`
  * answers the same without recording (link checkers and previews).
  */
-export function createDownloadRoute(deps: { record: Recorder; redirectFor: (partnerId: string) => Promise<string>; log: Logger }): HttpRoute {
+export function createDownloadRoute(deps: {
+  record: Recorder;
+  redirectFor: (partnerId: string) => Promise<string>;
+  /** Whose forwarding headers give the client's address and URL (`TRUSTED_PROXIES`). */
+  proxies: TrustedProxies;
+  log: Logger;
+}): HttpRoute {
   return async (req: HttpRequest, res: HttpResponse) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       sendJson(res, 405, { error: "method: only GET and HEAD" }, { allow: "GET, HEAD" });
@@ -47,13 +35,14 @@ export function createDownloadRoute(deps: { record: Recorder; redirectFor: (part
         redirect = await deps.redirectFor(stag.partnerId);
       } else {
         const userAgent = req.headers["user-agent"] ?? "";
+        const origin = deps.proxies.origin(req);
         const recorded = await deps.record({
           kind: "download",
           stag,
           occurredAt: new Date(),
           params: downloadParams(params),
-          url: fullUrl(req),
-          ip: clientIp(req),
+          url: origin.url.slice(0, LIMITS.url),
+          ip: origin.ip,
           userAgent: userAgent.slice(0, LIMITS.userAgent),
           userId: "",
           deviceId: "",

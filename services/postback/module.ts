@@ -1,6 +1,7 @@
 import { DeliveryService } from "../../gen/funnel/postback/v1/delivery_pb.js";
 import { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { PostbackService } from "../../gen/funnel/postback/v1/postback_pb.js";
+import { TrustedProxies } from "../core/client-address.js";
 import type { HttpRoute } from "../core/http-server.js";
 import { createGuardedAgent } from "../core/outbound/guard.js";
 import { createSender } from "../core/outbound/send.js";
@@ -91,6 +92,7 @@ export const postbackModule: ServiceModule = {
     const download: HttpRoute = createDownloadRoute({
       record,
       redirectFor: async (partnerId) => (await directory.get(partnerId))?.config.downloadRedirectUrl || (config.downloadRedirectUrl ?? ""),
+      proxies: new TrustedProxies(config.trustedProxies),
       log: ctx.log,
     });
     const serviceTokens = [ctx.adminToken, ...(config.postbackServiceToken !== undefined ? [config.postbackServiceToken] : [])];
