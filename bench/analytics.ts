@@ -42,6 +42,8 @@ export async function run(): Promise<void> {
   const app = await startApp({
     config: parseConfig({ FUNNEL_DATA_DIR: dir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EMBEDDED_POSTGRES_PORT: "54391", DATABASE_POOL_MAX: "80" }),
     roles: ["worker"],
+    // The stream alone: no service module competes for the two cores.
+    modules: [],
   });
   try {
     const db = app.clickhouse.database;
