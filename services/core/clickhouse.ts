@@ -28,6 +28,9 @@ export interface ClickHouseTarget {
   readonly cluster?: string | undefined;
 }
 
+/** A time as ClickHouse's DateTime64(3) reads it in JSONEachRow and query parameters: `YYYY-MM-DD hh:mm:ss.sss`, UTC. */
+export const clickhouseTime = (at: Date): string => at.toISOString().replace("T", " ").replace("Z", "");
+
 /** Connects to a ClickHouse server by URL, or opens the embedded chDB engine. */
 export async function openClickHouseTarget(target: ClickHouseTarget): Promise<ClickHouse> {
   let client: ClickHouseClient;

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Config } from "./config.js";
+import { isStoreUnavailable } from "./errors.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import type { Logger } from "./logger.js";
 import { join } from "node:path";
@@ -79,4 +80,31 @@ export async function openPostgres(config: Config, log: Logger): Promise<Postgre
       await embedded.stop();
     },
   };
+}
+
+/**
+ * Runs `work` in a transaction on one pooled connection: committed when it
+ * returns, rolled back when it throws. A connection that broke (Postgres
+ * unreachable, terminated) is closed rather than handed to the next caller.
+ */
+export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // A connection lost while checked out is also emitted on the client; the
+  // failing query already reports it to the caller.
+  const lost = (): void => undefined;
+  client.on("error", lost);
+  let broken = false;
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    broken = isStoreUnavailable(error);
+    if (!broken) await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.off("error", lost);
+    client.release(broken);
+  }
 }

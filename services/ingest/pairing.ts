@@ -3,7 +3,7 @@ import type { AnalyticsRow } from "../core/analytics/appender.js";
 import { COUNTER, type Counters, dayOf } from "./quality.js";
 import { PAGE_VIEW_TABLE } from "./registry.js";
 import { markEmitted, type PageViewHalf, type PageViewState, recordPageViewHalf } from "./store.js";
-import { clickhouseTime } from "./time.js";
+import { clickhouseTime } from "../core/clickhouse.js";
 
 /**
  * The `page_view` row of a view. The duration comes from the client's clocks

@@ -1,3 +1,4 @@
+import { withTransaction } from "../core/postgres.js";
 import { randomInt } from "node:crypto";
 import type pg from "pg";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
@@ -73,11 +74,8 @@ export class PageViewSweep {
     const { pool, analytics, timeoutSeconds } = this.#options;
     let emitted = 0;
     for (;;) {
-      const client = await pool.connect();
-      let taken: number;
       const counters = new Counters();
-      try {
-        await client.query("BEGIN");
+      const { taken, unpaired } = await withTransaction(pool, async (client) => {
         const starts = await takeTimedOutStarts(client, timeoutSeconds, CHUNK);
         const ends = await takeUnmatchedEnds(client, timeoutSeconds, CHUNK);
         const today = dayOf(new Date());
@@ -89,15 +87,9 @@ export class PageViewSweep {
           starts.map((state) => pageViewRow(state, false)),
         );
         await addCounters(client, counters.rows());
-        await client.query("COMMIT");
-        taken = Math.max(starts.length, ends);
-        emitted += starts.length;
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+        return { taken: Math.max(starts.length, ends), unpaired: starts.length };
+      });
+      emitted += unpaired;
       this.#record(counters.rows());
       if (taken < CHUNK || this.#stopped) break;
     }

@@ -5,7 +5,7 @@ import { type Event, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.j
 import { isUuid, parseMessage } from "../core/validate.js";
 import type { EventType, EventTypes } from "./registry.js";
 import type { AcceptedEvent } from "./writer.js";
-import { clickhouseTime } from "./time.js";
+import { clickhouseTime } from "../core/clickhouse.js";
 
 /** The type name counters use for events whose type is not known. */
 export const UNKNOWN_TYPE = "unknown";

@@ -1,3 +1,4 @@
+import { withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { AnalyticsAppender, AnalyticsRow } from "../core/analytics/appender.js";
 import type { Logger } from "../core/logger.js";
@@ -118,24 +119,17 @@ export class IngestWriter {
     const events = group.flatMap((request) => request.events);
     let result: { outcomes: WriteOutcome[]; counters: Counters } | undefined;
     try {
-      const client = await this.#options.pool.connect();
-      try {
-        for (let attempt = 1; result === undefined; attempt += 1) {
-          try {
-            await client.query("BEGIN");
+      for (let attempt = 1; result === undefined; attempt += 1) {
+        try {
+          result = await withTransaction(this.#options.pool, async (tx) => {
             const counters = new Counters();
             counters.merge(rejections);
-            const outcomes = await this.#store(client, events, counters);
-            await client.query("COMMIT");
-            result = { outcomes, counters };
-          } catch (error) {
-            await client.query("ROLLBACK").catch(() => undefined);
-            const code = (error as { code?: string }).code;
-            if (attempt >= 3 || code === undefined || !RETRYABLE.has(code)) throw error;
-          }
+            return { outcomes: await this.#store(tx, events, counters), counters };
+          });
+        } catch (error) {
+          const code = (error as { code?: string }).code;
+          if (attempt >= 3 || code === undefined || !RETRYABLE.has(code)) throw error;
         }
-      } finally {
-        client.release();
       }
     } catch (error) {
       for (const request of group) request.reject(error);

@@ -1,3 +1,4 @@
+import { isUuid } from "../core/validate.js";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
@@ -27,8 +28,6 @@ export interface OpsDeps {
 }
 
 const JOB_STATES = new Set(["created", "retry", "active", "completed", "cancelled", "failed"]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 const storeStatus = (probe: StoreProbe) => create(StoreStatusSchema, probe);
 
 function toJob(record: JobRecord, history?: readonly { attempt: number; error: string; failedAt: Date }[]): Job {
@@ -58,7 +57,7 @@ function toJob(record: JobRecord, history?: readonly { attempt: number; error: s
 
 function requireIds(ids: readonly string[]): void {
   if (ids.length === 0) throw new ConnectError("ids: at least one job id is required", Code.InvalidArgument);
-  const bad = ids.find((id) => !UUID.test(id));
+  const bad = ids.find((id) => !isUuid(id));
   if (bad !== undefined) throw new ConnectError(`ids: "${bad}" is not a job id (UUID)`, Code.InvalidArgument);
 }
 

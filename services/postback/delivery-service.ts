@@ -1,3 +1,4 @@
+import { isUuid } from "../core/validate.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
@@ -24,8 +25,6 @@ const STATUSES: Readonly<Record<DeliveryStatusName, DeliveryStatus>> = {
   dead: DeliveryStatus.DEAD,
   cancelled: DeliveryStatus.CANCELLED,
 };
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 const invalid = (message: string): never => {
   throw new ConnectError(message, Code.InvalidArgument);
 };
@@ -48,7 +47,7 @@ function filterFrom(filter: DeliveryFilterProto | undefined): DeliveryFilter {
 
 function requireIds(ids: readonly string[]): void {
   if (ids.length > 1_000) invalid("ids: at most 1,000 at once; use a filter for more");
-  const bad = ids.find((id) => !UUID.test(id));
+  const bad = ids.find((id) => !isUuid(id));
   if (bad !== undefined) invalid(`ids: "${bad}" is not a delivery id (UUID)`);
 }
 
@@ -56,7 +55,7 @@ const encodeToken = (row: DeliveryRow): string => Buffer.from(`${row.createdUs}.
 
 function decodeToken(token: string): { createdUs: number; id: string } {
   const [us, id] = Buffer.from(token, "base64url").toString().split(".", 2);
-  if (us === undefined || !/^\d+$/.test(us) || id === undefined || !UUID.test(id)) invalid("page_token: not a token this service issued");
+  if (us === undefined || !/^\d+$/.test(us) || id === undefined || !isUuid(id)) invalid("page_token: not a token this service issued");
   return { createdUs: Number(us), id: id ?? "" };
 }
 

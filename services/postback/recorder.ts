@@ -1,3 +1,4 @@
+import { clickhouseTime } from "../core/clickhouse.js";
 import { randomUUID } from "node:crypto";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import type { Jobs } from "../core/jobs/jobs.js";
@@ -43,9 +44,6 @@ export interface RecorderDeps {
   readonly attributionWindowMs: number;
   readonly downloadRedirectUrl: string;
 }
-
-/** ClickHouse `DateTime64(3)` text: `YYYY-MM-DD hh:mm:ss.sss` in UTC. */
-export const clickhouseTime = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "");
 
 /**
  * Records funnel events. One transaction per event writes the once-only

@@ -1,3 +1,4 @@
+import { withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { EventName, PartnerConfig, StoredPartner } from "./partner.js";
 
@@ -121,21 +122,8 @@ function whereOf(filter: DeliveryFilter, values: unknown[]): string {
 /** Every SQL statement of the postback service. */
 export function createPostbackRepository(pool: pg.Pool) {
   return {
-    /** Runs `work` in a transaction on one client; rolls back if it throws. */
-    async transaction<T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
-        const result = await work(client);
-        await client.query("COMMIT");
-        return result;
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
-    },
+    /** Runs `work` in a transaction on one pooled connection. */
+    transaction: <T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> => withTransaction(pool, work),
 
     // Partners.
 

@@ -1,3 +1,4 @@
+import { clickhouseTime } from "../core/clickhouse.js";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
@@ -13,9 +14,6 @@ export interface LoggedAttempt {
   readonly tag: string;
   readonly itemId: string;
 }
-
-/** ClickHouse's text form of a UTC DateTime64(3). */
-const clickhouseTime = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "");
 
 /**
  * Records api delivery attempts with group commit: attempts finishing together

@@ -1,5 +1,5 @@
+import { withTransaction } from "../core/postgres.js";
 import type pg from "pg";
-import { isStoreUnavailable } from "../core/errors.js";
 import type { Integration, IntegrationInput } from "./integration.js";
 import type { IdentityKind } from "./identity.js";
 
@@ -152,28 +152,7 @@ const withoutNul = (text: string): string => text.replaceAll("\u0000", "\uFFFD")
 export function createSeenRepository(pool: pg.Pool) {
   return {
     /** Runs `work` in a transaction on one pooled connection. */
-    async transaction<T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      // A connection lost while checked out is also emitted on the client;
-      // the failing query already reports it to the caller.
-      const lost = (): void => undefined;
-      client.on("error", lost);
-      let broken = false;
-      try {
-        await client.query("BEGIN");
-        const result = await work(client);
-        await client.query("COMMIT");
-        return result;
-      } catch (error) {
-        broken = isStoreUnavailable(error);
-        if (!broken) await client.query("ROLLBACK").catch(() => undefined);
-        throw error;
-      } finally {
-        client.off("error", lost);
-        // A broken connection is closed rather than handed to the next caller.
-        client.release(broken);
-      }
-    },
+    transaction: <T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> => withTransaction(pool, work),
 
     /**
      * Stores the marks of one group commit: each mark unless one is retained

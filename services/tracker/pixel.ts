@@ -1,3 +1,4 @@
+import { isUuid } from "../core/validate.js";
 import { randomUUID } from "node:crypto";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import type { ClickHouse } from "../core/clickhouse.js";
@@ -10,8 +11,6 @@ import { countHits, parseRange, RangeParameterError } from "./stats.js";
 
 /** The ClickHouse table (and analytics stream) of pixel hits. */
 export const TRACKER_EVENTS = "tracker_events";
-
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The cookie lives 400 days, the longest browsers keep one; every hit renews it. */
 const COOKIE_MAX_AGE_SECONDS = 400 * 86_400;
@@ -39,7 +38,7 @@ function userIdCookie(header: string | undefined): string | undefined {
     const eq = part.indexOf("=");
     if (eq !== -1 && part.slice(0, eq).trim() === "user_id") {
       const value = part.slice(eq + 1).trim();
-      if (UUID.test(value)) return value.toLowerCase();
+      if (isUuid(value)) return value.toLowerCase();
     }
   }
   return undefined;
@@ -63,7 +62,7 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
       hits.inc({ result: "bad_request" });
       return sendJson(res, 400, { error: "id: required (a tracker UUID)" }, NO_STORE);
     }
-    if (!UUID.test(id)) {
+    if (!isUuid(id)) {
       hits.inc({ result: "bad_request" });
       return sendJson(res, 400, { error: "id: not a UUID" }, NO_STORE);
     }
@@ -117,7 +116,7 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
     const query = queryOf(req);
     const trackerId = query.get("tracker_id") ?? "";
     if (trackerId === "") return sendJson(res, 400, { error: "tracker_id: required (a tracker UUID)" });
-    if (!UUID.test(trackerId)) return sendJson(res, 400, { error: "tracker_id: not a UUID" });
+    if (!isUuid(trackerId)) return sendJson(res, 400, { error: "tracker_id: not a UUID" });
     const from = query.get("from") ?? undefined;
     const to = query.get("to") ?? undefined;
     let range;

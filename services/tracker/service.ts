@@ -1,3 +1,4 @@
+import { isUuid } from "../core/validate.js";
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -5,7 +6,6 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { DayCountSchema, TrackerSchema, type Tracker, type TrackerService } from "../../gen/funnel/tracker/v1/tracker_pb.js";
 import type { ClickHouse } from "../core/clickhouse.js";
 import type { TrackerCache } from "./cache.js";
-import { UUID } from "./pixel.js";
 import type { TrackerRepository, TrackerRow } from "./repository.js";
 import { countHits, parseRange, RangeParameterError } from "./stats.js";
 
@@ -24,7 +24,7 @@ const toTracker = (row: TrackerRow): Tracker =>
 
 function requireUuid(field: string, value: string): string {
   if (value === "") throw new ConnectError(`${field}: required`, Code.InvalidArgument);
-  if (!UUID.test(value)) throw new ConnectError(`${field}: "${value.slice(0, 64)}" is not a UUID`, Code.InvalidArgument);
+  if (!isUuid(value)) throw new ConnectError(`${field}: "${value.slice(0, 64)}" is not a UUID`, Code.InvalidArgument);
   return value.toLowerCase();
 }
 
@@ -40,7 +40,7 @@ const encodeToken = (uuid: string): string => Buffer.from(`after:${uuid}`).toStr
 function decodeToken(token: string): string | undefined {
   if (token === "") return undefined;
   const match = /^after:(.+)$/.exec(Buffer.from(token, "base64url").toString("utf8"));
-  if (match?.[1] === undefined || !UUID.test(match[1])) {
+  if (match?.[1] === undefined || !isUuid(match[1])) {
     throw new ConnectError("page_token: not a token from a previous page", Code.InvalidArgument);
   }
   return match[1];

@@ -1,4 +1,4 @@
-import type { ClickHouse } from "../core/clickhouse.js";
+import { clickhouseTime, type ClickHouse } from "../core/clickhouse.js";
 
 /** An inclusive time range, to the millisecond. */
 export interface StatsRange {
@@ -42,9 +42,6 @@ export function parseRange(from: string | undefined, to: string | undefined): St
   }
   return range;
 }
-
-/** ClickHouse's text form of a UTC DateTime64(3): `YYYY-MM-DD hh:mm:ss.sss`. */
-const clickhouseTime = (date: Date): string => date.toISOString().replace("T", " ").replace("Z", "");
 
 /** Counts a tracker's hits in a range, per UTC day (days without hits left out). */
 export async function countHits(
