@@ -1,23 +1,10 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
+import { runCli } from "./support/cli.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
-const root = new URL("..", import.meta.url).pathname;
+const funnel = runCli;
 
-/** Runs the real `funnel` executable as a separate process. */
-async function funnel(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [`${root}cli/bin.js`, ...args], {
-      env: { ...process.env, FUNNEL_ADMIN_TOKEN: "", FUNNEL_DATA_DIR: "/nonexistent", ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 describe("funnel CLI", () => {
   let app: App;

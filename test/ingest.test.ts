@@ -1,6 +1,5 @@
-import { execFile } from "node:child_process";
+import { runCliAsAdmin } from "./support/cli.js";
 import { createHmac, randomUUID } from "node:crypto";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
 import { eventTypes } from "../services/ingest/registry.js";
@@ -9,7 +8,7 @@ import { eventColumns } from "../services/ingest/tables.js";
 import { IngestWriter } from "../services/ingest/writer.js";
 import { createMetricsRegistry } from "../services/core/metrics.js";
 import { callIngest, clickhouseRows, drained } from "./support/ingest.js";
-import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
+import { startTestApp } from "./support/stores.js";
 
 const SECRET = "ingest-test-secret-0123456789";
 
@@ -249,18 +248,16 @@ describe("ingest", () => {
 
   it("reports quality per day and type through the CLI and /metrics", async () => {
     const today = new Date().toISOString().slice(0, 10);
-    const cli = await promisify(execFile)(process.execPath, [new URL("../cli/bin.js", import.meta.url).pathname, "ingest", "quality", "--from", today, "--to", today, "--json"], {
-      env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN },
-    });
+    const cli = await runCliAsAdmin(app, ["ingest", "quality", "--from", today, "--to", today, "--json"]);
+    expect(cli.code).toBe(0);
     const rows = JSON.parse(cli.stdout) as { eventType: string; accepted: string; duplicates: string; rejected: Record<string, string> }[];
     const click = rows.find((row) => row.eventType === "element_click");
     expect(Number(click?.accepted)).toBeGreaterThan(5);
     expect(Number(click?.duplicates)).toBe(1);
     expect(click?.rejected).toMatchObject({ invalid_data: "4", invalid_envelope: "2", unauthenticated: "1" });
     expect(rows.find((row) => row.eventType === "unknown")?.rejected).toMatchObject({ unknown_type: "2" });
-    const table = await promisify(execFile)(process.execPath, [new URL("../cli/bin.js", import.meta.url).pathname, "ingest", "quality"], {
-      env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN },
-    });
+    const table = await runCliAsAdmin(app, ["ingest", "quality"]);
+    expect(table.code).toBe(0);
     expect(table.stdout).toMatch(new RegExp(`^${today}\\s+element_click\\s+\\d+\\s+invalid_data=4 invalid_envelope=2 unauthenticated=1\\s+1\\s+4\\s+1`, "m"));
     expect(table.stdout).toMatch(/page_view .*paired=\d+ unpaired=\d+ unmatched_ends=\d+ late_ends=1/);
     const unauthorized = await callIngest(app, "GetQuality", {});

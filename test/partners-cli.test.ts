@@ -1,15 +1,12 @@
-import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../gen/funnel/postback/v1/delivery_pb.js";
 import type { App } from "../services/app.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, seedTemplate } from "./support/postback-clients.js";
-import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
-
-const root = new URL("..", import.meta.url).pathname;
+import { runCliAsAdmin } from "./support/cli.js";
+import { eventually, startTestApp } from "./support/stores.js";
 
 describe("funnel partners and deliveries (CLI as a process)", () => {
   let app: App;
@@ -23,18 +20,8 @@ describe("funnel partners and deliveries (CLI as a process)", () => {
     await app?.stop();
     await partner?.close();
   });
+  const funnel = (...args: string[]) => runCliAsAdmin(app, args);
 
-  async function funnel(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [`${root}cli/bin.js`, ...args], {
-        env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN, FUNNEL_DATA_DIR: "/nonexistent" },
-      });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failed = error as { code: number; stdout: string; stderr: string };
-      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
 
   it("adds, updates, shows and lists partners", async () => {
     const added = await funnel("partners", "add", "777", "--install-url", seedTemplate(partner.url), "--authorization-url", seedTemplate(partner.url, "/auth"), "--max-attempts", "2", "--initial-delay", "50ms", "--max-delay", "100ms");

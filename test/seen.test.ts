@@ -1,28 +1,15 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
 import { createSeenRepository } from "../services/seen/repository.js";
 import { adminClients, Consumer, deliveriesOf, JWT_SECRET, postSeen, seenClients, token } from "./support/seen.js";
-import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
+import { runCliAsAdmin } from "./support/cli.js";
+import { eventually, startTestApp } from "./support/stores.js";
 
-const root = new URL("..", import.meta.url).pathname;
+const funnel = runCliAsAdmin;
 const SERVICE_TOKEN = "seen-service-token-0123456789";
 
-/** Runs the real `funnel` executable against the app. */
-async function funnel(app: App, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [`${root}cli/bin.js`, ...args], {
-      env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN, FUNNEL_DATA_DIR: "/nonexistent" },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 const bearer = (claims: Record<string, unknown>) => ({ authorization: `Bearer ${token(claims)}` });
 

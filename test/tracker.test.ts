@@ -1,14 +1,12 @@
-import { execFile } from "node:child_process";
 import http from "node:http";
-import { promisify } from "node:util";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import type { App } from "../services/app.js";
+import { runCliAsAdmin } from "./support/cli.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
-const root = new URL("..", import.meta.url).pathname;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 interface Answer {
@@ -389,17 +387,7 @@ describe("tracker", () => {
   });
 
   describe("funnel trackers (CLI)", () => {
-    const funnel = async (...args: string[]) => {
-      try {
-        const { stdout } = await promisify(execFile)(process.execPath, [`${root}cli/bin.js`, ...args], {
-          env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN },
-        });
-        return { code: 0, stdout, stderr: "" };
-      } catch (error) {
-        const failed = error as { code: number; stdout: string; stderr: string };
-        return failed;
-      }
-    };
+    const funnel = (...args: string[]) => runCliAsAdmin(app, args);
 
     it("creates, shows, changes, lists and counts a tracker", async () => {
       const created = await funnel("trackers", "create", "--value", "from the CLI");
