@@ -3,13 +3,10 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { startApp } from "../services/app.js";
 import { parseConfig } from "../services/core/config.js";
+import { percentile } from "./support.js";
 
 const CALLERS = 64;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 /** 64 callers appending as fast as they can for `SECONDS`; returns per-call latencies. */
 async function load(append: (seq: number) => Promise<void>): Promise<{ count: number; seconds: number; latencies: number[] }> {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import { cpus, totalmem } from "node:os";
-import { startBenchServer } from "./support.js";
+import { percentile, startBenchServer } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SEED_RATE = 660;
@@ -9,7 +9,6 @@ const CALLERS = 64;
 const BATCH_CALLERS = 8;
 const BATCH = 100;
 
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 const ms = (value: number) => `${value.toFixed(2)} ms`;
 
 /** One Connect JSON POST over a keep-alive connection; resolves with the latency. */

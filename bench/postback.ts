@@ -10,16 +10,13 @@ import { HttpMethod, PartnerService } from "../gen/funnel/postback/v1/partner_pb
 import { PostbackService } from "../gen/funnel/postback/v1/postback_pb.js";
 import { startApp, type App, type Role } from "../services/app.js";
 import { parseConfig } from "../services/core/config.js";
+import { percentile } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Postbacks queued before the worker starts, for the throughput run. */
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 20_000);
 const RATE = 100;
 const FAILING_EVENTS = Number(process.env.BENCH_FAILING_EVENTS ?? 1_000);
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 /** A partner endpoint recording when each stag arrived; `failRate` of requests get a 503. */
 async function partnerServer() {

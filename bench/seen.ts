@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { startBenchServer } from "./support.js";
+import { percentile, startBenchServer } from "./support.js";
 
 /** The local consumer: counts deliveries per Idempotency-Key and the mark → 2xx latency. */
 class Consumer {
@@ -48,11 +48,6 @@ class Consumer {
     return extra;
   }
 }
-
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-};
 
 interface MarkLoad {
   readonly requests: number;
@@ -141,7 +136,7 @@ export async function run(argv: readonly string[]): Promise<void> {
     consumer.phase = "paced";
     const paced = await markLoad(base, "paced", { connections: 8, amount: 100 * latencySeconds, rate: 100 });
     await deliveredAll(warm.ok + peak.ok + paced.ok);
-    const pacedLatency = consumer.latencies.filter((entry) => entry.phase === "paced").map((entry) => entry.ms);
+    const pacedLatency = consumer.latencies.filter((entry) => entry.phase === "paced").map((entry) => entry.ms).sort((a, b) => a - b);
     const marks = warm.ok + peak.ok + paced.ok;
 
     const rows = [
