@@ -186,7 +186,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       ],
     ];
     const api = roles.includes("api");
-    const ops = createOpsService({
+    const ops = api ? createOpsService({
       pool: postgres.pool,
       postgresBackend: postgres.backend,
       clickhouse,
@@ -194,9 +194,9 @@ export async function startApp(options: AppOptions): Promise<App> {
       roles,
       startedAt,
       analyticsBacklog: () => analyticsBacklog(postgres.pool),
-    });
+    }) : undefined;
     const rpc = (router: ConnectRouter): void => {
-      if (!api) return;
+      if (ops === undefined) return;
       router.service(OpsService, ops);
       for (const module of startedModules) module.rpc?.(router);
     };

@@ -54,16 +54,23 @@ function onlyGet(req: HttpRequest, res: HttpResponse): boolean {
 export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
   const { cache, analytics, clickhouse, proxies, log } = deps;
   const hits = counter(deps.metrics, "funnel_tracker_hits_total", "Pixel requests by outcome.", ["result"]);
+  // Bound once: the label lookup is not repeated on every hit.
+  const outcome = {
+    recorded: hits.labels("recorded"),
+    badRequest: hits.labels("bad_request"),
+    unknown: hits.labels("unknown"),
+    unavailable: hits.labels("unavailable"),
+  };
 
   const track: HttpRoute = async (req, res) => {
     if (!onlyGet(req, res)) return;
     const id = queryOf(req).get("id");
     if (id === null || id === "") {
-      hits.inc({ result: "bad_request" });
+      outcome.badRequest.inc();
       return sendJson(res, 400, { error: "id: required (a tracker UUID)" }, NO_STORE);
     }
     if (!isUuid(id)) {
-      hits.inc({ result: "bad_request" });
+      outcome.badRequest.inc();
       return sendJson(res, 400, { error: "id: not a UUID" }, NO_STORE);
     }
     const trackerId = id.toLowerCase();
@@ -73,11 +80,11 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
         value = await cache.lookup(trackerId);
       } catch (error) {
         log.warn({ error: (error as Error).message }, "tracker lookup failed");
-        hits.inc({ result: "unavailable" });
+        outcome.unavailable.inc();
         return sendJson(res, 503, { error: "tracker lookup unavailable; retry" }, { "retry-after": "1", ...NO_STORE });
       }
       if (value === undefined) {
-        hits.inc({ result: "unknown" });
+        outcome.unknown.inc();
         return sendJson(res, 404, { error: `id: no tracker ${trackerId}` }, NO_STORE);
       }
     }
@@ -99,10 +106,10 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
     } catch (error) {
       // Not durable, so not acknowledged: the browser (or the page) may retry.
       log.warn({ error: (error as Error).message }, "pixel hit not recorded");
-      hits.inc({ result: "unavailable" });
+      outcome.unavailable.inc();
       return sendJson(res, 503, { error: "hit not recorded; retry" }, { "retry-after": "1", ...NO_STORE });
     }
-    hits.inc({ result: "recorded" });
+    outcome.recorded.inc();
     const secure = origin.scheme === "https" ? "; Secure" : "";
     res.writeHead(204, {
       "set-cookie": `user_id=${userId}; Max-Age=${COOKIE_MAX_AGE_SECONDS}; Path=/; HttpOnly; SameSite=Lax${secure}`,
