@@ -1,4 +1,6 @@
 import type pg from "pg";
+import { appendFrom, NOTIFY_APPENDED } from "../core/analytics/appender.js";
+import { COUNTER } from "./quality.js";
 
 /** Something that runs SQL: the pool, or a client inside a transaction. */
 type Sql = Pick<pg.ClientBase, "query">;
@@ -36,48 +38,127 @@ export interface PageViewHalf {
   readonly clientTime: Date | undefined;
 }
 
-/**
- * Records client event ids; returns those not seen before. Inserted in sorted
- * order so concurrent transactions lock index entries in the same order.
- */
-export async function claimEventIds(tx: Sql, ids: readonly string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const { rows } = await tx.query<{ event_id: string }>(
-    `INSERT INTO ingest_event_ids (event_id)
-     SELECT id FROM unnest($1::uuid[]) AS id ORDER BY id
-     ON CONFLICT (event_id) DO NOTHING
-     RETURNING event_id`,
-    [ids],
-  );
-  return new Set(rows.map((row) => row.event_id));
+/** Upserts counter increments from `select` (day, event_type, counter, value). */
+const UPSERT_COUNTERS = (select: string): string => `INSERT INTO ingest_quality AS q (day, event_type, counter, value) ${select}
+  ON CONFLICT (day, event_type, counter) DO UPDATE SET value = q.value + EXCLUDED.value`;
+
+/** One event as {@link storeEvents} takes it. */
+export interface EventInput {
+  /** The client's event id to claim (first occurrence in the group only), or null. */
+  readonly claim: string | null;
+  /** A later occurrence of an id already in the group: a duplicate whatever is stored. */
+  readonly repeated: boolean;
+  readonly sessionId: string | null;
+  readonly seq: bigint | null;
+  /** UTC day of the server timestamp, `YYYY-MM-DD`. */
+  readonly day: string;
+  /** Type name, which is also the analytics stream (ClickHouse table). */
+  readonly eventType: string;
+  /** The row for the type's table, as JSON text. */
+  readonly row: string;
+}
+
+export interface StoredEvents {
+  /** Positions (0-based) of the events stored; the others were duplicates. */
+  readonly fresh: ReadonlySet<number>;
+  /** The counter increments the statement added, the `extra` ones included. */
+  readonly increments: CounterRow[];
 }
 
 /**
- * Locks the sessions (creating missing ones at 0) and returns the highest
- * sequence number each has seen. The no-op update takes the row lock, so two
- * transactions never compute gaps from the same stale number.
+ * Everything an ingest group does in one statement, so a group is one round
+ * trip (and, outside a transaction, one commit):
+ *
+ * - `claimed`: client ids not seen before, inserted in sorted order so
+ *   concurrent groups take index entries in one order;
+ * - `fresh`: the events to store, in arrival order;
+ * - `sessions`: each session's highest sequence number moves up; the row
+ *   lock orders concurrent groups of one session, and `previous_max_seq`
+ *   returns the number this group started from;
+ * - `sequenced`: the highest number seen before each event (the session's
+ *   previous one, or an earlier event of the group), from which a jump counts
+ *   its missing numbers as gaps and a step back counts as out of order;
+ * - `increments`: accepted, duplicates, gaps, out of order, plus `extra`
+ *   (rejections counted since the last group), added to `ingest_quality` in
+ *   sorted order;
+ * - the rows of the fresh events go to the analytics stream.
  */
-export async function lockSessions(tx: Sql, sessionIds: readonly string[]): Promise<Map<string, bigint>> {
-  if (sessionIds.length === 0) return new Map();
-  const { rows } = await tx.query<{ session_id: string; max_seq: string }>(
-    `INSERT INTO ingest_sessions AS s (session_id, max_seq)
-     SELECT id, 0 FROM unnest($1::text[]) AS id ORDER BY id
-     ON CONFLICT (session_id) DO UPDATE SET max_seq = s.max_seq
-     RETURNING session_id, max_seq`,
-    [[...sessionIds].sort()],
-  );
-  return new Map(rows.map((row) => [row.session_id, BigInt(row.max_seq)]));
-}
+const STORE_EVENTS = `
+WITH ev AS (
+  SELECT * FROM unnest($1::uuid[], $2::boolean[], $3::text[], $4::bigint[], $5::date[], $6::text[], $7::text[])
+    WITH ORDINALITY AS e(claim, repeated, session_id, seq, day, event_type, row, ord)
+),
+claimed AS (
+  INSERT INTO ingest_event_ids (event_id)
+  SELECT claim FROM ev WHERE claim IS NOT NULL ORDER BY claim
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id
+),
+fresh AS (
+  SELECT * FROM ev WHERE NOT repeated AND (claim IS NULL OR claim IN (SELECT event_id FROM claimed))
+),
+sessions AS (
+  INSERT INTO ingest_sessions AS s (session_id, max_seq)
+  SELECT session_id, max(seq) FROM fresh WHERE session_id IS NOT NULL AND seq IS NOT NULL
+   GROUP BY session_id ORDER BY session_id
+  ON CONFLICT (session_id) DO UPDATE
+    SET previous_max_seq = s.max_seq, max_seq = GREATEST(s.max_seq, EXCLUDED.max_seq), updated_at = now()
+  RETURNING session_id, previous_max_seq
+),
+sequenced AS (
+  SELECT f.day, f.event_type, f.seq,
+         GREATEST(s.previous_max_seq, coalesce(max(f.seq) OVER (
+           PARTITION BY f.session_id ORDER BY f.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS highest
+    FROM fresh f JOIN sessions s ON s.session_id = f.session_id
+   WHERE f.seq IS NOT NULL
+),
+increments AS (
+  SELECT day, event_type, '${COUNTER.accepted}' AS counter, count(*)::bigint AS value FROM fresh GROUP BY 1, 2
+  UNION ALL
+  SELECT day, event_type, '${COUNTER.duplicates}', count(*) FROM ev WHERE ord NOT IN (SELECT ord FROM fresh) GROUP BY 1, 2
+  UNION ALL
+  SELECT day, event_type, '${COUNTER.gaps}', sum(seq - highest - 1)::bigint FROM sequenced WHERE seq > highest + 1 GROUP BY 1, 2
+  UNION ALL
+  SELECT day, event_type, '${COUNTER.outOfOrder}', count(*) FROM sequenced WHERE seq <= highest GROUP BY 1, 2
+  UNION ALL
+  SELECT * FROM unnest($8::date[], $9::text[], $10::text[], $11::bigint[])
+),
+counted AS (
+  ${UPSERT_COUNTERS("SELECT day, event_type, counter, sum(value) FROM increments GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")}
+),
+appended AS (
+  ${appendFrom("SELECT event_type, row::json FROM fresh ORDER BY ord")}
+)
+SELECT array(SELECT ord::int - 1 FROM fresh ORDER BY ord) AS fresh,
+       (SELECT coalesce(json_agg(json_build_object('day', to_char(day, 'YYYY-MM-DD'), 'eventType', event_type, 'counter', counter, 'value', value)), '[]')
+          FROM increments) AS increments,
+       CASE WHEN EXISTS (SELECT FROM appended) THEN ${NOTIFY_APPENDED} END AS notified`;
 
-/** Stores each session's new highest sequence number (rows locked by {@link lockSessions}). */
-export async function saveSessions(tx: Sql, maxima: ReadonlyMap<string, bigint>): Promise<void> {
-  if (maxima.size === 0) return;
-  await tx.query(
-    `UPDATE ingest_sessions s SET max_seq = GREATEST(s.max_seq, m.max_seq), updated_at = now()
-       FROM unnest($1::text[], $2::bigint[]) AS m(session_id, max_seq)
-      WHERE s.session_id = m.session_id`,
-    [[...maxima.keys()], [...maxima.values()].map(String)],
-  );
+/**
+ * Stores a group of events in one statement (see {@link STORE_EVENTS}); run
+ * it on the pool for its own commit or inside a transaction that does more.
+ */
+export async function storeEvents(sql: Sql, events: readonly EventInput[], extra: readonly CounterRow[]): Promise<StoredEvents> {
+  const { rows } = await sql.query<{ fresh: number[]; increments: CounterRow[] }>({
+    name: "ingest-store-events",
+    text: STORE_EVENTS,
+    values: [
+      events.map((event) => event.claim),
+      events.map((event) => event.repeated),
+      events.map((event) => event.sessionId),
+      events.map((event) => (event.seq === null ? null : String(event.seq))),
+      events.map((event) => event.day),
+      events.map((event) => event.eventType),
+      events.map((event) => event.row),
+      extra.map((row) => row.day),
+      extra.map((row) => row.eventType),
+      extra.map((row) => row.counter),
+      extra.map((row) => row.value),
+    ],
+  });
+  const result = rows[0];
+  if (result === undefined) throw new Error("storing events returned no row");
+  return { fresh: new Set(result.fresh), increments: result.increments };
 }
 
 /**
@@ -155,12 +236,12 @@ export async function takeUnmatchedEnds(tx: Sql, timeoutSeconds: number, limit: 
 export async function addCounters(tx: Sql, rows: readonly CounterRow[]): Promise<void> {
   if (rows.length === 0) return;
   const sorted = [...rows].sort((a, b) => a.day.localeCompare(b.day) || a.eventType.localeCompare(b.eventType) || a.counter.localeCompare(b.counter));
-  await tx.query(
-    `INSERT INTO ingest_quality AS q (day, event_type, counter, value)
-     SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::bigint[])
-     ON CONFLICT (day, event_type, counter) DO UPDATE SET value = q.value + EXCLUDED.value`,
-    [sorted.map((row) => row.day), sorted.map((row) => row.eventType), sorted.map((row) => row.counter), sorted.map((row) => row.value)],
-  );
+  await tx.query(UPSERT_COUNTERS("SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::bigint[])"), [
+    sorted.map((row) => row.day),
+    sorted.map((row) => row.eventType),
+    sorted.map((row) => row.counter),
+    sorted.map((row) => row.value),
+  ]);
 }
 
 /** The counters of the days from `from` to `to` (inclusive). */

@@ -5,9 +5,9 @@ import type { Logger } from "../core/logger.js";
 import { histogram, type Registry } from "../core/metrics.js";
 import { createQualityMetrics } from "./metrics.js";
 import { pairPageViews } from "./pairing.js";
-import { COUNTER, Counters, dayOf } from "./quality.js";
+import { Counters, dayOf } from "./quality.js";
 import type { EventType } from "./registry.js";
-import { addCounters, claimEventIds, lockSessions, type PageViewHalf, saveSessions } from "./store.js";
+import { addCounters, type EventInput, type PageViewHalf, storeEvents } from "./store.js";
 
 /** A valid, identified event ready to be stored. */
 export interface AcceptedEvent {
@@ -64,12 +64,14 @@ export class IngestWriter {
   readonly #commits = new Set<Promise<void>>();
   readonly #record: ReturnType<typeof createQualityMetrics>;
   readonly #groupEvents;
+  readonly #groupSeconds;
 
   constructor(options: WriterOptions) {
     this.#options = { maxEvents: 2_000, maxInFlight: 2, ...options };
     this.#log = options.log;
     this.#record = createQualityMetrics(options.metrics);
     this.#groupEvents = histogram(options.metrics, "funnel_ingest_commit_events", "Events per ingest transaction.", [], [1, 4, 16, 64, 256, 1024, 4096]);
+    this.#groupSeconds = histogram(options.metrics, "funnel_ingest_commit_seconds", "Duration of one ingest transaction, retries included.");
   }
 
   /** Stores events; resolves with one outcome per event once they are durable. */
@@ -117,15 +119,16 @@ export class IngestWriter {
 
   async #commit(group: readonly Pending[], rejections: Counters): Promise<void> {
     const events = group.flatMap((request) => request.events);
+    // Page views pair inside a transaction with the rest; other groups are one statement.
+    const pairs = events.some((event) => event.pageView !== undefined);
     let result: { outcomes: WriteOutcome[]; counters: Counters } | undefined;
+    const end = this.#groupSeconds.startTimer();
     try {
       for (let attempt = 1; result === undefined; attempt += 1) {
         try {
-          result = await withTransaction(this.#options.pool, async (tx) => {
-            const counters = new Counters();
-            counters.merge(rejections);
-            return { outcomes: await this.#store(tx, events, counters), counters };
-          });
+          result = pairs
+            ? await withTransaction(this.#options.pool, (tx) => this.#store(events, rejections, tx))
+            : await this.#store(events, rejections);
         } catch (error) {
           const code = (error as { code?: string }).code;
           if (attempt >= 3 || code === undefined || !RETRYABLE.has(code)) throw error;
@@ -137,6 +140,8 @@ export class IngestWriter {
       this.#rejections.merge(rejections);
       if (group.length === 0) this.#log.warn({ err: error }, "could not store rejection counters; will retry");
       return;
+    } finally {
+      end();
     }
     this.#groupEvents.observe(events.length);
     this.#record(result.counters.rows());
@@ -147,57 +152,38 @@ export class IngestWriter {
     }
   }
 
-  /** The body of one transaction; returns the outcome of each event in order. */
-  async #store(tx: pg.PoolClient, events: readonly AcceptedEvent[], counters: Counters): Promise<WriteOutcome[]> {
-    // 1. Duplicates: the first of several equal ids in the group competes with the stored ones.
-    const firstById = new Map<string, number>();
-    const fresh = events.map((event, index) => {
-      if (!event.clientEventId) return true;
-      if (!firstById.has(event.eventId)) firstById.set(event.eventId, index);
-      return false;
+  /**
+   * Stores the group ({@link storeEvents}: duplicates dropped, gaps counted,
+   * rows appended, counters added) on its own, or inside `tx` and then pairs
+   * its page views there. Returns the outcome of each event in order.
+   */
+  async #store(events: readonly AcceptedEvent[], rejections: Counters, tx?: pg.PoolClient): Promise<{ outcomes: WriteOutcome[]; counters: Counters }> {
+    // Of equal client ids in one group, the first competes with the stored ones; the rest are duplicates.
+    const claimed = new Set<string>();
+    const input = events.map((event): EventInput => {
+      const first = event.clientEventId && !claimed.has(event.eventId);
+      if (first) claimed.add(event.eventId);
+      return {
+        claim: first ? event.eventId : null,
+        repeated: event.clientEventId && !first,
+        sessionId: event.sessionId ?? null,
+        seq: event.seq ?? null,
+        day: dayOf(event.timestamp),
+        eventType: event.type.name,
+        row: JSON.stringify(event.row),
+      };
     });
-    const claimed = await claimEventIds(tx, [...firstById.keys()]);
-    for (const [id, index] of firstById) fresh[index] = claimed.has(id);
-    const accepted = events.filter((_, index) => fresh[index]);
-    for (const [index, event] of events.entries()) {
-      counters.add(dayOf(event.timestamp), event.type.name, fresh[index] === true ? COUNTER.accepted : COUNTER.duplicates);
-    }
+    const { fresh, increments } = await storeEvents(tx ?? this.#options.pool, input, rejections.rows());
+    const counters = new Counters();
+    for (const row of increments) counters.add(row.day, row.eventType, row.counter, row.value);
 
-    // 2. Sequence gaps, per session, in arrival order.
-    const sequenced = accepted.filter((event) => event.sessionId !== undefined && event.seq !== undefined);
-    const maxima = await lockSessions(tx, [...new Set(sequenced.map((event) => event.sessionId as string))]);
-    const before = new Map(maxima);
-    for (const event of sequenced) {
-      const session = event.sessionId as string;
-      const seq = event.seq as bigint;
-      const max = maxima.get(session) ?? 0n;
-      const day = dayOf(event.timestamp);
-      if (seq > max) {
-        counters.add(day, event.type.name, COUNTER.gaps, Number(seq - max - 1n));
-        maxima.set(session, seq);
-      } else {
-        counters.add(day, event.type.name, COUNTER.outOfOrder);
-      }
+    const halves = events.flatMap((event, index) => (event.pageView !== undefined && fresh.has(index) ? [event.pageView] : []));
+    if (halves.length > 0 && tx !== undefined) {
+      const paired = new Counters();
+      await pairPageViews(tx, halves, paired, (table, rows) => this.#options.analytics.appendInTransaction(tx, table, rows));
+      await addCounters(tx, paired.rows());
+      counters.merge(paired);
     }
-    await saveSessions(tx, new Map([...maxima].filter(([session, max]) => before.get(session) !== max)));
-
-    // 3. Rows to the stream, page views paired.
-    const append = (table: string, rows: AnalyticsRow[]) => this.#options.analytics.appendInTransaction(tx, table, rows);
-    const byTable = new Map<string, AnalyticsRow[]>();
-    for (const event of accepted) {
-      const rows = byTable.get(event.type.name) ?? [];
-      rows.push(event.row);
-      byTable.set(event.type.name, rows);
-    }
-    for (const [table, rows] of byTable) await append(table, rows);
-    await pairPageViews(
-      tx,
-      accepted.flatMap((event) => (event.pageView !== undefined ? [event.pageView] : [])),
-      counters,
-      append,
-    );
-
-    await addCounters(tx, counters.rows());
-    return fresh.map((isFresh) => (isFresh ? "accepted" : "duplicate"));
+    return { outcomes: events.map((_, index) => (fresh.has(index) ? "accepted" : "duplicate")), counters };
   }
 }

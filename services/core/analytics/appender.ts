@@ -24,10 +24,19 @@ interface AppendedRow {
 
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-const INSERT = `WITH appended AS (
-    INSERT INTO analytics_outbox (stream, row) SELECT * FROM unnest($1::text[], $2::json[]) RETURNING 1
-  )
-  SELECT pg_notify('${ANALYTICS_CHANNEL}', ''), (SELECT count(*) FROM appended)`;
+/**
+ * Appends to the stream from inside a larger statement: the body of a
+ * data-modifying `WITH` entry whose `select` yields `(stream, row json)`.
+ * The statement should end by evaluating {@link NOTIFY_APPENDED} when it
+ * appended anything.
+ */
+export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, row) ${select} RETURNING 1`;
+
+/** Wakes the streamers; evaluated by the statement that appends. */
+export const NOTIFY_APPENDED = `pg_notify('${ANALYTICS_CHANNEL}', '')`;
+
+const INSERT = `WITH appended AS (${appendFrom("SELECT * FROM unnest($1::text[], $2::json[])")})
+  SELECT ${NOTIFY_APPENDED}, (SELECT count(*) FROM appended)`;
 
 /**
  * Makes analytics rows durable in Postgres with group commit: concurrent
