@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import { cpus, totalmem } from "node:os";
-import { percentile, startBenchServer } from "./support.js";
+import { type BenchServer, describeCpu, percentile, readCpu, scrapeMetrics, startBenchServer } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SEED_RATE = 660;
@@ -34,9 +34,26 @@ const event = (session: string) => ({
   data: { element_type: "movie", page_type: "category" },
 });
 
-function summary(name: string, events: number, seconds: number, latencies: number[]): string {
+/**
+ * Runs one phase; returns its lines: throughput and latency, what the server
+ * did for it (from its metrics) and which processes kept the cores busy.
+ */
+async function phase(server: BenchServer, name: string, load: () => Promise<{ events: number; latencies: number[] }>): Promise<{ text: string; events: number }> {
+  const [metricsBefore, cpuBefore] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
+  const started = performance.now();
+  const { events, latencies } = await load();
+  const seconds = (performance.now() - started) / 1000;
+  const [metricsAfter, cpuAfter] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
   latencies.sort((a, b) => a - b);
-  return `${name.padEnd(34)} ${Math.round(events / seconds).toLocaleString("en").padStart(7)} events/s   p50 ${ms(percentile(latencies, 50))}   p99 ${ms(percentile(latencies, 99))}`;
+  const delta = (metric: string) => metricsAfter(metric) - metricsBefore(metric);
+  const transactions = delta("funnel_ingest_commit_seconds_count");
+  const indent = "".padEnd(36);
+  const text = [
+    `${name.padEnd(34)} ${Math.round(events / seconds).toLocaleString("en").padStart(7)} events/s   p50 ${ms(percentile(latencies, 50))}   p99 ${ms(percentile(latencies, 99))}`,
+    `${indent}${transactions.toLocaleString("en")} transactions of ${(delta("funnel_ingest_commit_events_sum") / transactions).toFixed(1)} events, ${ms((delta("funnel_ingest_commit_seconds_sum") * 1000) / transactions)} each`,
+    `${indent}${describeCpu(cpuBefore, cpuAfter, seconds)}`,
+  ].join("\n");
+  return { text, events };
 }
 
 /**
@@ -50,59 +67,56 @@ export async function run(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CALLERS });
   const send = new URL(`${server.url}/funnel.ingest.v1.IngestService/Send`);
   const sendBatch = new URL(`${server.url}/funnel.ingest.v1.IngestService/SendBatch`);
-  let accepted = 0;
-  const lines: string[] = [];
+  const phases: { text: string; events: number }[] = [];
   try {
     // 1. The seed's rate, open loop: one event every 1/660 s whatever the answers do.
-    {
-      const latencies: number[] = [];
-      const inFlight: Promise<void>[] = [];
-      const started = performance.now();
-      for (let i = 0; i < SEED_RATE * SECONDS; i += 1) {
-        const due = started + (i * 1000) / SEED_RATE;
-        const wait = due - performance.now();
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-        inFlight.push(post(agent, send, JSON.stringify(event("rate"))).then((latency) => void latencies.push(latency)));
-      }
-      await Promise.all(inFlight);
-      accepted += latencies.length;
-      lines.push(summary(`Send at ${SEED_RATE}/s (open loop)`, latencies.length, (performance.now() - started) / 1000, latencies));
-    }
+    phases.push(
+      await phase(server, `Send at ${SEED_RATE}/s (open loop)`, async () => {
+        const latencies: number[] = [];
+        const inFlight: Promise<void>[] = [];
+        const started = performance.now();
+        for (let i = 0; i < SEED_RATE * SECONDS; i += 1) {
+          const due = started + (i * 1000) / SEED_RATE;
+          const wait = due - performance.now();
+          if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+          inFlight.push(post(agent, send, JSON.stringify(event("rate"))).then((latency) => void latencies.push(latency)));
+        }
+        await Promise.all(inFlight);
+        return { events: latencies.length, latencies };
+      }),
+    );
     // 2. Single events flat out: 64 callers, each waiting for its answer.
-    {
-      const latencies: number[] = [];
-      const started = performance.now();
-      const until = started + SECONDS * 1000;
-      await Promise.all(
-        Array.from({ length: CALLERS }, async (_, caller) => {
-          while (performance.now() < until) latencies.push(await post(agent, send, JSON.stringify(event(`single-${caller}`))));
-        }),
-      );
-      accepted += latencies.length;
-      lines.push(summary(`Send max (${CALLERS} callers)`, latencies.length, (performance.now() - started) / 1000, latencies));
-    }
+    phases.push(
+      await phase(server, `Send max (${CALLERS} callers)`, async () => {
+        const latencies: number[] = [];
+        const until = performance.now() + SECONDS * 1000;
+        await Promise.all(
+          Array.from({ length: CALLERS }, async (_, caller) => {
+            while (performance.now() < until) latencies.push(await post(agent, send, JSON.stringify(event(`single-${caller}`))));
+          }),
+        );
+        return { events: latencies.length, latencies };
+      }),
+    );
     // 3. Batches of 100 flat out.
-    {
-      const latencies: number[] = [];
-      const started = performance.now();
-      const until = started + SECONDS * 1000;
-      await Promise.all(
-        Array.from({ length: BATCH_CALLERS }, async (_, caller) => {
-          while (performance.now() < until) {
-            const body = JSON.stringify({ events: Array.from({ length: BATCH }, () => event(`batch-${caller}`)) });
-            latencies.push(await post(agent, sendBatch, body));
-          }
-        }),
-      );
-      accepted += latencies.length * BATCH;
-      lines.push(summary(`SendBatch ×${BATCH} max (${BATCH_CALLERS} callers)`, latencies.length * BATCH, (performance.now() - started) / 1000, latencies));
-    }
+    phases.push(
+      await phase(server, `SendBatch ×${BATCH} max (${BATCH_CALLERS} callers)`, async () => {
+        const latencies: number[] = [];
+        const until = performance.now() + SECONDS * 1000;
+        await Promise.all(
+          Array.from({ length: BATCH_CALLERS }, async (_, caller) => {
+            while (performance.now() < until) {
+              const body = JSON.stringify({ events: Array.from({ length: BATCH }, () => event(`batch-${caller}`)) });
+              latencies.push(await post(agent, sendBatch, body));
+            }
+          }),
+        );
+        return { events: latencies.length * BATCH, latencies };
+      }),
+    );
 
+    const accepted = phases.reduce((sum, { events }) => sum + events, 0);
     await server.drained();
-    const metricsText = await (await fetch(`${server.url}/metrics`)).text();
-    const metric = (name: string) => Number(new RegExp(`^${name} ([\\d.e+]+)$`, "m").exec(metricsText)?.[1] ?? NaN);
-    const commits = metric("funnel_ingest_commit_events_count");
-    lines.push(`transactions ${commits.toLocaleString("en")}, events per transaction ${(metric("funnel_ingest_commit_events_sum") / commits).toFixed(1)}`);
     const clickhouse = await server.stopAndOpenClickHouse();
     const db = clickhouse.database;
     let stats = { rows: 0, distinct: 0, lag50: 0, lag99: 0 };
@@ -119,7 +133,7 @@ export async function run(): Promise<void> {
     }
     await clickhouse.close();
     console.log(`ingest benchmark: ${SECONDS} s per phase; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; the server (embedded stores) in its own process, the load in the bench process`);
-    for (const line of lines) console.log(line);
+    for (const { text } of phases) console.log(text);
     console.log(`ClickHouse lag (timestamp → inserted_at)  p50 ${ms(stats.lag50)}   p99 ${ms(stats.lag99)}`);
     console.log(`accepted ${accepted.toLocaleString("en")}   rows in ClickHouse ${stats.rows.toLocaleString("en")}   distinct ${stats.distinct.toLocaleString("en")}   ${stats.rows === accepted && stats.distinct === accepted ? "(none lost, none duplicated)" : "(MISMATCH)"}`);
   } finally {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +47,8 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 export interface BenchServer {
   readonly url: string;
   readonly dir: string;
+  /** The server's process id. */
+  readonly pid: number;
   readonly transport: ReturnType<typeof createConnectTransport>;
   readonly ops: Client<typeof OpsService>;
   /** Waits until the analytics stream has nothing left in Postgres. */
@@ -84,6 +86,7 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
   return {
     url,
     dir,
+    pid: child.pid as number,
     transport,
     ops,
     async drained() {
@@ -115,4 +118,49 @@ export function printTable(rows: readonly (readonly string[])[]): void {
 /** The p-th percentile of ascending `sorted` values (nearest rank); 0 when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+/** A scrape of a server's `/metrics`: the value of an unlabelled series, NaN when absent. */
+export type Scrape = (name: string) => number;
+
+export async function scrapeMetrics(url: string): Promise<Scrape> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const values = new Map<string, number>();
+  for (const match of text.matchAll(/^([a-z_:][a-z0-9_:]*) ([-+\d.eE]+|NaN)$/gm)) values.set(match[1]!, Number(match[2]));
+  return (name) => values.get(name) ?? NaN;
+}
+
+/** The server's CPU time per item between two scrapes, in microseconds. */
+export const cpuMicrosPerItem = (before: Scrape, after: Scrape, items: number): number =>
+  ((after("funnel_process_cpu_seconds_total") - before("funnel_process_cpu_seconds_total")) * 1e6) / Math.max(1, items);
+
+type CpuGroup = "server" | "postgres" | "load" | "other";
+
+/** CPU seconds used so far by each live process, with its group: the server, Postgres, this (load) process, anything else. */
+export type CpuReading = ReadonlyMap<number, { readonly group: CpuGroup; readonly seconds: number }>;
+
+/** Reads every process's CPU time from /proc (Linux). */
+export async function readCpu(serverPid: number): Promise<CpuReading> {
+  const ticks = 100; // USER_HZ on Linux
+  const reading = new Map<number, { group: CpuGroup; seconds: number }>();
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => undefined);
+    if (stat === undefined) continue;
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const fields = stat.slice(close + 2).split(" ");
+    const pid = Number(entry);
+    const group: CpuGroup = pid === serverPid ? "server" : comm === "postgres" ? "postgres" : pid === process.pid ? "load" : "other";
+    reading.set(pid, { group, seconds: (Number(fields[11]) + Number(fields[12])) / ticks });
+  }
+  return reading;
+}
+
+/** The cores each group kept busy between two readings `seconds` apart (processes gone by the second reading are left out). */
+export function describeCpu(before: CpuReading, after: CpuReading, seconds: number): string {
+  const used: Record<CpuGroup, number> = { server: 0, postgres: 0, load: 0, other: 0 };
+  for (const [pid, { group, seconds: total }] of after) used[group] += total - (before.get(pid)?.seconds ?? 0);
+  const cores = (group: CpuGroup) => (used[group] / seconds).toFixed(2);
+  return `cores busy: server ${cores("server")}, Postgres ${cores("postgres")}, load generator ${cores("load")}, other ${cores("other")}`;
 }

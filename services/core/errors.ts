@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "./logger.js";
 import { counter, histogram, type Registry } from "./metrics.js";
 
@@ -20,7 +21,7 @@ export function isStoreUnavailable(error: unknown): boolean {
  * (ConnectErrors raised by handlers) pass through unchanged.
  */
 export function createErrorInterceptor(log: Logger, registry: Registry): Interceptor {
-  const calls = counter(registry, "funnel_rpc_requests_total", "RPCs by method and result code.", ["method", "code"]);
+  const calls = counter(registry, "funnel_rpc_requests_total", "RPCs by method and result code (Connect's names: ok, invalid_argument, unavailable, …).", ["method", "code"]);
   const seconds = histogram(registry, "funnel_rpc_duration_seconds", "RPC handling time.", ["method"]);
   return (next) => async (req) => {
     const method = `${req.service.typeName}/${req.method.name}`;
@@ -40,7 +41,7 @@ export function createErrorInterceptor(log: Logger, registry: Registry): Interce
         log.error({ err: error, method }, "unexpected RPC failure");
         wrapped = new ConnectError("internal error", Code.Internal);
       }
-      calls.inc({ method, code: Code[wrapped.code].toLowerCase() });
+      calls.inc({ method, code: codeToString(wrapped.code) });
       throw wrapped;
     } finally {
       end();

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createContextKey, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
+import { UnaryJsonRoutes } from "./unary-json.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -75,11 +76,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       else response.end();
     });
   };
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "");
+  const unaryJson = new UnaryJsonRoutes({ interceptors: options.interceptors, readMaxBytes: options.readMaxBytes, contextValues });
   const connectHandler = connectNodeAdapter({
-    routes: options.rpc,
+    routes: (router) => options.rpc(unaryJson.recording(router)),
     interceptors: [...options.interceptors],
     readMaxBytes: options.readMaxBytes,
-    contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),
+    contextValues,
     fallback: (req, res) => {
       const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
       sendJson(res as unknown as HttpResponse, 404, { error: `no route for ${path}` });
@@ -99,7 +102,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (cors?.(req as HttpRequest, res as unknown as HttpResponse, path) === true) return;
     const route = options.routes.get(path);
     if (route !== undefined) runRoute(route, path, req as HttpRequest, res as unknown as HttpResponse);
-    else connectHandler(req, res);
+    else if (!unaryJson.take(req as HttpRequest, res as unknown as HttpResponse, path)) connectHandler(req, res);
   };
 
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handle);

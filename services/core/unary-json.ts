@@ -1,0 +1,192 @@
+import type http from "node:http";
+import type { DescMessage, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  createHandlerContext,
+  createServiceImplSpec,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { createMethodSerializationLookup, invokeUnaryImplementation, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, contentTypeUnaryJson, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
+
+/** What `invokeUnaryImplementation` takes: the method and its (bound) implementation. */
+type UnarySpec = Parameters<typeof invokeUnaryImplementation>[0];
+
+interface UnaryMethod {
+  readonly spec: UnarySpec;
+  readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
+
+export interface UnaryJsonOptions {
+  readonly interceptors: readonly Interceptor[];
+  readonly readMaxBytes: number;
+  readonly contextValues: (req: http.IncomingMessage) => ContextValues;
+}
+
+/** `Content-Type` of a Connect unary JSON request (what connect-es accepts as such). */
+const UNARY_JSON = /^application\/json(?:; ?charset=utf-?8)?$/i;
+
+/** The longest deadline a client may ask for, as connect-es allows by default. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** Why a finished call's signal fires: cheaper than the DOMException a reasonless abort() builds. */
+const FINISHED = new ConnectError("the call has finished", Code.Canceled);
+const CLIENT_GONE = new ConnectError("the client closed the request", Code.Canceled);
+
+/**
+ * The Connect protocol's plainest case, served without the general
+ * machinery: a unary call over HTTP/1.1 as `POST` with a JSON body, no
+ * compression. That is how browsers and apps call Funnel (and how the pixel-
+ * rate endpoints are hit), and connect-es's protocol-neutral path costs about
+ * as much CPU per call as Funnel's own work. Everything else — gRPC,
+ * gRPC-Web, binary Connect, `GET`, compressed bodies, HTTP/2 — is left to
+ * connect-es (`take` returns false).
+ *
+ * The answer is what connect-es would send: the same parsing and error
+ * messages (its serialization and limits), the same interceptors around the
+ * same implementation, the same status codes, error body and `trailer-`
+ * headers, the same deadline (`Connect-Timeout-Ms`) on the handler's
+ * signal. One deliberate difference: answers are never compressed (a proxy
+ * in front can compress them).
+ */
+export class UnaryJsonRoutes {
+  readonly #methods = new Map<string, UnaryMethod>();
+  readonly #options: UnaryJsonOptions;
+
+  constructor(options: UnaryJsonOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Wraps a router so the services registered on it are also served here.
+   * Services registered with their own options (interceptors, protocols)
+   * stay with connect-es alone, since those options change how it serves them.
+   */
+  recording(router: ConnectRouter): ConnectRouter {
+    const recording: ConnectRouter = {
+      handlers: router.handlers,
+      service: (service, implementation, options) => {
+        router.service(service, implementation, options);
+        if (options === undefined) this.#add(service, implementation);
+        return recording;
+      },
+      rpc: (method, implementation, options) => {
+        router.rpc(method, implementation, options);
+        return recording;
+      },
+    };
+    return recording;
+  }
+
+  #add(service: DescService, implementation: Parameters<typeof createServiceImplSpec>[1]): void {
+    const spec = createServiceImplSpec(service, implementation);
+    for (const method of service.methods) {
+      if (method.methodKind !== "unary") continue;
+      this.#methods.set(`/${service.typeName}/${method.name}`, {
+        spec: spec.methods[method.localName] as UnarySpec,
+        serialization: createMethodSerializationLookup(method as DescMethodUnary, undefined, undefined, {
+          readMaxBytes: this.#options.readMaxBytes,
+          writeMaxBytes: 0xffffffff,
+        }),
+      });
+    }
+  }
+
+  /** Serves the request and returns true when it is a plain unary JSON call of a known method. */
+  take(req: http.IncomingMessage, res: http.ServerResponse, path: string): boolean {
+    if (req.method !== "POST" || req.httpVersionMajor !== 1) return false;
+    const method = this.#methods.get(path);
+    if (method === undefined) return false;
+    const { headers } = req;
+    if (!UNARY_JSON.test(headers["content-type"] ?? "")) return false;
+    const encoding = headers["content-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    void this.#serve(method, req, res);
+    return true;
+  }
+
+  async #serve(method: UnaryMethod, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { spec, serialization } = method;
+    const timeout = parseTimeout(headerValue(req.headers["connect-timeout-ms"]), MAX_TIMEOUT_MS);
+    const context = createHandlerContext({
+      ...spec,
+      service: spec.method.parent,
+      requestMethod: "POST",
+      protocolName: "connect",
+      timeoutMs: timeout.timeoutMs,
+      requestHeader: requestHeaders(req),
+      url: `http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`,
+      responseHeader: { "content-type": contentTypeUnaryJson },
+      contextValues: this.#options.contextValues(req),
+    });
+    const gone = (): void => context.abort(CLIENT_GONE);
+    res.once("close", gone);
+    let status = 200;
+    let body: Uint8Array;
+    try {
+      if (timeout.error !== undefined) throw timeout.error;
+      const bytes = await readBody(req, this.#options.readMaxBytes);
+      const input = serialization.getI(false).parse(bytes);
+      const output = await invokeUnaryImplementation(spec, context, input, [...this.#options.interceptors]);
+      body = serialization.getO(false).serialize(output);
+    } catch (caught) {
+      const error = caught instanceof ConnectError ? caught : new ConnectError("internal error", Code.Internal, undefined, undefined, caught);
+      context.abort(error);
+      status = codeToHttpStatus(error.code);
+      context.responseHeader.set("content-type", contentTypeUnaryJson);
+      error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
+      body = errorToJsonBytes(error, undefined);
+    } finally {
+      context.abort(FINISHED);
+    }
+    res.off("close", gone);
+    if (res.destroyed) return;
+    const header = trailerMux(context.responseHeader, context.responseTrailer);
+    header.set("content-length", String(body.byteLength));
+    const out: Record<string, string> = {};
+    header.forEach((value, key) => (out[key] = value));
+    res.writeHead(status, out);
+    res.end(body);
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** The request's headers as fetch Headers (what handlers and interceptors read). */
+function requestHeaders(req: http.IncomingMessage): Headers {
+  const header = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) header.append(raw[i] as string, raw[i + 1] as string);
+  return header;
+}
+
+/** Reads the whole body, failing as connect-es does when it is over `readMaxBytes`. */
+function readBody(req: http.IncomingMessage, readMaxBytes: number): Promise<Uint8Array> {
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (declared > readMaxBytes) {
+    req.resume();
+    return Promise.reject(new ConnectError(`message size ${declared} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > readMaxBytes) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(new ConnectError(`message size is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.once("error", reject);
+  });
+}

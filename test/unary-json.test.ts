@@ -1,0 +1,123 @@
+import http from "node:http";
+import http2 from "node:http2";
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../services/app.js";
+import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** Headers that describe the connection or the moment, not the answer. */
+const TRANSPORT = new Set(["date", "connection", "keep-alive", "transfer-encoding", ":status"]);
+
+function answer(status: number, raw: Record<string, string | string[] | number | undefined>, body: string): Answer {
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw)) if (!TRANSPORT.has(key) && value !== undefined) headers[key] = String(value);
+  return { status, headers, body };
+}
+
+/** The call over HTTP/1.1: Funnel's unary JSON path serves it. */
+function overHttp1(url: string, path: string, headers: Record<string, string>, body: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve(answer(res.statusCode ?? 0, res.headers, text)));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The same call over HTTP/2 cleartext: connect-es serves it. */
+function overHttp2(url: string, path: string, headers: Record<string, string>, body: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": path, ...headers, "content-length": String(Buffer.byteLength(body)) });
+    let status = 0;
+    let received: http2.IncomingHttpHeaders = {};
+    let text = "";
+    stream.setEncoding("utf8");
+    stream.on("response", (head) => {
+      status = Number(head[":status"]);
+      received = head;
+    });
+    stream.on("data", (chunk: string) => (text += chunk));
+    stream.on("end", () => {
+      session.close();
+      resolve(answer(status, received, text));
+    });
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+describe("Connect unary JSON over HTTP/1.1", () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  const cases: { name: string; path: string; headers?: Record<string, string>; body: string }[] = [
+    { name: "a validation error naming the field", path: "/funnel.ingest.v1.IngestService/Send", body: JSON.stringify({ event: "element_click", data: { element_type: 7 } }) },
+    { name: "an unknown event type", path: "/funnel.ingest.v1.IngestService/Send", body: JSON.stringify({ event: "nope", data: {} }) },
+    { name: "a body that is not JSON", path: "/funnel.ingest.v1.IngestService/Send", body: "{not json" },
+    { name: "an empty body", path: "/funnel.ingest.v1.IngestService/Send", body: "" },
+    { name: "a field the message does not have", path: "/funnel.ingest.v1.IngestService/Send", body: JSON.stringify({ event: "element_click", colour: "red" }) },
+    { name: "an admin method without the token", path: "/funnel.tracker.v1.TrackerService/ListTrackers", body: "{}" },
+    { name: "an admin method with a wrong token", path: "/funnel.tracker.v1.TrackerService/ListTrackers", headers: { authorization: "Bearer wrong" }, body: "{}" },
+    {
+      name: "an unknown tracker",
+      path: "/funnel.tracker.v1.TrackerService/GetTracker",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: JSON.stringify({ id: randomUUID() }),
+    },
+    { name: "a quality report for a quiet past week", path: "/funnel.ingest.v1.IngestService/GetQuality", headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ from: "2001-01-01", to: "2001-01-07" }) },
+    { name: "a malformed deadline", path: "/funnel.ingest.v1.IngestService/GetQuality", headers: { "connect-timeout-ms": "soon", authorization: `Bearer ${ADMIN_TOKEN}` }, body: "{}" },
+    { name: "a charset in the content type", path: "/funnel.ingest.v1.IngestService/GetQuality", headers: { "content-type": "application/json; charset=utf-8", authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ from: "2001-01-01", to: "2001-01-02" }) },
+    { name: "a body over the size limit", path: "/funnel.ingest.v1.IngestService/SendBatch", body: JSON.stringify({ events: [{ event: "x".repeat(5 * 1024 * 1024) }] }) },
+  ];
+
+  for (const { name, path, headers, body } of cases) {
+    it(`answers ${name} exactly as connect-es does`, async () => {
+      const sent = { ...JSON_HEADERS, ...headers };
+      const [fast, general] = [await overHttp1(app.url, path, sent, body), await overHttp2(app.url, path, sent, body)];
+      expect(fast).toEqual(general);
+    });
+  }
+
+  it("serves accepted events on both paths with the same shape", async () => {
+    const send = (id: string) => JSON.stringify({ event: "element_click", event_id: id, data: { element_type: "movie", page_type: "category" } });
+    const [first, second] = [randomUUID(), randomUUID()];
+    const fast = await overHttp1(app.url, "/funnel.ingest.v1.IngestService/Send", JSON_HEADERS, send(first));
+    const general = await overHttp2(app.url, "/funnel.ingest.v1.IngestService/Send", JSON_HEADERS, send(second));
+    expect(fast.status).toBe(200);
+    expect(fast.headers).toEqual(general.headers);
+    expect(JSON.parse(fast.body)).toEqual({ eventId: first, status: "EVENT_STATUS_ACCEPTED" });
+    expect(JSON.parse(general.body)).toEqual({ eventId: second, status: "EVENT_STATUS_ACCEPTED" });
+    // A repeat over the other path is a duplicate: both paths reach one store.
+    expect(JSON.parse((await overHttp2(app.url, "/funnel.ingest.v1.IngestService/Send", JSON_HEADERS, send(first))).body)).toEqual({ eventId: first, status: "EVENT_STATUS_DUPLICATE" });
+  });
+
+  it("counts calls on the fast path in the RPC metrics like any other", async () => {
+    const metric = async () => {
+      const text = await (await fetch(`${app.url}/metrics`)).text();
+      return Number(/^funnel_rpc_requests_total\{method="funnel.ingest.v1.IngestService\/GetQuality",code="invalid_argument"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await metric();
+    const { status } = await overHttp1(app.url, "/funnel.ingest.v1.IngestService/GetQuality", { ...JSON_HEADERS, authorization: `Bearer ${ADMIN_TOKEN}` }, JSON.stringify({ from: "not a day" }));
+    expect(status).toBe(400);
+    expect(await metric()).toBe(before + 1);
+  });
+});
