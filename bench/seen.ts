@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { percentile, startBenchServer } from "./support.js";
+import { describeCpu, percentile, readCpu, startBenchServer } from "./support.js";
 
 /** The local consumer: counts deliveries per Idempotency-Key and the mark → 2xx latency. */
 class Consumer {
@@ -128,7 +128,9 @@ export async function run(argv: readonly string[]): Promise<void> {
     const warm = await markLoad(base, "warm", { connections: 64, amount: 1_000 });
     await deliveredAll(warm.ok);
     const peakStarted = Date.now();
+    const cpuBefore = await readCpu(server.pid);
     const peak = await markLoad(base, "peak", { connections: 64, amount: Math.max(1_000, Math.round(warm.rate * seconds)) });
+    const peakCpu = describeCpu(cpuBefore, await readCpu(server.pid), (Date.now() - peakStarted) / 1000);
     const drainSeconds = await deliveredAll(warm.ok + peak.ok);
     const groups = await groupStats(base);
     const deliveryRate = peak.ok / ((Date.now() - peakStarted) / 1000);
@@ -154,6 +156,7 @@ export async function run(argv: readonly string[]): Promise<void> {
       `seen: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; Funnel all-in-one in its own process on embedded Postgres + ClickHouse; one api integration; autocannon and the consumer in the bench process; load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`,
     );
     for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("  "));
+    console.log(`during the 64-connection run, ${peakCpu} (the load generator is autocannon plus the consumer)`);
     console.log(`deliveries received: ${consumer.keys.size} distinct for ${marks} marks, ${consumer.duplicates} duplicates`);
     if (consumer.keys.size !== marks || consumer.duplicates > 0) process.exitCode = 1;
   } finally {
