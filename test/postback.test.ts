@@ -153,6 +153,9 @@ describe("postback funnel end to end", () => {
     expect(events).toMatchObject({ code: Code.Unauthenticated });
     const partners = await anonymous.partners.listPartners({}).catch((e: unknown) => ConnectError.from(e));
     expect(partners).toMatchObject({ code: Code.Unauthenticated });
+    // Event calls go through the same interceptors as every RPC: counted by method and code.
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/^funnel_rpc_requests_total\{method="funnel.postback.v1.PostbackService\/RecordInstall",code="unauthenticated"\} [1-9]/m);
   });
 
   it("takes params from a download only within the attribution window, and cleans expired ones up", async () => {

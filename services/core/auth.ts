@@ -15,6 +15,16 @@ export function sameSecret(given: string, expected: string): boolean {
 }
 
 /**
+ * Requires one of `tokens` as the request's bearer token; `kind` names the
+ * token in the error ("admin" or "service").
+ */
+export function requireBearerToken(header: Headers, tokens: readonly string[], kind: "admin" | "service"): void {
+  const token = bearerToken(header.get("authorization"));
+  if (token === undefined) throw new ConnectError(`authorization: ${kind} bearer token required`, Code.Unauthenticated);
+  if (!tokens.some((expected) => sameSecret(token, expected))) throw new ConnectError(`authorization: ${kind} token is not valid`, Code.Unauthenticated);
+}
+
+/**
  * Requires the admin token on every method of the listed services (by full
  * type name, e.g. `funnel.ops.v1.OpsService`) or on listed methods
  * (`funnel.tracker.v1.TrackerService/CreateTracker`).
@@ -22,15 +32,7 @@ export function sameSecret(given: string, expected: string): boolean {
 export function createAdminAuthInterceptor(adminToken: string, protectedNames: ReadonlySet<string>): Interceptor {
   return (next) => async (req) => {
     const service = req.service.typeName;
-    if (protectedNames.has(service) || protectedNames.has(`${service}/${req.method.name}`)) {
-      const token = bearerToken(req.header.get("authorization"));
-      if (token === undefined) {
-        throw new ConnectError("authorization: admin bearer token required", Code.Unauthenticated);
-      }
-      if (!sameSecret(token, adminToken)) {
-        throw new ConnectError("authorization: admin token is not valid", Code.Unauthenticated);
-      }
-    }
+    if (protectedNames.has(service) || protectedNames.has(`${service}/${req.method.name}`)) requireBearerToken(req.header, [adminToken], "admin");
     return next(req);
   };
 }

@@ -18,7 +18,6 @@ import { deliverQueue } from "./queue.js";
 import { createRecorder } from "./recorder.js";
 import { createPostbackRepository } from "./repository.js";
 import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
-import { createServiceTokenInterceptor } from "./service-token.js";
 import { createDeliveryWorker } from "./worker.js";
 
 /** Rows one housekeeping statement deletes, so a large clean-up never holds long locks. */
@@ -98,7 +97,7 @@ export const postbackModule: ServiceModule = {
     const serviceTokens = [ctx.adminToken, ...(config.postbackServiceToken !== undefined ? [config.postbackServiceToken] : [])];
     return {
       rpc(router) {
-        router.service(PostbackService, createPostbackService({ record }), { interceptors: [createServiceTokenInterceptor(serviceTokens)] });
+        router.service(PostbackService, createPostbackService({ record, serviceTokens }));
         router.service(PartnerService, createPartnerService({ repository, directory }));
         router.service(DeliveryService, createDeliveryService({ repository, directory, jobs: ctx.jobs }));
       },

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EventOutcome, type PostbackService } from "../../gen/funnel/postback/v1/postback_pb.js";
+import { requireBearerToken } from "../core/auth.js";
 import { downloadParams, ipAddress, LIMITS, occurredAt, shortText } from "./event-input.js";
 import type { EventOutcomeName, Recorder } from "./recorder.js";
 import { parseStag } from "./stag.js";
@@ -13,10 +14,14 @@ const OUTCOMES: Readonly<Record<EventOutcomeName, EventOutcome>> = {
   skipped_unattributed: EventOutcome.SKIPPED_UNATTRIBUTED,
 };
 
-/** Implements `funnel.postback.v1.PostbackService`: validates events and records them. */
-export function createPostbackService(deps: { record: Recorder }): ServiceImpl<typeof PostbackService> {
+/**
+ * Implements `funnel.postback.v1.PostbackService`: checks the caller's
+ * service token (or the admin token), validates events and records them.
+ */
+export function createPostbackService(deps: { record: Recorder; serviceTokens: readonly string[] }): ServiceImpl<typeof PostbackService> {
   return {
-    async recordDownload(req) {
+    async recordDownload(req, context) {
+      requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const recorded = await deps.record({
         kind: "download",
         stag: parseStag(req.stag),
@@ -31,7 +36,8 @@ export function createPostbackService(deps: { record: Recorder }): ServiceImpl<t
       return { outcome: OUTCOMES[recorded.outcome], deliveryId: recorded.deliveryId, redirectUrl: recorded.redirectUrl };
     },
 
-    async recordInstall(req) {
+    async recordInstall(req, context) {
+      requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const recorded = await deps.record({
         kind: "install",
         stag: parseStag(req.stag),
@@ -46,7 +52,8 @@ export function createPostbackService(deps: { record: Recorder }): ServiceImpl<t
       return { outcome: OUTCOMES[recorded.outcome], deliveryId: recorded.deliveryId, attributed: recorded.attributed };
     },
 
-    async recordAuthorization(req) {
+    async recordAuthorization(req, context) {
+      requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const stag = parseStag(req.stag);
       if (req.userId === "") throw new ConnectError("user_id: required", Code.InvalidArgument);
       const recorded = await deps.record({

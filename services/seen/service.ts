@@ -10,7 +10,8 @@ import {
   type MarkSeenResponse,
   type SeenService,
 } from "../../gen/funnel/seen/v1/seen_pb.js";
-import { bearerToken, sameSecret } from "../core/auth.js";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { bearerToken, requireBearerToken } from "../core/auth.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { peerAddressKey } from "../core/http-server.js";
 import { identityKey, type CallerIdentity, type CallerRequest, type SeenIdentity } from "./identity.js";
@@ -80,15 +81,12 @@ function callerRequest(context: HandlerContext): CallerRequest {
 
 /** Requires the admin token or SEEN_SERVICE_TOKEN. */
 export function requireServiceToken(context: HandlerContext, tokens: readonly string[]): void {
-  const token = bearerToken(context.requestHeader.get("authorization"));
-  if (token === undefined) throw new ConnectError("authorization: service bearer token required", Code.Unauthenticated);
-  if (!tokens.some((expected) => sameSecret(token, expected))) throw new ConnectError("authorization: service token is not valid", Code.Unauthenticated);
+  requireBearerToken(context.requestHeader, tokens, "service");
 }
 
 /** The metric label of a MarkSeen failure. */
 export function failureResult(error: unknown): string {
-  // invalid_argument, unauthenticated, unavailable, …: Code's names in snake case.
-  if (error instanceof ConnectError) return Code[error.code].replace(/(?<=[a-z])(?=[A-Z])/g, "_").toLowerCase();
+  if (error instanceof ConnectError) return codeToString(error.code);
   return isStoreUnavailable(error) ? "unavailable" : "internal";
 }
 
