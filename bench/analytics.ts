@@ -69,7 +69,7 @@ export async function run(): Promise<void> {
 
     await app.streamer?.stop();
     const naive = await load(async (seq) => {
-      await app.pool.query("INSERT INTO analytics_outbox (stream, row) VALUES ($1, $2)", [
+      await app.pool.query("INSERT INTO analytics_outbox (stream, content) VALUES ($1, $2)", [
         "bench_naive",
         JSON.stringify({ seq, appended_at: new Date().toISOString() }),
       ]);

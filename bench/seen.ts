@@ -109,7 +109,7 @@ export async function run(argv: readonly string[]): Promise<void> {
   await consumer.start();
 
   // The consumer is a local server.
-  const server = await startBenchServer({ DATABASE_POOL_MAX: "40", SEEN_ALLOW_PRIVATE: "true" });
+  const server = await startBenchServer({ DATABASE_POOL_MAX: "40", SEEN_ALLOW_PRIVATE: "true", ...(process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` } : {}) });
   const base = server.url;
   try {
     await createClient(SeenAdminService, server.transport).createIntegration({

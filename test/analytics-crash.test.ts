@@ -49,7 +49,7 @@ describe("analytics stream under a crash", () => {
     // The first batch reached ClickHouse, and Postgres still holds it as unfinished.
     expect(await seqs(clickhouse)).toHaveLength(1_000);
     const { rows } = await pool.query<{ waiting: number; batches: number; claimed: number }>(
-      `SELECT (SELECT count(*) FROM analytics_outbox)::int AS waiting, (SELECT count(*) FROM analytics_batches)::int AS batches,
+      `SELECT (SELECT coalesce(sum(rows), 0) FROM analytics_outbox)::int AS waiting, (SELECT count(*) FROM analytics_batches)::int AS batches,
               (SELECT coalesce(sum(rows), 0) FROM analytics_batches)::int AS claimed`,
     );
     expect(rows[0]).toEqual({ waiting: total - 1_000, batches: 1, claimed: 1_000 });

@@ -81,7 +81,7 @@ export interface StoredEvents {
  * - `increments`: accepted, duplicates, gaps, out of order, plus `extra`
  *   (rejections counted since the last group), added to `ingest_quality` in
  *   sorted order;
- * - the rows of the fresh events go to the analytics stream.
+ * - the rows of the fresh events go to the analytics stream, one chunk per type.
  */
 const STORE_EVENTS = `
 WITH ev AS (
@@ -127,7 +127,7 @@ counted AS (
   ${UPSERT_COUNTERS("SELECT day, event_type, counter, sum(value) FROM increments GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")}
 ),
 appended AS (
-  ${appendFrom("SELECT event_type, row::json FROM fresh ORDER BY ord")}
+  ${appendFrom("SELECT event_type, count(*)::int, string_agg(row, E'\\n' ORDER BY ord) FROM fresh GROUP BY event_type")}
 )
 SELECT array(SELECT ord::int - 1 FROM fresh ORDER BY ord) AS fresh,
        (SELECT coalesce(json_agg(json_build_object('day', to_char(day, 'YYYY-MM-DD'), 'eventType', event_type, 'counter', counter, 'value', value)), '[]')

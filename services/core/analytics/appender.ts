@@ -26,16 +26,20 @@ const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
 /**
  * Appends to the stream from inside a larger statement: the body of a
- * data-modifying `WITH` entry whose `select` yields `(stream, row json)`.
- * The statement should end by evaluating {@link NOTIFY_APPENDED} when it
- * appended anything.
+ * data-modifying `WITH` entry whose `select` yields chunks as
+ * `(stream, rows int, content text)`, `content` being `rows` JSON objects one
+ * per line (see {@link chunk}). The statement should end by evaluating
+ * {@link NOTIFY_APPENDED} when it appended anything.
  */
-export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, row) ${select} RETURNING 1`;
+export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, rows, content) ${select} RETURNING 1`;
+
+/** Rows as one outbox chunk: JSONEachRow lines. */
+export const chunk = (rows: readonly AnalyticsRow[]): string => rows.map((row) => JSON.stringify(row)).join("\n");
 
 /** Wakes the streamers; evaluated by the statement that appends. */
 export const NOTIFY_APPENDED = `pg_notify('${ANALYTICS_CHANNEL}', '')`;
 
-const INSERT = `WITH appended AS (${appendFrom("SELECT * FROM unnest($1::text[], $2::json[])")})
+const INSERT = `WITH appended AS (${appendFrom("SELECT * FROM unnest($1::text[], $2::int[], $3::text[])")})
   SELECT ${NOTIFY_APPENDED}, (SELECT count(*) FROM appended)`;
 
 /**
@@ -84,20 +88,26 @@ export class AnalyticsAppender {
   async appendInTransaction(tx: pg.ClientBase, stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
     if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
     if (rows.length === 0) return;
-    await tx.query(INSERT, [rows.map(() => stream), rows.map((row) => JSON.stringify(row))]);
+    await tx.query(INSERT, [[stream], [rows.length], [chunk(rows)]]);
   }
 
   async #commit(group: readonly AppendedRow[]): Promise<void[]> {
     const end = this.#commitSeconds.startTimer();
+    // One chunk per stream.
+    const perStream = new Map<string, string[]>();
+    for (const item of group) {
+      const lines = perStream.get(item.stream);
+      if (lines === undefined) perStream.set(item.stream, [item.row]);
+      else lines.push(item.row);
+    }
+    const streams = [...perStream.keys()];
     try {
-      await this.#pool.query(INSERT, [group.map((item) => item.stream), group.map((item) => item.row)]);
+      await this.#pool.query(INSERT, [streams, streams.map((stream) => perStream.get(stream)!.length), streams.map((stream) => perStream.get(stream)!.join("\n"))]);
     } finally {
       end();
     }
     this.#commitRows.observe(group.length);
-    const perStream = new Map<string, number>();
-    for (const item of group) perStream.set(item.stream, (perStream.get(item.stream) ?? 0) + 1);
-    for (const [stream, rows] of perStream) this.#appended.inc({ stream }, rows);
+    for (const [stream, lines] of perStream) this.#appended.inc({ stream }, lines.length);
     return group.map(() => undefined);
   }
 

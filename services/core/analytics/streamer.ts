@@ -6,6 +6,7 @@ import type { ClickHouse } from "../clickhouse.js";
 import type { Logger } from "../logger.js";
 import { counter, Gauge, type Registry } from "../metrics.js";
 import { Listener } from "../listener.js";
+import { withTransaction } from "../postgres.js";
 import { ANALYTICS_CHANNEL } from "./appender.js";
 
 export interface StreamerOptions {
@@ -15,7 +16,7 @@ export interface StreamerOptions {
   readonly clickhouse: ClickHouse;
   readonly log: Logger;
   readonly metrics: Registry;
-  /** Rows per ClickHouse insert. */
+  /** Rows per ClickHouse insert (whole chunks, so a batch may exceed it by one chunk's rows). */
   readonly batchRows?: number;
   /** Pause after a partial batch, so a trickle becomes fewer, larger inserts. */
   readonly minIntervalMs?: number;
@@ -39,7 +40,7 @@ interface Batch {
  */
 export async function analyticsBacklog(pool: pg.Pool): Promise<{ rows: number; lagSeconds: number }> {
   const { rows } = await pool.query<{ rows: number; lag: number | null }>(
-    `SELECT ((SELECT count(*) FROM analytics_outbox) + (SELECT coalesce(sum(rows), 0) FROM analytics_batches))::bigint AS rows,
+    `SELECT ((SELECT coalesce(sum(rows), 0) FROM analytics_outbox) + (SELECT coalesce(sum(rows), 0) FROM analytics_batches))::bigint AS rows,
             extract(epoch FROM clock_timestamp() - least(
               (SELECT appended_at FROM analytics_outbox ORDER BY id LIMIT 1),
               (SELECT min(oldest_appended_at) FROM analytics_batches)))::float8 AS lag`,
@@ -53,9 +54,10 @@ export const batchToken = (batchId: number): string => `funnel-analytics-batch-$
 /**
  * Moves analytics rows from Postgres to ClickHouse, exactly once:
  *
- * 1. claim: one statement moves the oldest rows of a stream out of the
- *    outbox (`FOR UPDATE SKIP LOCKED`, so streamers never claim the same row)
- *    into a leased batch row that holds their text, fixing its content;
+ * 1. claim: one statement moves the oldest chunks of a stream (each the rows
+ *    one commit appended) out of the outbox (one streamer claims a stream at
+ *    a time) into a leased batch row that holds their text, fixing its
+ *    content; a batch is whole chunks up to about `batchRows` rows;
  * 2. insert: the batch goes to ClickHouse as it is, with a deduplication
  *    token derived from the batch id;
  * 3. delete: the batch row goes.
@@ -197,27 +199,38 @@ export class AnalyticsStreamer {
   }
 
   /**
-   * Claims the oldest rows of the stream that has the oldest row: one
-   * statement moves them out of the outbox into a leased batch.
+   * Claims the oldest chunks of the stream that has the oldest row: one
+   * statement moves them out of the outbox into a leased batch. Streamers
+   * claim one stream one at a time (a transaction-scoped advisory lock, held
+   * for the claim only): a batch is whole chunks up to about `batchRows` rows,
+   * and its size is known only after reading them, so a claim takes what it
+   * reads and the next claim, a moment later, reads on from there. Sending
+   * batches to ClickHouse still runs side by side.
    */
   async #claim(): Promise<Batch | undefined> {
     const { pool, batchRows, leaseSeconds } = this.#options;
     const { rows: oldest } = await pool.query<{ stream: string }>("SELECT stream FROM analytics_outbox ORDER BY id LIMIT 1");
     const stream = oldest[0]?.stream;
     if (stream === undefined) return undefined;
-    const { rows } = await pool.query<Batch>(
-      `WITH picked AS (
-         SELECT id FROM analytics_outbox WHERE stream = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-       ), moved AS (
-         DELETE FROM analytics_outbox o USING picked WHERE o.id = picked.id RETURNING o.id, o.row, o.appended_at
-       )
-       INSERT INTO analytics_batches (stream, rows, content, oldest_appended_at, leased_until)
-       SELECT $1, count(*), string_agg(row::text, E'\n' ORDER BY id), min(appended_at), now() + make_interval(secs => $3)
-         FROM moved HAVING count(*) > 0
-       RETURNING id, stream, rows`,
-      [stream, batchRows, leaseSeconds],
-    );
-    return rows[0];
+    return withTransaction(pool, async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`funnel-analytics-claim:${stream}`]);
+      const { rows } = await tx.query<Batch>(
+        `WITH picked AS (
+           SELECT id, rows FROM analytics_outbox WHERE stream = $1 ORDER BY id LIMIT $2
+         ), taken AS (
+           -- Whole chunks, while the rows before them are fewer than a batch.
+           SELECT id FROM (SELECT id, rows, sum(rows) OVER (ORDER BY id) AS upto FROM picked) p WHERE upto - rows < $2
+         ), moved AS (
+           DELETE FROM analytics_outbox o USING taken WHERE o.id = taken.id RETURNING o.id, o.rows, o.content, o.appended_at
+         )
+         INSERT INTO analytics_batches (stream, rows, content, oldest_appended_at, leased_until)
+         SELECT $1, sum(rows), string_agg(content, E'\n' ORDER BY id), min(appended_at), now() + make_interval(secs => $3)
+           FROM moved HAVING count(*) > 0
+         RETURNING id, stream, rows`,
+        [stream, batchRows, leaseSeconds],
+      );
+      return rows[0];
+    });
   }
 
   async #send(batch: Batch): Promise<void> {
