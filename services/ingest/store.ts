@@ -54,7 +54,7 @@ export interface EventInput {
   readonly day: string;
   /** Type name, which is also the analytics stream (ClickHouse table). */
   readonly eventType: string;
-  /** The row for the type's table, as JSON text. */
+  /** The row for the type's table, as JSON text (`JSON.stringify`: one line). */
   readonly row: string;
 }
 
@@ -85,7 +85,7 @@ export interface StoredEvents {
  */
 const STORE_EVENTS = `
 WITH ev AS (
-  SELECT * FROM unnest($1::uuid[], $2::boolean[], $3::text[], $4::bigint[], $5::date[], $6::text[], $7::text[])
+  SELECT * FROM ROWS FROM (unnest($1::uuid[], $2::boolean[], $3::text[], $4::bigint[], $5::date[], $6::text[]), string_to_table($7, E'\\n'))
     WITH ORDINALITY AS e(claim, repeated, session_id, seq, day, event_type, row, ord)
 ),
 claimed AS (
@@ -149,7 +149,8 @@ export async function storeEvents(sql: Sql, events: readonly EventInput[], extra
       events.map((event) => (event.seq === null ? null : String(event.seq))),
       events.map((event) => event.day),
       events.map((event) => event.eventType),
-      events.map((event) => event.row),
+      // One text, a row per line (JSON text never holds a raw newline): no array escaping.
+      events.map((event) => event.row).join("\n"),
       extra.map((row) => row.day),
       extra.map((row) => row.eventType),
       extra.map((row) => row.counter),
