@@ -436,7 +436,7 @@ export function createSeenRepository(pool: pg.Pool) {
                   next_attempt_at = i.next_attempt_at,
                   finished_at = CASE WHEN i.outcome = 'retry' THEN NULL ELSE i.attempted_at END
              FROM input i
-            WHERE d.id = i.delivery_id AND d.status = 'pending' AND d.attempts = i.attempt - 1
+            WHERE d.id = i.delivery_id AND d.id = ANY($2::uuid[]) AND d.status = 'pending' AND d.attempts = i.attempt - 1
            RETURNING i.*
          )
          INSERT INTO seen_delivery_attempts (delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at)
@@ -461,6 +461,8 @@ export function createSeenRepository(pool: pg.Pool) {
               next_attempt_at: attempt.nextAttemptAt,
             })),
           ),
+          // The same ids as an array: the planner sees how few rows to look up by key.
+          attempts.map((attempt) => attempt.deliveryId),
         ],
       );
       return new Set(rows.map((row) => row.key));
