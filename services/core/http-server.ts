@@ -113,7 +113,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     session.once("close", () => sessions.delete(session));
   });
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  // No Nagle: an answer written in two pieces (headers, then body) must not
+  // wait for the client's delayed ACK. http.createServer sets this for its
+  // own sockets; this server owns the sockets, so it sets it here.
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.once("error", () => socket.destroy());
