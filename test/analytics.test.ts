@@ -62,6 +62,29 @@ describe("analytics stream", () => {
     expect((await seqs(app.clickhouse)).filter((s) => ids.includes(s))).toEqual(ids);
   });
 
+  it("wakes the streamers after commits with at most one NOTIFY per interval, not one per commit", async () => {
+    const listener = new pg.Client({ connectionString: app.postgres.url });
+    await listener.connect();
+    let notifications = 0;
+    listener.on("notification", () => (notifications += 1));
+    await listener.query("LISTEN funnel_analytics");
+    try {
+      const appender = new AnalyticsAppender({ pool: app.pool, metrics: createMetricsRegistry(), notifyIntervalMs: 50 });
+      const started = performance.now();
+      // One commit after another: 100 commits.
+      for (const id of next(100)) await appender.append("test_events", { seq: id, label: "waker", at });
+      const elapsed = performance.now() - started;
+      await eventually(async () => (notifications > 0 ? notifications : undefined), 2_000, "a NOTIFY");
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      expect(notifications).toBeGreaterThanOrEqual(1);
+      // One right away, then at most one per 50 ms window (and one for the last window).
+      expect(notifications).toBeLessThanOrEqual(Math.ceil(elapsed / 50) + 2);
+      expect(notifications).toBeLessThan(100);
+    } finally {
+      await listener.end();
+    }
+  });
+
   it("never skips a row whose id committed after later ids were streamed", async () => {
     const [late, ...rest] = next(4);
     const client = new pg.Client({ connectionString: app.postgres.url });

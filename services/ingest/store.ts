@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { appendFrom, NOTIFY_APPENDED } from "../core/analytics/appender.js";
+import { appendFrom } from "../core/analytics/appender.js";
 import { COUNTER } from "./quality.js";
 
 /** Something that runs SQL: the pool, or a client inside a transaction. */
@@ -132,11 +132,13 @@ appended AS (
 SELECT array(SELECT ord::int - 1 FROM fresh ORDER BY ord) AS fresh,
        (SELECT coalesce(json_agg(json_build_object('day', to_char(day, 'YYYY-MM-DD'), 'eventType', event_type, 'counter', counter, 'value', value)), '[]')
           FROM increments) AS increments,
-       CASE WHEN EXISTS (SELECT FROM appended) THEN ${NOTIFY_APPENDED} END AS notified`;
+       (SELECT count(*) FROM appended) AS chunks`;
 
 /**
  * Stores a group of events in one statement (see {@link STORE_EVENTS}); run
  * it on the pool for its own commit or inside a transaction that does more.
+ * Once that has committed, tell the appender (`committed()`) so the
+ * streamers hear of the new rows.
  */
 export async function storeEvents(sql: Sql, events: readonly EventInput[], extra: readonly CounterRow[]): Promise<StoredEvents> {
   const { rows } = await sql.query<{ fresh: number[]; increments: CounterRow[] }>({

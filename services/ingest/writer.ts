@@ -143,6 +143,7 @@ export class IngestWriter {
     } finally {
       end();
     }
+    if (result.outcomes.includes("accepted")) this.#options.analytics.committed();
     this.#groupEvents.observe(events.length);
     this.#record(result.counters.rows());
     let offset = 0;
