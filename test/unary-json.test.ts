@@ -1,5 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
+import net from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
@@ -108,6 +109,18 @@ describe("Connect unary JSON over HTTP/1.1", () => {
     expect(JSON.parse(general.body)).toEqual({ eventId: second, status: "EVENT_STATUS_ACCEPTED" });
     // A repeat over the other path is a duplicate: both paths reach one store.
     expect(JSON.parse((await overHttp2(app.url, "/funnel.ingest.v1.IngestService/Send", JSON_HEADERS, send(first))).body)).toEqual({ eventId: first, status: "EVENT_STATUS_DUPLICATE" });
+  });
+
+  it("lets a client go that leaves in the middle of its body, and serves the next one", async () => {
+    const { port } = new URL(app.url);
+    const socket = net.connect(Number(port), "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write("POST /funnel.ingest.v1.IngestService/Send HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"event\":");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    const next = await overHttp1(app.url, "/funnel.ingest.v1.IngestService/Send", JSON_HEADERS, JSON.stringify({ event: "nope", data: {} }));
+    expect(next.status).toBe(400);
+    expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
   });
 
   it("counts calls on the fast path in the RPC metrics like any other", async () => {

@@ -188,5 +188,7 @@ function readBody(req: http.IncomingMessage, readMaxBytes: number): Promise<Uint
     });
     req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
     req.once("error", reject);
+    // A client gone before the end of its body: settled already when the body was complete.
+    req.once("close", () => reject(CLIENT_GONE));
   });
 }
