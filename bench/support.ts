@@ -130,10 +130,6 @@ export async function scrapeMetrics(url: string): Promise<Scrape> {
   return (name) => values.get(name) ?? NaN;
 }
 
-/** The server's CPU time per item between two scrapes, in microseconds. */
-export const cpuMicrosPerItem = (before: Scrape, after: Scrape, items: number): number =>
-  ((after("funnel_process_cpu_seconds_total") - before("funnel_process_cpu_seconds_total")) * 1e6) / Math.max(1, items);
-
 type CpuGroup = "server" | "postgres" | "load" | "other";
 
 /** CPU seconds used so far by each live process, with its group: the server, Postgres, this (load) process, anything else. */

@@ -77,10 +77,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   };
   const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "");
-  const unaryJson = new UnaryJsonRoutes({ interceptors: options.interceptors, readMaxBytes: options.readMaxBytes, contextValues });
+  const interceptors = [...options.interceptors];
+  const unaryJson = new UnaryJsonRoutes({ interceptors, readMaxBytes: options.readMaxBytes, contextValues });
   const connectHandler = connectNodeAdapter({
     routes: (router) => options.rpc(unaryJson.recording(router)),
-    interceptors: [...options.interceptors],
+    interceptors,
     readMaxBytes: options.readMaxBytes,
     contextValues,
     fallback: (req, res) => {

@@ -21,7 +21,7 @@ interface UnaryMethod {
 }
 
 export interface UnaryJsonOptions {
-  readonly interceptors: readonly Interceptor[];
+  readonly interceptors: Interceptor[];
   readonly readMaxBytes: number;
   readonly contextValues: (req: http.IncomingMessage) => ContextValues;
 }
@@ -130,7 +130,7 @@ export class UnaryJsonRoutes {
       if (timeout.error !== undefined) throw timeout.error;
       const bytes = await readBody(req, this.#options.readMaxBytes);
       const input = serialization.getI(false).parse(bytes);
-      const output = await invokeUnaryImplementation(spec, context, input, [...this.#options.interceptors]);
+      const output = await invokeUnaryImplementation(spec, context, input, this.#options.interceptors);
       body = serialization.getO(false).serialize(output);
     } catch (caught) {
       const error = caught instanceof ConnectError ? caught : new ConnectError("internal error", Code.Internal, undefined, undefined, caught);

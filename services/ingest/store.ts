@@ -131,8 +131,7 @@ appended AS (
 )
 SELECT array(SELECT ord::int - 1 FROM fresh ORDER BY ord) AS fresh,
        (SELECT coalesce(json_agg(json_build_object('day', to_char(day, 'YYYY-MM-DD'), 'eventType', event_type, 'counter', counter, 'value', value)), '[]')
-          FROM increments) AS increments,
-       (SELECT count(*) FROM appended) AS chunks`;
+          FROM increments) AS increments`;
 
 /**
  * Stores a group of events in one statement (see {@link STORE_EVENTS}); run

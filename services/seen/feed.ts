@@ -7,7 +7,8 @@ import type { Logger } from "../core/logger.js";
 import type { SeenIdentity } from "./identity.js";
 import type { SeenMetrics } from "./metrics.js";
 import { START, TOPICS_CHANNEL, type Position, type SeenRepository, type TopicMessageRow } from "./repository.js";
-import { identityToMessage, requireServiceToken } from "./service.js";
+import { requireBearerToken } from "../core/auth.js";
+import { identityToMessage } from "./service.js";
 import { requireConsumer, requireTopic } from "./validation.js";
 
 /** Messages read per query. */
@@ -138,7 +139,7 @@ export function createFeedService(deps: FeedServiceDeps): ServiceImpl<typeof See
   const { repository, waker, metrics } = deps;
   return {
     async *subscribe(req, context) {
-      requireServiceToken(context, deps.serviceTokens);
+      requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const topic = requireTopic(req.topic);
       const consumer = requireConsumer(req.consumer);
       if (!(await repository.topicExists(topic))) throw new ConnectError(`topic: no integration delivers to "${topic}"`, Code.NotFound);
@@ -158,7 +159,7 @@ export function createFeedService(deps: FeedServiceDeps): ServiceImpl<typeof See
     },
 
     async ack(req, context) {
-      requireServiceToken(context, deps.serviceTokens);
+      requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const topic = requireTopic(req.topic);
       const consumer = requireConsumer(req.consumer);
       const position = await repository.ack(topic, consumer, parseCursor(req.cursor));

@@ -79,11 +79,6 @@ function callerRequest(context: HandlerContext): CallerRequest {
   };
 }
 
-/** Requires the admin token or SEEN_SERVICE_TOKEN. */
-export function requireServiceToken(context: HandlerContext, tokens: readonly string[]): void {
-  requireBearerToken(context.requestHeader, tokens, "service");
-}
-
 /** The metric label of a MarkSeen failure. */
 export function failureResult(error: unknown): string {
   if (error instanceof ConnectError) return codeToString(error.code);
@@ -156,7 +151,7 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
     },
 
     async lookupSeen(req, context) {
-      requireServiceToken(context, deps.serviceTokens);
+      requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const identity = identityFromMessage(req.identity);
       const tag = requireTag(req.tag);
       if (req.ids.length === 0) throw new ConnectError("ids: at least one id is required", Code.InvalidArgument);

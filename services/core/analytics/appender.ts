@@ -36,7 +36,7 @@ const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, rows, content) ${select} RETURNING 1`;
 
 /** Rows as one outbox chunk: JSONEachRow lines. */
-export const chunk = (rows: readonly AnalyticsRow[]): string => rows.map((row) => JSON.stringify(row)).join("\n");
+const chunk = (rows: readonly AnalyticsRow[]): string => rows.map((row) => JSON.stringify(row)).join("\n");
 
 const NOTIFY = `SELECT pg_notify('${ANALYTICS_CHANNEL}', '')`;
 
