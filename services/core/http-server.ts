@@ -78,7 +78,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
   const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "");
   const interceptors = [...options.interceptors];
-  const unaryJson = new UnaryJsonRoutes({ interceptors, readMaxBytes: options.readMaxBytes, contextValues });
+  const unaryJson = new UnaryJsonRoutes({ log, interceptors, readMaxBytes: options.readMaxBytes, contextValues });
   const connectHandler = connectNodeAdapter({
     routes: (router) => options.rpc(unaryJson.recording(router)),
     interceptors,

@@ -10,6 +10,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { createMethodSerializationLookup, invokeUnaryImplementation, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
+import type { Logger } from "./logger.js";
 import { codeToHttpStatus, contentTypeUnaryJson, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 
 /** What `invokeUnaryImplementation` takes: the method and its (bound) implementation. */
@@ -21,6 +22,7 @@ interface UnaryMethod {
 }
 
 export interface UnaryJsonOptions {
+  readonly log: Logger;
   readonly interceptors: Interceptor[];
   readonly readMaxBytes: number;
   readonly contextValues: (req: http.IncomingMessage) => ContextValues;
@@ -104,7 +106,11 @@ export class UnaryJsonRoutes {
     if (!UNARY_JSON.test(headers["content-type"] ?? "")) return false;
     const encoding = headers["content-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false;
-    void this.#serve(method, req, res);
+    this.#serve(method, req, res).catch((error: unknown) => {
+      // Past the handler (writing the answer failed): nothing sensible can be sent any more.
+      this.#options.log.error({ err: error, path }, "answering a unary JSON call failed");
+      res.destroy();
+    });
     return true;
   }
 
@@ -146,8 +152,9 @@ export class UnaryJsonRoutes {
     if (res.destroyed) return;
     const header = trailerMux(context.responseHeader, context.responseTrailer);
     header.set("content-length", String(body.byteLength));
-    const out: Record<string, string> = {};
-    header.forEach((value, key) => (out[key] = value));
+    // A flat [name, value, …] list keeps repeated fields (set-cookie) apart.
+    const out: string[] = [];
+    for (const [key, value] of header) out.push(key, value);
     res.writeHead(status, out);
     res.end(body);
   }

@@ -60,7 +60,6 @@ export class IngestWriter {
   readonly #log: Logger;
   #pending: Pending[] = [];
   #rejections = new Counters();
-  #inFlight = 0;
   readonly #commits = new Set<Promise<void>>();
   readonly #record: ReturnType<typeof createQualityMetrics>;
   readonly #groupEvents;
@@ -98,7 +97,7 @@ export class IngestWriter {
   }
 
   #next(): void {
-    if (this.#inFlight >= this.#options.maxInFlight || (this.#pending.length === 0 && this.#rejections.empty)) return;
+    if (this.#commits.size >= this.#options.maxInFlight || (this.#pending.length === 0 && this.#rejections.empty)) return;
     const group: Pending[] = [];
     let size = 0;
     while (this.#pending.length > 0 && (group.length === 0 || size + (this.#pending[0]?.events.length ?? 0) <= this.#options.maxEvents)) {
@@ -108,9 +107,7 @@ export class IngestWriter {
     }
     const rejections = this.#rejections;
     this.#rejections = new Counters();
-    this.#inFlight += 1;
     const commit = this.#commit(group, rejections).finally(() => {
-      this.#inFlight -= 1;
       this.#commits.delete(commit);
       this.#next();
     });

@@ -59,6 +59,7 @@ class StreamWaker {
   #lastSent = -Infinity;
   #timer: NodeJS.Timeout | undefined;
   #sending = false;
+  #stopped = false;
   #again = false;
 
   constructor(pool: pg.Pool, intervalMs: number) {
@@ -67,7 +68,7 @@ class StreamWaker {
   }
 
   committed(): void {
-    if (this.#timer !== undefined) return;
+    if (this.#stopped || this.#timer !== undefined) return;
     if (this.#sending) {
       this.#again = true;
       return;
@@ -100,6 +101,7 @@ class StreamWaker {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -136,8 +138,9 @@ export class AnalyticsAppender {
   }
 
   /** Appends one row to `stream` (the ClickHouse table); resolves once it is durable. */
-  append(stream: string, row: AnalyticsRow): Promise<void> {
-    return this.appendMany(stream, [row]);
+  async append(stream: string, row: AnalyticsRow): Promise<void> {
+    if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
+    await this.#group.submit({ stream, row: JSON.stringify(row) });
   }
 
   /** Appends rows to `stream` in the same group commit; resolves once all are durable. */
