@@ -111,6 +111,19 @@ describe("Connect unary JSON over HTTP/1.1", () => {
     expect(JSON.parse((await overHttp2(app.url, "/funnel.ingest.v1.IngestService/Send", JSON_HEADERS, send(first))).body)).toEqual({ eventId: first, status: "EVENT_STATUS_DUPLICATE" });
   });
 
+  it("serves HTTP/1.1 JSON itself: its one difference, an uncompressed answer where connect-es compresses", async () => {
+    // 40 rejected events make an answer well over connect-es's 1 KiB compression threshold; nothing is stored.
+    const body = JSON.stringify({ events: Array.from({ length: 40 }, () => ({ event: "no_such_type", data: {} })) });
+    const sent = { ...JSON_HEADERS, "accept-encoding": "gzip" };
+    const fast = await overHttp1(app.url, "/funnel.ingest.v1.IngestService/SendBatch", sent, body);
+    const general = await overHttp2(app.url, "/funnel.ingest.v1.IngestService/SendBatch", sent, body);
+    expect(fast.status).toBe(200);
+    expect(general.status).toBe(200);
+    expect(general.headers["content-encoding"]).toBe("gzip");
+    expect(fast.headers["content-encoding"]).toBeUndefined();
+    expect(JSON.parse(fast.body)).toMatchObject({ rejected: 40 });
+  });
+
   it("lets a client go that leaves in the middle of its body, and serves the next one", async () => {
     const { port } = new URL(app.url);
     const socket = net.connect(Number(port), "127.0.0.1");
