@@ -6,10 +6,10 @@ import { deliverQueue } from "./queue.js";
 import type { AttemptRecord, SeenRepository } from "./repository.js";
 
 /** The ClickHouse table (and analytics stream) of delivery attempts. */
-export const ATTEMPTS_TABLE = "seen_delivery_attempts";
+const ATTEMPTS_TABLE = "seen_delivery_attempts";
 
 /** An attempt with the mark facts its analytics row carries. */
-export interface LoggedAttempt {
+interface LoggedAttempt {
   readonly record: AttemptRecord;
   readonly tag: string;
   readonly itemId: string;

@@ -18,7 +18,7 @@ export type SeenIdentity =
 export type IdentityKind = SeenIdentity["kind"];
 
 /** The gateway headers believed from trusted proxies only (lower case, as Node gives them). */
-export const IDENTITY_HEADERS = {
+const IDENTITY_HEADERS = {
   userId: "x-funnel-user-id",
   uid: "x-funnel-uid",
   boundUids: "x-funnel-bound-uids",
@@ -28,7 +28,7 @@ export const IDENTITY_HEADERS = {
 } as const;
 
 /** The device or session id of callers that are not signed in; believed from anyone (it proves nothing). */
-export const DEVICE_HEADER = "x-funnel-device-id";
+const DEVICE_HEADER = "x-funnel-device-id";
 
 const MAX_ID = 128;
 const MAX_BOUND_UIDS = 100;
@@ -123,7 +123,7 @@ function claimList(claims: Claims, path: string): string[] {
  * present, else client when a user id is, else unauthorized (keyed by the
  * device claim, or by the token's subject: a pre-login session token).
  */
-export function identityFromClaims(claims: Claims, subject: string, mapping: Readonly<Record<SeenIdentityField, string>>): SeenIdentity {
+function identityFromClaims(claims: Claims, subject: string, mapping: Readonly<Record<SeenIdentityField, string>>): SeenIdentity {
   const dbId = claimString(claims, mapping.db_id);
   const uuid = claimString(claims, mapping.uuid);
   if (dbId !== "" && uuid !== "") return { kind: "driver", dbId, uuid };

@@ -24,7 +24,7 @@ const DEADLOCK_ATTEMPTS = 3;
  * The api request body (and topic message) of a mark, one format per
  * identity kind: `kind`, `tag`, `id`, `seen_at` and the kind's ids.
  */
-export function deliveryBody(identity: SeenIdentity, tag: string, itemId: string, seenAt: Date): Record<string, unknown> {
+function deliveryBody(identity: SeenIdentity, tag: string, itemId: string, seenAt: Date): Record<string, unknown> {
   return { kind: identity.kind, tag, id: itemId, seen_at: seenAt.toISOString(), ...deliveredIdentity(identity) };
 }
 

@@ -32,7 +32,7 @@ export function createSeenMetrics(registry: Registry, repository: SeenRepository
     });
   }
   return {
-    /** MarkSeen calls (RPC and plain HTTP) by result: ok, bad_request, unauthenticated, unavailable, error. */
+    /** MarkSeen calls (RPC and plain HTTP) by result: ok, or the Connect code of the failure (invalid_argument, unauthenticated, unavailable, internal, …). */
     requests: counter(registry, "funnel_seen_mark_requests_total", "MarkSeen calls by result.", ["result"]),
     /** Marks by whether the call created them. */
     marks: counter(registry, "funnel_seen_marks_total", "MarkSeen calls that succeeded, by whether they created the mark (created) or found it retained (repeat).", ["result"]),

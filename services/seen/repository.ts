@@ -26,7 +26,7 @@ export interface MarkInput {
   readonly now: Date;
 }
 
-export interface MarkRow {
+interface MarkRow {
   readonly tag: string;
   readonly itemId: string;
   readonly firstSeenAt: Date;
@@ -466,17 +466,6 @@ export function createSeenRepository(pool: pg.Pool) {
         ],
       );
       return new Set(rows.map((row) => row.key));
-    },
-
-    /** Attempts of one delivery, in order (tests and ops). */
-    async attempts(deliveryId: string): Promise<AttemptRecord[]> {
-      const { rows } = await pool.query<AttemptRecord>(
-        `SELECT delivery_id::text AS "deliveryId", attempt, integration, url, http_status AS "httpStatus", response_body AS "responseBody",
-                duration_ms AS "durationMs", error, outcome, attempted_at AS "attemptedAt", NULL AS "nextAttemptAt"
-           FROM seen_delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`,
-        [deliveryId],
-      );
-      return rows;
     },
 
     /**

@@ -6,7 +6,7 @@ export const BODY_PREFIX_BYTES = 200;
 export const USER_AGENT = `Funnel-Seen/${version}`;
 
 /** One api delivery attempt. */
-export interface DeliveryRequest {
+interface DeliveryRequest {
   readonly url: string;
   /** The delivery id: stable across attempts, so the consumer can de-duplicate. */
   readonly idempotencyKey: string;
