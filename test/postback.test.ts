@@ -182,6 +182,7 @@ describe("postback funnel end to end", () => {
     expect(own.headers.get("location")).toBe("https://partner.example/apk");
     const head = await fetch(`${app.url}/download?stag=own_2`, { method: "HEAD", redirect: "manual" });
     expect(head.status).toBe(302);
+    expect(head.headers.get("location")).toBe("https://partner.example/apk");
     expect(await count("SELECT count(*)::int AS n FROM postback_downloads WHERE stag = 'own_2'")).toBe(0);
   });
 

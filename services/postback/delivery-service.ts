@@ -132,9 +132,11 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
       }
       const restarted = await repository.transaction(async (tx) => {
         const rows = await repository.restartDeliveries(tx, selection);
-        for (const row of rows) {
-          await deps.jobs.send(deliverQueue, { deliveryId: row.id, attempt: row.attempts + 1, generation: row.generation }, { tx });
-        }
+        await deps.jobs.sendMany(
+          deliverQueue,
+          rows.map((row) => ({ payload: { deliveryId: row.id, attempt: row.attempts + 1, generation: row.generation } })),
+          { tx },
+        );
         return rows.map((row) => row.id);
       });
       const found = new Set(restarted);

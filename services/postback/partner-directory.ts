@@ -9,18 +9,23 @@ import type { PostbackRepository } from "./repository.js";
 export function createPartnerDirectory(repository: PostbackRepository, maxAgeMs = 1_000) {
   let loaded: { at: number; byId: Map<string, CompiledPartner> } | undefined;
   let loading: Promise<Map<string, CompiledPartner>> | undefined;
+  // Bumped by every write: a read that started before it must not be kept.
+  let generation = 0;
   const load = (): Promise<Map<string, CompiledPartner>> => {
-    loading ??= repository
+    if (loading !== undefined) return loading;
+    const started = generation;
+    const reading: Promise<Map<string, CompiledPartner>> = repository
       .listPartners()
       .then((partners) => {
         const byId = new Map(partners.map((partner) => [partner.id, compilePartner(partner)]));
-        loaded = { at: Date.now(), byId };
+        if (started === generation) loaded = { at: Date.now(), byId };
         return byId;
       })
       .finally(() => {
-        loading = undefined;
+        if (loading === reading) loading = undefined;
       });
-    return loading;
+    loading = reading;
+    return reading;
   };
   return {
     /** The partner with this id, or undefined when there is none. */
@@ -30,7 +35,9 @@ export function createPartnerDirectory(repository: PostbackRepository, maxAgeMs 
     },
     /** Forgets what was read, so the next `get` reads again. */
     invalidate(): void {
+      generation += 1;
       loaded = undefined;
+      loading = undefined;
     },
   };
 }

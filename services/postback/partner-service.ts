@@ -82,7 +82,7 @@ export function createPartnerService(deps: { repository: PostbackRepository; dir
       const { partners, problems } = partnersFromCsv(req.csv);
       const errors = problems.map((p) => ({ line: p.line, partnerId: p.partnerId, column: p.column, message: p.message }));
       if (problems.length > 0) return { applied: false, created: [], updated: [], unchanged: [], deleted: [], errors };
-      return repository.transaction(async (tx) => {
+      const result = await repository.transaction(async (tx) => {
         await repository.lockPartners(tx);
         const existing = new Map((await repository.listPartners(tx)).map((partner) => [partner.id, partner]));
         const created: string[] = [];
@@ -97,12 +97,15 @@ export function createPartnerService(deps: { repository: PostbackRepository; dir
         const listed = new Set(partners.map(({ partner }) => partner.id));
         const deleted = req.prune ? [...existing.keys()].filter((id) => !listed.has(id)) : [];
         if (!req.dryRun) {
-          for (const { partner } of partners) if (!unchanged.includes(partner.id)) await repository.upsertPartner(tx, partner);
+          const same = new Set(unchanged);
+          for (const { partner } of partners) if (!same.has(partner.id)) await repository.upsertPartner(tx, partner);
           if (deleted.length > 0) await repository.deletePartners(deleted, tx);
         }
-        directory.invalidate();
         return { applied: !req.dryRun, created, updated, unchanged, deleted, errors: [] };
       });
+      // After the commit: a read in between would otherwise cache the old partners again.
+      if (result.applied) directory.invalidate();
+      return result;
     },
 
     async exportPartners() {
