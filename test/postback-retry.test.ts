@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus, type Delivery } from "../gen/funnel/postback/v1/delivery_pb.js";
 import { EventKind } from "../gen/funnel/postback/v1/partner_pb.js";
 import type { App } from "../services/app.js";
+import { createAttemptLog } from "../services/postback/attempt-log.js";
+import { createPostbackRepository, type AttemptResult } from "../services/postback/repository.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, testPartner, type PostbackClients } from "./support/postback-clients.js";
 import { eventually, startTestApp } from "./support/stores.js";
@@ -156,5 +158,58 @@ describe("postback delivery: retries, dead letters, replay", () => {
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(metrics).toMatch(/funnel_postback_attempts_total\{partner="batch",outcome="dead"\} 3/);
     expect(metrics).toMatch(/funnel_postback_attempts_total\{partner="batch",outcome="delivered"\} 3/);
+  });
+
+  it("records one of two results for the same attempt, and none for a cancelled postback", async () => {
+    // The partner holds its first request, so the worker's own attempt 1 is still out while two results of it arrive.
+    const id = await scripted("twin", (n) => (n === 1 ? { status: 200, delayMs: 1_500 } : { status: 200 }));
+    await eventually(async () => (partner.received("/twin").length === 1 ? true : undefined), 5_000, "the first request");
+    const repository = createPostbackRepository(app.pool);
+    const log = createAttemptLog({ repository, jobs: app.jobs, analytics: app.analytics });
+    const { rows } = await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [id]);
+    const result = (outcome: AttemptResult["outcome"], httpStatus: number, attemptedAt: Date): AttemptResult => ({
+      deliveryId: id,
+      attempt: 1,
+      generation: rows[0]!.generation,
+      partnerId: "twin",
+      event: "install",
+      stag: "twin_click",
+      clickId: "click",
+      method: "GET",
+      url: `${partner.url}/twin`,
+      httpStatus,
+      responseBody: Buffer.alloc(0),
+      durationMs: 1,
+      error: outcome === "retry" ? `HTTP ${httpStatus}` : "",
+      outcome,
+      attemptedAt,
+      nextAttemptAt: outcome === "retry" ? new Date(attemptedAt.getTime() + 50) : null,
+    });
+    // Two results of attempt 1 in one group: the first counts, the second changes nothing.
+    const now = new Date();
+    const recorded = await repository.transaction((tx) => repository.recordAttempts(tx, [result("delivered", 200, now), result("retry", 503, now)]));
+    expect(recorded.map((r) => r.outcome)).toEqual(["delivered"]);
+    // The worker's own attempt 1 comes back later and is not recorded either.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const delivery = (await api.deliveries.getDelivery({ id })).delivery;
+    expect(delivery?.status).toBe(DeliveryStatus.DELIVERED);
+    expect(delivery?.attemptLog.map((a) => [a.attempt, a.httpStatus, a.outcome])).toEqual([[1, 200, "delivered"]]);
+    expect(partner.received("/twin")).toHaveLength(1);
+    const jobs = await app.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${app.config.jobsSchema}.job WHERE name = 'postback.deliver' AND data->'payload'->>'deliveryId' = $1`,
+      [id],
+    );
+    expect(jobs.rows[0]?.n).toBe(1);
+
+    // A postback cancelled while its attempt was out stays cancelled.
+    const held = await scripted("held", () => ({ status: 200, delayMs: 1_500 }));
+    await eventually(async () => (partner.received("/held").length === 1 ? true : undefined), 5_000, "the held request");
+    const generation = (await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [held])).rows[0]!.generation;
+    expect(await repository.cancelDelivery(held, generation, "partner disabled")).toBe(true);
+    expect(await log.record({ ...result("retry", 503, new Date()), deliveryId: held, generation, partnerId: "held" })).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const cancelled = (await api.deliveries.getDelivery({ id: held })).delivery;
+    expect(cancelled?.status).toBe(DeliveryStatus.CANCELLED);
+    expect(cancelled?.attemptLog).toEqual([]);
   });
 });

@@ -247,19 +247,23 @@ export function createPostbackRepository(pool: pg.Pool) {
     /**
      * Records attempts and moves their postbacks on, in the caller's
      * transaction. An attempt whose postback has moved on meanwhile (a replay,
-     * or a duplicate run of the same job) changes nothing; returns the
-     * attempts that were recorded.
+     * a duplicate run of the same job, a cancellation) changes nothing; of two
+     * results for the same postback in `results`, only the first can count.
+     * Returns the attempts that were recorded.
      */
     async recordAttempts(tx: pg.ClientBase, results: readonly AttemptResult[]): Promise<AttemptResult[]> {
       const status = (result: AttemptResult): DeliveryStatusName => (result.outcome === "retry" ? "retrying" : result.outcome);
-      const { rows } = await tx.query<{ id: string }>(
+      const { rows } = await tx.query<{ n: string }>(
         `UPDATE postbacks p
             SET status = u.status, attempts = u.attempt, last_http_status = u.http_status, last_error = NULLIF(u.error, ''),
                 next_attempt_at = u.next_at, updated_at = now()
-           FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[])
-                AS u(id, generation, attempt, status, http_status, error, next_at)
+           FROM (SELECT DISTINCT ON (id) *
+                   FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[])
+                        WITH ORDINALITY AS x(id, generation, attempt, status, http_status, error, next_at, n)
+                  ORDER BY id, n) u
           WHERE p.id = u.id AND p.generation = u.generation AND p.attempts = u.attempt - 1
-          RETURNING p.id`,
+            AND p.status IN ('pending', 'retrying')
+          RETURNING u.n`,
         [
           results.map((r) => r.deliveryId),
           results.map((r) => r.generation),
@@ -270,8 +274,9 @@ export function createPostbackRepository(pool: pg.Pool) {
           results.map((r) => r.nextAttemptAt),
         ],
       );
-      const moved = new Set(rows.map((row) => row.id));
-      const recorded = results.filter((r) => moved.has(r.deliveryId));
+      // WITH ORDINALITY counts from 1.
+      const moved = new Set(rows.map((row) => Number(row.n) - 1));
+      const recorded = results.filter((_, index) => moved.has(index));
       if (recorded.length === 0) return recorded;
       await tx.query(
         `INSERT INTO postback_deliveries (delivery_id, attempt, partner_id, event, stag, click_id, method, url, http_status,
