@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Pool } from "undici";
 import { cpus, totalmem } from "node:os";
-import { type BenchServer, describeCpu, percentile, readCpu, scrapeMetrics, startBenchServer } from "./support.js";
+import { type BenchServer, describeCpu, describeFlushes, percentile, readCpu, scrapeMetrics, startBenchServer, startFlushProbe } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SEED_RATE = 660;
@@ -16,8 +16,7 @@ const ms = (value: number) => `${value.toFixed(2)} ms`;
  * (undici: the cheapest client at hand, since it shares the cores with the
  * server); resolves with the latency.
  */
-async function post(pool: Pool, path: string, body: string): Promise<number> {
-  const started = performance.now();
+async function post(pool: Pool, path: string, body: string, started = performance.now()): Promise<number> {
   const { statusCode, body: answer } = await pool.request({ method: "POST", path, headers: { "content-type": "application/json" }, body });
   await answer.dump();
   if (statusCode !== 200) throw new Error(`HTTP ${statusCode}`);
@@ -38,10 +37,14 @@ const event = (session: string) => ({
  * Runs one phase; returns its lines: throughput and latency, what the server
  * did for it (from its metrics) and which processes kept the cores busy.
  */
-async function phase(server: BenchServer, name: string, load: () => Promise<{ events: number; latencies: number[] }>): Promise<{ text: string; events: number }> {
+async function phase(
+  server: BenchServer,
+  name: string,
+  load: () => Promise<{ events: number; latencies: number[]; notes?: string[] }>,
+): Promise<{ text: string; events: number }> {
   const [metricsBefore, cpuBefore] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
   const started = performance.now();
-  const { events, latencies } = await load();
+  const { events, latencies, notes = [] } = await load();
   const seconds = (performance.now() - started) / 1000;
   const [metricsAfter, cpuAfter] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
   latencies.sort((a, b) => a - b);
@@ -52,6 +55,7 @@ async function phase(server: BenchServer, name: string, load: () => Promise<{ ev
     `${name.padEnd(34)} ${Math.round(events / seconds).toLocaleString("en").padStart(7)} events/s   p50 ${ms(percentile(latencies, 50))}   p99 ${ms(percentile(latencies, 99))}`,
     `${indent}${transactions.toLocaleString("en")} transactions of ${(delta("funnel_ingest_commit_events_sum") / transactions).toFixed(1)} events, ${ms((delta("funnel_ingest_commit_seconds_sum") * 1000) / transactions)} each`,
     `${indent}${describeCpu(cpuBefore, cpuAfter, seconds)}`,
+    ...notes.map((note) => `${indent}${note}`),
   ].join("\n");
   return { text, events };
 }
@@ -72,21 +76,26 @@ export async function run(): Promise<void> {
     // 1. The seed's rate, open loop: one event every 1/660 s whatever the
     // answers do. The first two seconds warm up (connections, JIT) and are
     // not measured.
-    const openLoop = async (seconds: number) => {
-      const latencies: number[] = [];
+    // Every call is timed from its start; a probe meanwhile times the
+    // disk's flushes, which every commit waits for.
+    const openLoop = async (seconds: number, probe = false) => {
+      const calls: [number, number][] = [];
       const inFlight: Promise<void>[] = [];
+      const flushProbe = probe ? await startFlushProbe(server.dir) : undefined;
       const started = performance.now();
       for (let i = 0; i < SEED_RATE * seconds; i += 1) {
         const due = started + (i * 1000) / SEED_RATE;
         const wait = due - performance.now();
         if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-        inFlight.push(post(agent, send, JSON.stringify(event("rate"))).then((latency) => void latencies.push(latency)));
+        const start = performance.now();
+        inFlight.push(post(agent, send, JSON.stringify(event("rate")), start).then((latency) => void calls.push([start, latency])));
       }
       await Promise.all(inFlight);
-      return { events: latencies.length, latencies };
+      const flushes = await flushProbe?.stop();
+      return { events: calls.length, latencies: calls.map(([, latency]) => latency), notes: flushes === undefined ? [] : [describeFlushes(flushes, calls)] };
     };
     phases.push({ text: "", events: (await openLoop(2)).events });
-    phases.push(await phase(server, `Send at ${SEED_RATE}/s (open loop)`, () => openLoop(SECONDS)));
+    phases.push(await phase(server, `Send at ${SEED_RATE}/s (open loop)`, () => openLoop(SECONDS, true)));
     // 2. Single events flat out: 64 callers, each waiting for its answer.
     phases.push(
       await phase(server, `Send max (${CALLERS} callers)`, async () => {

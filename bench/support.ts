@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -159,4 +159,64 @@ export function describeCpu(before: CpuReading, after: CpuReading, seconds: numb
   for (const [pid, { group, seconds: total }] of after) used[group] += total - (before.get(pid)?.seconds ?? 0);
   const cores = (group: CpuGroup) => (used[group] / seconds).toFixed(2);
   return `cores busy: server ${cores("server")}, Postgres ${cores("postgres")}, load generator ${cores("load")}, other ${cores("other")}`;
+}
+
+const PROBE_EVERY_MS = 10;
+
+/** One timed flush of the disk probe: when it started (performance.now()) and how long it took, in ms. */
+export interface Flush {
+  readonly at: number;
+  readonly ms: number;
+}
+
+/**
+ * Times the disk under the server's data: every `everyMs` it overwrites
+ * 8 KiB of a preallocated file in `dir` and waits for `fdatasync`, the way
+ * Postgres makes a commit durable. Runs on libuv's thread pool, so the
+ * bench's event loop keeps sending meanwhile. `stop()` returns every flush.
+ */
+export async function startFlushProbe(dir: string, everyMs = PROBE_EVERY_MS): Promise<{ stop(): Promise<Flush[]> }> {
+  const path = join(dir, "flush-probe");
+  const size = 1 << 20;
+  const file = await open(path, "w+");
+  await file.write(Buffer.alloc(size));
+  await file.sync();
+  const block = Buffer.alloc(8192, 1);
+  const flushes: Flush[] = [];
+  let running = true;
+  const loop = (async () => {
+    for (let offset = 0; running; offset = (offset + block.length) % size) {
+      await file.write(block, 0, block.length, offset);
+      const at = performance.now();
+      await file.datasync();
+      flushes.push({ at, ms: performance.now() - at });
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      await file.close();
+      await rm(path, { force: true });
+      return flushes;
+    },
+  };
+}
+
+/**
+ * How much of a latency tail the disk explains: of the calls slower than
+ * `slowCallMs` (each `[start, latency]`), how many were in flight while a
+ * probe flush took longer than `slowFlushMs`.
+ */
+export function describeFlushes(flushes: readonly Flush[], calls: readonly (readonly [number, number])[], slowCallMs = 10, slowFlushMs = 5): string {
+  const durations = flushes.map((flush) => flush.ms).sort((a, b) => a - b);
+  const slow = flushes.filter((flush) => flush.ms > slowFlushMs);
+  const slowCalls = calls.filter(([, latency]) => latency > slowCallMs);
+  const behind = slowCalls.filter(([start, latency]) => slow.some((flush) => flush.at < start + latency && start < flush.at + flush.ms));
+  return (
+    `disk flushes (8 KiB + fdatasync every ${PROBE_EVERY_MS} ms): p50 ${percentile(durations, 50).toFixed(2)} ms, p99 ${percentile(durations, 99).toFixed(2)} ms, ` +
+    `max ${(durations.at(-1) ?? 0).toFixed(1)} ms, ${slow.length} over ${slowFlushMs} ms; ` +
+    `${behind.length} of the ${slowCalls.length} calls over ${slowCallMs} ms were in flight during one of those`
+  );
 }
