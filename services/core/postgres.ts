@@ -38,6 +38,13 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
   }
 }
 
+/** `url` pointing at database `name` instead, its other parts (such as `?host=`) kept. */
+export function databaseUrl(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(name)}`;
+  return parsed.toString();
+}
+
 /** Builds a pool that logs (rather than crashes on) errors of idle clients. */
 export function createPool(url: string, max: number, log: Logger): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, application_name: "funnel" });
@@ -64,12 +71,12 @@ export async function openPostgres(config: Config, log: Logger): Promise<Postgre
     log,
   });
   try {
-    await ensureDatabase(embedded.url, "funnel");
+    await ensureDatabase(embedded.localUrl, "funnel");
   } catch (error) {
     await embedded.stop();
     throw error;
   }
-  const url = embedded.url.replace(/\/postgres$/, "/funnel");
+  const url = databaseUrl(embedded.localUrl, "funnel");
   const pool = createPool(url, config.databasePoolMax, log);
   return {
     pool,

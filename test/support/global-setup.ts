@@ -12,6 +12,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     /** URL of a Postgres database on a server where test files may create databases. */
     postgresAdminUrl: string;
+    /** The embedded Postgres's Unix socket URL, when the run started one. */
+    postgresLocalUrl: string;
     /** ClickHouse server URL, or "" for the embedded engine (one per test process). */
     clickhouseUrl: string;
   }
@@ -36,6 +38,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const cleanups: (() => Promise<void>)[] = [];
   let postgresAdminUrl = process.env.DATABASE_URL?.trim() ?? "";
   let clickhouseUrl = process.env.CLICKHOUSE_URL?.trim() ?? "";
+  let postgresLocalUrl = "";
   if ((postgresAdminUrl === "" || clickhouseUrl === "") && (await dockerAnswers())) {
     const { startContainers } = await import("./containers.js");
     const containers = await startContainers({ postgres: postgresAdminUrl === "", clickhouse: clickhouseUrl === "" });
@@ -47,12 +50,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const dir = await mkdtemp(join(tmpdir(), "funnel-test-pg-"));
     const embedded = await startEmbeddedPostgres({ dir, port: await freePort(), log });
     postgresAdminUrl = embedded.url;
+    postgresLocalUrl = embedded.localUrl;
     cleanups.push(async () => {
       await embedded.stop();
       await rm(dir, { recursive: true, force: true });
     });
   }
   project.provide("postgresAdminUrl", postgresAdminUrl);
+  project.provide("postgresLocalUrl", postgresLocalUrl);
   project.provide("clickhouseUrl", clickhouseUrl);
   return async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

@@ -1,0 +1,36 @@
+import pg from "pg";
+import { describe, expect, inject, it } from "vitest";
+import { databaseUrl } from "../services/core/postgres.js";
+
+async function serverAddress(url: string): Promise<string | null> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ address: string | null; database: string }>("SELECT host(inet_server_addr()) AS address, current_database() AS database");
+    return rows[0]!.address;
+  } finally {
+    await client.end();
+  }
+}
+
+describe("embedded Postgres", () => {
+  const localUrl = inject("postgresLocalUrl");
+
+  it.skipIf(localUrl === "")("answers over its Unix socket as well as over TCP", async () => {
+    // A Unix socket connection has no server IP address.
+    expect(await serverAddress(localUrl)).toBeNull();
+    expect(await serverAddress(inject("postgresAdminUrl"))).toBe("127.0.0.1");
+  });
+
+  it("names another database in a URL and keeps its socket folder", async () => {
+    expect(databaseUrl("postgres://u:p%40w@127.0.0.1:5432/postgres?host=%2Ftmp%2Fx%2Fsocket", "funnel")).toBe(
+      "postgres://u:p%40w@127.0.0.1:5432/funnel?host=%2Ftmp%2Fx%2Fsocket",
+    );
+    if (localUrl !== "") {
+      const client = new pg.Client({ connectionString: databaseUrl(localUrl, "postgres") });
+      await client.connect();
+      expect((await client.query<{ db: string }>("SELECT current_database() AS db")).rows[0]!.db).toBe("postgres");
+      await client.end();
+    }
+  });
+});
