@@ -1,5 +1,4 @@
-import ky from "ky";
-import type { Agent } from "undici";
+import { request as undiciRequest, type Agent } from "undici";
 import { parseRetryAfter } from "./backoff.js";
 import { checkLiteralHost, RefusedAddressError } from "./guard.js";
 
@@ -39,24 +38,31 @@ export interface SenderOptions {
 
 export type Sender = (request: OutboundRequest, signal: AbortSignal) => Promise<SendResult>;
 
-/** Reads at most `limit` bytes of a body, then lets the rest go. */
-async function readPrefix(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Buffer> {
-  if (body === null) return Buffer.alloc(0);
-  const reader = body.getReader();
+/** Most of an answer read (and dropped) past the kept prefix so its connection can serve the next request. */
+const DRAIN_BYTES = 64 * 1024;
+
+/**
+ * Keeps the first `limit` bytes of a body. The rest is read and dropped up
+ * to {@link DRAIN_BYTES}, keeping the connection for the next request; a
+ * longer answer is cut off, which closes it.
+ */
+async function readPrefix(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  try {
-    while (size < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(Buffer.from(value));
-      size += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
+  for await (const chunk of body) {
+    if (size < limit) chunks.push(chunk);
+    size += chunk.byteLength;
+    // Leaving the loop destroys the stream.
+    if (size > limit + DRAIN_BYTES) break;
   }
   return Buffer.concat(chunks).subarray(0, limit);
 }
+
+/** One value of a response header (the first, if repeated). */
+const header = (headers: Record<string, string | string[] | undefined>, name: string): string | null => {
+  const value = headers[name];
+  return (Array.isArray(value) ? value[0] : value) ?? null;
+};
 
 /** Finds a refused-address error anywhere in a cause chain. */
 function refusal(error: unknown): RefusedAddressError | undefined {
@@ -75,14 +81,13 @@ function networkError(error: unknown): string {
 
 /**
  * Creates the function that makes one attempt of an outbound request with
- * ky: the request's timeout over the whole exchange, no retries inside
- * (retries are jobs), no redirects followed, the given User-Agent,
- * connections from the guarded pool. 2xx is delivered; 5xx, 408, 429,
- * timeouts and network errors are worth a retry; a refused address, a
- * redirect and any other answer are final.
+ * undici's request API on the guarded pool: the request's timeout over the
+ * whole exchange, no retries inside (retries are jobs), no redirects
+ * followed, the given User-Agent. 2xx is delivered; 5xx, 408, 429, timeouts
+ * and network errors are worth a retry; a refused address, a redirect and any
+ * other answer are final.
  */
 export function createSender(options: SenderOptions): Sender {
-  const client = ky.create({ retry: 0, timeout: false, throwHttpErrors: false, redirect: "manual" });
   return async function send(request, signal) {
     const started = performance.now();
     const elapsed = () => Math.round((performance.now() - started) * 1000) / 1000;
@@ -95,34 +100,46 @@ export function createSender(options: SenderOptions): Sender {
     });
     const literal = options.allowPrivate ? undefined : checkLiteralHost(new URL(request.url), options.allowSetting);
     if (literal !== undefined) return result({ verdict: "dead", error: literal.message });
-    const timeout = AbortSignal.timeout(request.timeoutMs);
+    // One signal for the caller's abort and the timeout, which covers reading the answer too.
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, request.timeoutMs);
+    const stop = () => abort.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    if (signal.aborted) abort.abort();
     try {
-      const response = await client(request.url, {
+      const response = await undiciRequest(request.url, {
+        dispatcher: options.agent,
         method: request.method,
         headers: { ...request.headers, "user-agent": options.userAgent },
-        ...(request.body !== undefined ? { body: request.body } : {}),
-        signal: AbortSignal.any([signal, timeout]),
-        // Passed through to fetch: the pool that pins the checked address.
-        ...({ dispatcher: options.agent } as object),
+        body: request.body,
+        signal: abort.signal,
+        maxRedirections: 0,
       });
       const responseBody = await readPrefix(response.body, options.bodyPrefixBytes);
-      const status = response.status;
+      const status = response.statusCode;
       const common = { httpStatus: status, responseBody };
       if (status >= 200 && status < 300) return result({ ...common, verdict: "delivered", error: "" });
       if (status === 408 || status === 429 || status >= 500) {
-        return result({ ...common, verdict: "retry", error: `HTTP ${status}`, retryAfterMs: parseRetryAfter(response.headers.get("retry-after")) });
+        return result({ ...common, verdict: "retry", error: `HTTP ${status}`, retryAfterMs: parseRetryAfter(header(response.headers, "retry-after")) });
       }
       if (status >= 300 && status < 400) {
-        const location = response.headers.get("location");
+        const location = header(response.headers, "location");
         return result({ ...common, verdict: "dead", error: `HTTP ${status}: redirects are not followed${location !== null ? ` (to ${location.slice(0, 200)})` : ""}` });
       }
       return result({ ...common, verdict: "dead", error: `HTTP ${status}` });
     } catch (error) {
       const refused = refusal(error);
       if (refused !== undefined) return result({ verdict: "dead", error: refused.message });
-      if (timeout.aborted) return result({ verdict: "retry", error: `timeout after ${request.timeoutMs} ms` });
+      if (timedOut) return result({ verdict: "retry", error: `timeout after ${request.timeoutMs} ms` });
       if (signal.aborted) return result({ verdict: "retry", error: "aborted: the worker is stopping" });
       return result({ verdict: "retry", error: networkError(error) });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
     }
   };
 }
