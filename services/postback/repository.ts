@@ -249,7 +249,10 @@ export function createPostbackRepository(pool: pg.Pool) {
      * transaction. An attempt whose postback has moved on meanwhile (a replay,
      * a duplicate run of the same job, a cancellation) changes nothing; of two
      * results for the same postback in `results`, only the first can count.
-     * Returns the attempts that were recorded.
+     * Returns the attempts that were recorded. The status test is written
+     * `(…) IS TRUE` (here and in `cancelDelivery`) so that only the primary
+     * key serves it: with statistics from when few postbacks were unfinished,
+     * `status IN (…)` let the planner scan every unfinished one instead.
      */
     async recordAttempts(tx: pg.ClientBase, results: readonly AttemptResult[]): Promise<AttemptResult[]> {
       const status = (result: AttemptResult): DeliveryStatusName => (result.outcome === "retry" ? "retrying" : result.outcome);
@@ -262,7 +265,7 @@ export function createPostbackRepository(pool: pg.Pool) {
                         WITH ORDINALITY AS x(id, generation, attempt, status, http_status, error, next_at, n)
                   ORDER BY id, n) u
           WHERE p.id = u.id AND p.generation = u.generation AND p.attempts = u.attempt - 1
-            AND p.status IN ('pending', 'retrying')
+            AND (p.status IN ('pending', 'retrying')) IS TRUE
           RETURNING u.n`,
         [
           results.map((r) => r.deliveryId),
@@ -308,7 +311,7 @@ export function createPostbackRepository(pool: pg.Pool) {
     async cancelDelivery(id: string, generation: number, reason: string): Promise<boolean> {
       const { rowCount } = await pool.query(
         `UPDATE postbacks SET status = 'cancelled', last_error = $3, next_attempt_at = NULL, updated_at = now()
-          WHERE id = $1 AND generation = $2 AND status IN ('pending', 'retrying')`,
+          WHERE id = $1 AND generation = $2 AND (status IN ('pending', 'retrying')) IS TRUE`,
         [id, generation, reason],
       );
       return rowCount === 1;

@@ -1,4 +1,5 @@
 import { clickhouseTime } from "../core/clickhouse.js";
+import type pg from "pg";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
@@ -17,59 +18,61 @@ interface LoggedAttempt {
 
 /**
  * Records api delivery attempts with group commit: attempts finishing together
- * share one transaction that records them, moves their deliveries on, queues
- * the next attempt of each one to retry and appends their analytics rows. A
- * call resolves once its attempt is committed (true), or was not recorded
- * because its delivery had moved on (false); if the commit fails, every
- * attempt of the group rejects and its job is retried.
+ * are recorded with one statement that moves their deliveries on and appends
+ * their analytics rows. Only when some of them are to be retried does it run
+ * in a transaction with the next attempts' jobs; otherwise it commits by
+ * itself, one round trip for the whole group. A call resolves once its
+ * attempt is committed (true), or was not recorded because its delivery had
+ * moved on (false); if the commit fails, every attempt of the group rejects
+ * and its job is retried.
  */
-export function createAttemptLog(deps: { repository: SeenRepository; jobs: Jobs; analytics: AnalyticsAppender }) {
-  const { repository, jobs, analytics } = deps;
+export function createAttemptLog(deps: { repository: SeenRepository; pool: pg.Pool; jobs: Jobs; analytics: AnalyticsAppender }) {
+  const { repository, pool, jobs, analytics } = deps;
   const group = new GroupCommit<LoggedAttempt, boolean>({
     maxItems: 500,
     maxInFlight: 2,
-    commit: (attempts) =>
-      repository.transaction(async (tx) => {
-        const recorded = await repository.recordAttempts(
-          tx,
-          attempts.map((attempt) => attempt.record),
-        );
+    commit: async (attempts) => {
+      const records = attempts.map((attempt) => attempt.record);
+      const lines = attempts.map(({ record, tag, itemId }) =>
+        JSON.stringify({
+          delivery_id: record.deliveryId,
+          attempt: record.attempt,
+          integration: record.integration,
+          tag,
+          item_id: itemId,
+          url: record.url,
+          http_status: record.httpStatus ?? 0,
+          response_body: record.responseBody,
+          duration_ms: record.durationMs,
+          error: record.error,
+          outcome: record.outcome,
+          attempted_at: clickhouseTime(record.attemptedAt),
+        }),
+      );
+      const store = async (db: pg.Pool | pg.PoolClient): Promise<boolean[]> => {
+        const recorded = await repository.recordAttempts(db, records, lines, ATTEMPTS_TABLE);
         // Of the same (delivery, attempt) twice in a group, only the first was recorded.
         const first = new Set<string>();
-        const results = attempts.map(({ record }) => {
-          const key = `${record.deliveryId}/${record.attempt}`;
+        return records.map(({ deliveryId, attempt }) => {
+          const key = `${deliveryId}/${attempt}`;
           if (!recorded.has(key) || first.has(key)) return false;
           first.add(key);
           return true;
         });
-        const done = attempts.filter((_, i) => results[i]);
-        await jobs.sendMany(
-          deliverQueue,
-          done.flatMap(({ record }) =>
-            record.nextAttemptAt === null ? [] : [{ payload: { deliveryId: record.deliveryId, attempt: record.attempt + 1 }, startAfter: record.nextAttemptAt }],
-          ),
-          { tx },
-        );
-        await analytics.appendInTransaction(
-          tx,
-          ATTEMPTS_TABLE,
-          done.map(({ record, tag, itemId }) => ({
-            delivery_id: record.deliveryId,
-            attempt: record.attempt,
-            integration: record.integration,
-            tag,
-            item_id: itemId,
-            url: record.url,
-            http_status: record.httpStatus ?? 0,
-            response_body: record.responseBody,
-            duration_ms: record.durationMs,
-            error: record.error,
-            outcome: record.outcome,
-            attempted_at: clickhouseTime(record.attemptedAt),
-          })),
-        );
-        return results;
-      }),
+      };
+      const results = records.some((record) => record.nextAttemptAt !== null)
+        ? await repository.transaction(async (tx) => {
+            const stored = await store(tx);
+            const next = records.flatMap((record, i) =>
+              stored[i] && record.nextAttemptAt !== null ? [{ payload: { deliveryId: record.deliveryId, attempt: record.attempt + 1 }, startAfter: record.nextAttemptAt }] : [],
+            );
+            await jobs.sendMany(deliverQueue, next, { tx });
+            return stored;
+          })
+        : await store(pool);
+      analytics.committed();
+      return results;
+    },
   });
   return {
     record: (attempt: LoggedAttempt): Promise<boolean> => group.submit(attempt),

@@ -21,14 +21,6 @@ const DEADLOCK = "40P01";
 const DEADLOCK_ATTEMPTS = 3;
 
 /**
- * The api request body (and topic message) of a mark, one format per
- * identity kind: `kind`, `tag`, `id`, `seen_at` and the kind's ids.
- */
-function deliveryBody(identity: SeenIdentity, tag: string, itemId: string, seenAt: Date): Record<string, unknown> {
-  return { kind: identity.kind, tag, id: itemId, seen_at: seenAt.toISOString(), ...deliveredIdentity(identity) };
-}
-
-/**
  * Creates the function that stores a mark. Concurrent marks share one
  * transaction (group commit): the marks, their deliveries, one `seen.deliver`
  * job per api delivery and their topic messages commit together, or nothing of
@@ -73,7 +65,6 @@ export function createMarker(deps: MarkerDeps) {
       itemId,
       kind: identity.kind,
       identity: deliveredIdentity(identity),
-      body: deliveryBody(identity, tag, itemId, now),
       now,
     });
     metrics.marks.inc({ result: result.created ? "created" : "repeat" });

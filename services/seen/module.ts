@@ -46,7 +46,7 @@ export const seenModule: ServiceModule = {
       const stopping = new AbortController();
       const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
       const send = createSender({ ...guard, agent: createGuardedAgent(guard), userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
-      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
+      const attempts = createAttemptLog({ repository, pool: ctx.pool, jobs: ctx.jobs, analytics: ctx.analytics });
       const deliver = createDeliveryWorker({
         repository,
         attempts,
