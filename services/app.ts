@@ -20,6 +20,7 @@ import { createLogger, type Logger } from "./core/logger.js";
 import { createMetricsRegistry, type Registry } from "./core/metrics.js";
 import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
+import { StatisticsKeeper } from "./core/statistics.js";
 import type { Role, ServiceModule, StartedModule } from "./module.js";
 import { serviceModules } from "./modules.js";
 import { createOpsService } from "./ops/service.js";
@@ -139,6 +140,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     });
     await jobs.start();
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));
+    const statistics = new StatisticsKeeper({
+      pool: postgres.pool,
+      log,
+      metrics,
+      schemas: [config.jobsSchema],
+      intervalMs: config.postgresAnalyzeCheckSeconds * 1000,
+    });
+    statistics.start();
+    closers.push(() => statistics.stop());
 
     const startedModules: StartedModule[] = [];
     for (const module of modules) {

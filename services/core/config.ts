@@ -30,6 +30,7 @@ export const configVariables = [
   "JOBS_POLL_SECONDS",
   "JOBS_SUPERVISE_SECONDS",
   "JOBS_MAINTENANCE_SECONDS",
+  "POSTGRES_ANALYZE_CHECK_SECONDS",
   "TRUSTED_PROXIES",
   "TRACKER_CACHE_REFRESH_SECONDS",
   "DOWNLOAD_REDIRECT_URL",
@@ -100,6 +101,8 @@ export interface Config {
   readonly jobsSuperviseSeconds: number;
   /** How often retention cleanup runs, in seconds. */
   readonly jobsMaintenanceSeconds: number;
+  /** How often fast-changing tables are checked for stale planner statistics, in seconds; 0: never. */
+  readonly postgresAnalyzeCheckSeconds: number;
   /**
    * Networks (CIDR, or single addresses) of the reverse proxies whose
    * `X-Forwarded-*` / `X-Real-IP` headers are believed. Empty: none.
@@ -328,6 +331,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
     jobsSuperviseSeconds: integer("JOBS_SUPERVISE_SECONDS", 30, 1, 3_600),
     jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
+    postgresAnalyzeCheckSeconds: integer("POSTGRES_ANALYZE_CHECK_SECONDS", 5, 0, 3_600),
     trustedProxies,
     trackerCacheRefreshSeconds: integer("TRACKER_CACHE_REFRESH_SECONDS", 30, 1, 86_400),
     downloadRedirectUrl: url("DOWNLOAD_REDIRECT_URL", ["http:", "https:"]),

@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../services/app.js";
+import { defineQueue } from "../services/core/jobs/queue.js";
+import { createMetricsRegistry } from "../services/core/metrics.js";
+import { StatisticsKeeper } from "../services/core/statistics.js";
+import { eventually, startTestApp } from "./support/stores.js";
+
+const burst = defineQueue<{ n: number }>("test.burst");
+
+describe("planner statistics", () => {
+  let app: App;
+
+  beforeAll(async () => {
+    app = await startTestApp({ roles: ["api", "worker"], queues: [burst] as never[], env: { POSTGRES_ANALYZE_CHECK_SECONDS: "1" } });
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  const lastAnalyze = async (schema: string, table: string): Promise<Date | null> =>
+    (await app.pool.query<{ at: Date | null }>("SELECT last_analyze AS at FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2", [schema, table])).rows[0]?.at ?? null;
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("analyzes pg-boss's job table after a burst of jobs, and counts it", async () => {
+    await app.jobs.sendMany(burst, Array.from({ length: 2_000 }, (_, n) => ({ payload: { n } })));
+    const table = await eventually(async () => {
+      const { rows } = await app.pool.query<{ table: string }>(
+        "SELECT relname AS table FROM pg_stat_user_tables WHERE schemaname = $1 AND last_analyze IS NOT NULL AND n_live_tup >= 2000",
+        [app.config.jobsSchema],
+      );
+      return rows[0]?.table;
+    }, 15_000, "an analyzed job table");
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toContain(`funnel_statistics_analyzed_total{table="${app.config.jobsSchema}.${table}"}`);
+  });
+
+  it("analyzes a table that changed by more than half, leaves small changes to autovacuum, and takes turns under its lock", async () => {
+    const schema = (await app.pool.query<{ schema: string }>("SELECT current_schema() AS schema")).rows[0]!.schema;
+    await app.pool.query("CREATE TABLE stats_probe (n int)");
+    await app.pool.query("ANALYZE stats_probe");
+    const first = await lastAnalyze(schema, "stats_probe");
+    await app.pool.query("INSERT INTO stats_probe SELECT generate_series(1, 2000)");
+    const analyzed = await eventually(async () => {
+      const at = await lastAnalyze(schema, "stats_probe");
+      return at !== null && at > first! ? at : undefined;
+    }, 15_000, "stats_probe analyzed");
+
+    // 100 more rows: under both thresholds.
+    await app.pool.query("INSERT INTO stats_probe SELECT generate_series(1, 100)");
+    await pause(3_000);
+    expect(await lastAnalyze(schema, "stats_probe")).toEqual(analyzed);
+
+    // While another session holds the lock, nobody analyzes.
+    const holder = await app.pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock(hashtextextended('funnel-statistics', 0))");
+      await app.pool.query("CREATE TABLE stats_probe_2 (n int)");
+      await app.pool.query("ANALYZE stats_probe_2");
+      const before = await lastAnalyze(schema, "stats_probe_2");
+      await app.pool.query("INSERT INTO stats_probe_2 SELECT generate_series(1, 5000)");
+      const keeper = new StatisticsKeeper({ pool: app.pool, log: app.log, metrics: createMetricsRegistry(), schemas: [], intervalMs: 0 });
+      await pause(1_500);
+      expect(await keeper.look()).toEqual([]);
+      expect(await lastAnalyze(schema, "stats_probe_2")).toEqual(before);
+      await holder.query("COMMIT");
+      await eventually(async () => {
+        const at = await lastAnalyze(schema, "stats_probe_2");
+        return at !== null && at > before! ? at : undefined;
+      }, 15_000, "stats_probe_2 analyzed once the lock is free");
+    } finally {
+      holder.release();
+    }
+  });
+});
