@@ -269,6 +269,19 @@ describe("ingest", () => {
     expect(metrics).toMatch(/funnel_ingest_seq_gaps_total\{type="element_click"\} 4/);
   });
 
+  it("counts every event of concurrent transactions once", async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const accepted = async (): Promise<number> => {
+      const cli = await runCliAsAdmin(app, ["ingest", "quality", "--from", today, "--to", today, "--json"]);
+      const rows = JSON.parse(cli.stdout) as { eventType: string; accepted: string }[];
+      return Number(rows.find((row) => row.eventType === "search_filter")?.accepted ?? 0);
+    };
+    const before = await accepted();
+    const answers = await Promise.all(Array.from({ length: 60 }, () => callIngest(app, "Send", { event: "search_filter", data: samples.search_filter })));
+    expect(answers.every((answer) => answer.status === 200)).toBe(true);
+    expect((await accepted()) - before).toBe(60);
+  });
+
   it("lets allowed browser origins call Send, answering preflights", async () => {
     const url = `${app.url}/funnel.ingest.v1.IngestService/Send`;
     const preflight = await fetch(url, { method: "OPTIONS", headers: { origin: "https://www.example.com", "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
