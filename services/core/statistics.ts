@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Logger } from "./logger.js";
 import { counter, type Registry } from "./metrics.js";
+import { runPeriodically, type Periodic } from "./periodic.js";
 import { withTransaction } from "./postgres.js";
 
 export interface StatisticsKeeperOptions {
@@ -34,8 +35,7 @@ const MAX_TABLES = 4;
 export class StatisticsKeeper {
   readonly #options: StatisticsKeeperOptions;
   readonly #analyzed;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  #periodic: Periodic | undefined;
 
   constructor(options: StatisticsKeeperOptions) {
     this.#options = options;
@@ -43,21 +43,15 @@ export class StatisticsKeeper {
   }
 
   start(): void {
-    if (this.#options.intervalMs <= 0 || this.#timer !== undefined) return;
-    this.#timer = setInterval(() => {
-      // A slow look is not overlapped by the next one.
-      this.#running ??= this.look()
-        .then(() => undefined)
-        .catch((error: unknown) => this.#options.log.warn({ err: error }, "could not refresh table statistics"))
-        .finally(() => (this.#running = undefined));
-    }, this.#options.intervalMs);
-    this.#timer.unref();
+    if (this.#options.intervalMs <= 0 || this.#periodic !== undefined) return;
+    this.#periodic = runPeriodically(this.#options.intervalMs, () => this.look(), (error) =>
+      this.#options.log.warn({ err: error }, "could not refresh table statistics"),
+    );
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+    await this.#periodic?.stop();
+    this.#periodic = undefined;
   }
 
   /** One look: analyzes the tables that need it; returns their names. */

@@ -5,6 +5,7 @@ import { TrustedProxies } from "../core/client-address.js";
 import type { HttpRoute } from "../core/http-server.js";
 import { createGuardedAgent } from "../core/outbound/guard.js";
 import { createSender } from "../core/outbound/send.js";
+import { runPeriodically } from "../core/periodic.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
 import { createAttemptLog } from "./attempt-log.js";
@@ -72,13 +73,10 @@ export const postbackModule: ServiceModule = {
         while ((await repository.deleteExpiredDownloads(CLEANUP_BATCH)) === CLEANUP_BATCH);
         while ((await repository.deleteFinishedDeliveries(before, CLEANUP_BATCH)) === CLEANUP_BATCH);
       };
-      const timer = setInterval(() => {
-        cleanup().catch((error: unknown) => ctx.log.warn({ err: error }, "postback clean-up failed"));
-      }, config.jobsMaintenanceSeconds * 1000);
-      timer.unref();
+      const periodic = runPeriodically(config.jobsMaintenanceSeconds * 1000, cleanup, (error) => ctx.log.warn({ err: error }, "postback clean-up failed"));
 
       stops.push(async () => {
-        clearInterval(timer);
+        await periodic.stop();
         // In-flight requests get the shutdown budget, then end as retryable failures.
         const abort = setTimeout(() => stopping.abort(), config.shutdownTimeoutMs / 2);
         await ctx.jobs.boss.offWork(deliverQueue.name, { wait: true });

@@ -1,3 +1,4 @@
+import { runPeriodically, type Periodic } from "../core/periodic.js";
 import type { Logger } from "../core/logger.js";
 import { topicDefaults } from "./integration.js";
 import type { SeenRepository } from "./repository.js";
@@ -22,26 +23,19 @@ export interface SeenCleanupOptions {
  */
 export class SeenCleanup {
   readonly #options: SeenCleanupOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  #periodic: Periodic | undefined;
 
   constructor(options: SeenCleanupOptions) {
     this.#options = options;
   }
 
   start(): void {
-    this.#timer = setInterval(() => {
-      this.#running ??= this.run()
-        .then(() => undefined)
-        .catch((error: unknown) => this.#options.log.warn({ err: error }, "seen clean-up failed"))
-        .finally(() => (this.#running = undefined));
-    }, this.#options.intervalMs);
-    this.#timer.unref();
+    this.#periodic ??= runPeriodically(this.#options.intervalMs, () => this.run(), (error) => this.#options.log.warn({ err: error }, "seen clean-up failed"));
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.#running;
+    await this.#periodic?.stop();
+    this.#periodic = undefined;
   }
 
   /** One full pass; returns what was deleted. */

@@ -45,7 +45,8 @@ export const seenModule: ServiceModule = {
     if (ctx.roles.includes("worker")) {
       const stopping = new AbortController();
       const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
-      const send = createSender({ ...guard, agent: createGuardedAgent(guard), userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
+      const agent = createGuardedAgent(guard);
+      const send = createSender({ ...guard, agent, userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
       const attempts = createAttemptLog({ repository, pool: ctx.pool, jobs: ctx.jobs, analytics: ctx.analytics });
       const deliver = createDeliveryWorker({
         repository,
@@ -70,8 +71,13 @@ export const seenModule: ServiceModule = {
       cleanup.start();
       stops.push(async () => {
         await cleanup.stop();
-        // Jobs stop after modules; requests still in flight then end as retryable failures.
-        stopping.abort();
+        // In-flight requests get half the shutdown budget to finish and be
+        // recorded, then end as retryable failures.
+        const abort = setTimeout(() => stopping.abort(), config.shutdownTimeoutMs / 2);
+        await ctx.jobs.boss.offWork(deliverQueue.name, { wait: true });
+        clearTimeout(abort);
+        await attempts.drain();
+        await agent.close();
       });
     }
 

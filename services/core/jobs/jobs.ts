@@ -4,6 +4,7 @@ import type pg from "pg";
 import type { Logger } from "../logger.js";
 import { counter, Gauge, histogram, type Registry } from "../metrics.js";
 import { deadLetterQueueOf, type QueueDefinition } from "./queue.js";
+import { runPeriodically, type Periodic } from "../periodic.js";
 
 /** What every job row carries: the typed payload and the optional deadline. */
 export interface Envelope<T> {
@@ -121,7 +122,7 @@ export class Jobs {
   readonly #duration;
   readonly #log: Logger;
   readonly #expired;
-  #cleanupTimer: NodeJS.Timeout | undefined;
+  #cleanup: Periodic | undefined;
   #started = false;
 
   constructor(options: JobsOptions) {
@@ -184,10 +185,7 @@ export class Jobs {
     this.#started = true;
     for (const queue of this.#queues.values()) await this.#ensureQueue(queue);
     const every = (this.#options.maintenanceIntervalSeconds ?? 300) * 1000;
-    this.#cleanupTimer = setInterval(() => {
-      this.cleanup().catch((error: unknown) => this.#log.warn({ err: error }, "job cleanup failed"));
-    }, every);
-    this.#cleanupTimer.unref();
+    this.#cleanup = runPeriodically(every, () => this.cleanup(), (error) => this.#log.warn({ err: error }, "job cleanup failed"));
   }
 
   /**
@@ -504,7 +502,7 @@ export class Jobs {
   async stop(timeoutMs: number): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
-    clearInterval(this.#cleanupTimer);
+    await this.#cleanup?.stop();
     await this.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
   }
 }
