@@ -94,6 +94,7 @@ describe("analytics stream", () => {
     await eventually(async () => ((await seqs(app.clickhouse)).includes(rest[2]!) ? true : undefined), 10_000, "early rows");
     expect(await seqs(app.clickhouse)).not.toContain(late);
     await client.query("COMMIT");
+    app.analytics.committed();
     await client.end();
     await eventually(async () => ((await seqs(app.clickhouse)).includes(late!) ? true : undefined), 10_000, "the late row");
     expect((await seqs(app.clickhouse)).filter((s) => s === late || rest.includes(s))).toEqual([late, ...rest]);

@@ -55,6 +55,7 @@ export function createAttemptLog(deps: { repository: PostbackRepository; jobs: J
         );
         return new Set(done.map((r) => `${r.deliveryId}/${r.attempt}`));
       });
+      if (recorded.size > 0) deps.analytics.committed();
       return results.map((result) => recorded.has(`${result.deliveryId}/${result.attempt}`));
     },
   });

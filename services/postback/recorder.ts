@@ -116,6 +116,7 @@ export function createRecorder(deps: RecorderDeps) {
       ]);
       return { outcome, deliveryId, attributed };
     });
+    deps.analytics.committed();
     metrics.events.inc({ event: event.kind, outcome: result.outcome });
     if (event.kind !== "download" && result.outcome !== "duplicate" && !result.attributed) {
       metrics.unattributed.inc({ event: event.kind, partner: config !== undefined ? event.stag.partnerId : "unknown" });

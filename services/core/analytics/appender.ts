@@ -151,17 +151,20 @@ export class AnalyticsAppender {
 
   /**
    * Appends rows inside the caller's own transaction (no group commit): they
-   * stream to ClickHouse only if that transaction commits. The transaction
-   * carries its own NOTIFY, delivered when it commits (these are the rarer
-   * appends: attempt logs, page views, sweeps).
+   * stream to ClickHouse only if that transaction commits. Once it has
+   * committed, call {@link committed} so the streamers hear of it (until
+   * then, or without it, they find the rows at their next poll).
    */
   async appendInTransaction(tx: pg.ClientBase, stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
     if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
     if (rows.length === 0) return;
-    await tx.query(`WITH appended AS (${INSERT}) ${NOTIFY}`, [[stream], [rows.length], [chunk(rows)]]);
+    await tx.query(INSERT, [[stream], [rows.length], [chunk(rows)]]);
   }
 
-  /** Says that a statement using {@link appendFrom} has committed rows: the streamers will hear of it. */
+  /**
+   * Says that a statement using {@link appendFrom}, or a transaction using
+   * {@link appendInTransaction}, has committed rows: the streamers will hear of it.
+   */
   committed(): void {
     this.#waker.committed();
   }
