@@ -3,7 +3,7 @@ import { EventOutcome } from "../gen/funnel/postback/v1/postback_pb.js";
 import type { App } from "../services/app.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, seedTemplate, testPartner } from "./support/postback-clients.js";
-import { eventually, startTestApp } from "./support/stores.js";
+import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
 
 describe("postback once-only across restarts", () => {
   let partner: PartnerServer;
@@ -36,7 +36,8 @@ describe("postback once-only across restarts", () => {
     api = postbackClients(second.url);
     await eventually(async () => (partner.received("/postback/42/?clickID=abc&externalClickID=x1&userID=&ts=").length === 2 ? true : undefined), 10_000, "download and install postbacks");
     expect((await api.events.recordInstall({ stag: "42_abc" })).outcome).toBe(EventOutcome.DUPLICATE);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const { rows } = await second.pool.query<{ id: string }>("SELECT id::text FROM postbacks WHERE stag = '42_abc'");
+    await deliveriesSettled(second, "postback.deliver", rows.map((row) => row.id));
     expect(partner.requests).toHaveLength(2);
   });
 });

@@ -7,7 +7,7 @@ import { EventOutcome } from "../gen/funnel/postback/v1/postback_pb.js";
 import type { App } from "../services/app.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { at, postbackClients, seedTemplate, testPartner, type PostbackClients } from "./support/postback-clients.js";
-import { eventually, startTestApp } from "./support/stores.js";
+import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
 
 const APK = "https://cdn.example.com/app.apk";
 
@@ -98,8 +98,9 @@ describe("postback funnel end to end", () => {
     await eventually(async () => (partner.received("/postback/666321/?clickID=concurrent-1").length === 2 ? true : undefined));
     // Unattributed (no download of this stag): sent with empty params, and said so.
     expect(results.find((r) => r.outcome === EventOutcome.QUEUED)?.attributed).toBe(false);
-    expect(await count("SELECT count(*)::int AS n FROM postbacks WHERE stag = $1", [stag])).toBe(2);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { rows } = await app.pool.query<{ id: string }>("SELECT id::text FROM postbacks WHERE stag = $1", [stag]);
+    expect(rows).toHaveLength(2);
+    await deliveriesSettled(app, "postback.deliver", rows.map((row) => row.id));
     expect(partner.received("/postback/666321/?clickID=concurrent-1")).toHaveLength(2);
   });
 

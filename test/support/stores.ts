@@ -83,3 +83,23 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * Waits until no job of `queue` for the given deliveries is waiting, retrying
+ * or running: after that, nothing more can be sent for them, so a count of
+ * what a partner or consumer received is final.
+ */
+export async function deliveriesSettled(app: App, queue: string, deliveryIds: readonly string[], timeoutMs = 10_000): Promise<void> {
+  await eventually(
+    async () => {
+      const { rows } = await app.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${app.config.jobsSchema}.job
+          WHERE name = $1 AND data->'payload'->>'deliveryId' = ANY($2::text[]) AND state IN ('created', 'retry', 'active')`,
+        [queue, deliveryIds],
+      );
+      return rows[0]?.n === 0 ? true : undefined;
+    },
+    timeoutMs,
+    `the jobs of ${deliveryIds.length} deliveries to finish`,
+  );
+}
