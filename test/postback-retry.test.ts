@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +9,7 @@ import { createAttemptLog } from "../services/postback/attempt-log.js";
 import { createPostbackRepository, type AttemptResult } from "../services/postback/repository.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, testPartner, type PostbackClients } from "./support/postback-clients.js";
-import { eventually, startTestApp } from "./support/stores.js";
+import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
 
 describe("postback delivery: retries, dead letters, replay", () => {
   let app: App;
@@ -160,56 +161,74 @@ describe("postback delivery: retries, dead letters, replay", () => {
     expect(metrics).toMatch(/funnel_postback_attempts_total\{partner="batch",outcome="delivered"\} 3/);
   });
 
-  it("records one of two results for the same attempt, and none for a cancelled postback", async () => {
-    // The partner holds its first request, so the worker's own attempt 1 is still out while two results of it arrive.
-    const id = await scripted("twin", (n) => (n === 1 ? { status: 200, delayMs: 1_500 } : { status: 200 }));
-    await eventually(async () => (partner.received("/twin").length === 1 ? true : undefined), 5_000, "the first request");
+  it("records one of two results for the same attempt, the current generation's over a stale one, and none for a cancelled postback", async () => {
     const repository = createPostbackRepository(app.pool);
     const log = createAttemptLog({ repository, jobs: app.jobs, analytics: app.analytics });
-    const { rows } = await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [id]);
-    const result = (outcome: AttemptResult["outcome"], httpStatus: number, attemptedAt: Date): AttemptResult => ({
-      deliveryId: id,
-      attempt: 1,
-      generation: rows[0]!.generation,
-      partnerId: "twin",
-      event: "install",
-      stag: "twin_click",
-      clickId: "click",
-      method: "GET",
-      url: `${partner.url}/twin`,
-      httpStatus,
-      responseBody: Buffer.alloc(0),
-      durationMs: 1,
-      error: outcome === "retry" ? `HTTP ${httpStatus}` : "",
-      outcome,
-      attemptedAt,
-      nextAttemptAt: outcome === "retry" ? new Date(attemptedAt.getTime() + 50) : null,
-    });
+    const generationOf = async (id: string) => (await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [id])).rows[0]!.generation;
+    const result = (id: string, partnerId: string, generation: number, outcome: AttemptResult["outcome"], httpStatus: number): AttemptResult => {
+      const attemptedAt = new Date();
+      return {
+        deliveryId: id,
+        attempt: 1,
+        generation,
+        partnerId,
+        event: "install",
+        stag: `${partnerId}_click`,
+        clickId: "click",
+        method: "GET",
+        url: `${partner.url}/${partnerId}`,
+        httpStatus,
+        responseBody: Buffer.alloc(0),
+        durationMs: 1,
+        error: outcome === "retry" ? `HTTP ${httpStatus}` : "",
+        outcome,
+        attemptedAt,
+        nextAttemptAt: outcome === "retry" ? new Date(attemptedAt.getTime() + 50) : null,
+      };
+    };
+    /**
+     * Records `results` as one group: two results of an unknown postback take
+     * both commit slots first, so the rest wait and go together.
+     */
+    const recordTogether = async (results: AttemptResult[]): Promise<boolean[]> => {
+      const filler = result(randomUUID(), "nobody", 0, "delivered", 200);
+      const answers = await Promise.all([filler, filler, ...results].map((r) => log.record(r)));
+      expect(answers.slice(0, 2)).toEqual([false, false]);
+      return answers.slice(2);
+    };
+    // Each partner holds its first request, so the worker's own attempt 1 is still out meanwhile.
+    const held = async (id: string) => {
+      const deliveryId = await scripted(id, (n) => (n === 1 ? { status: 200, delayMs: 1_500 } : { status: 200 }));
+      await eventually(async () => (partner.received(`/${id}`).length === 1 ? true : undefined), 5_000, `the first request to /${id}`);
+      return deliveryId;
+    };
+
     // Two results of attempt 1 in one group: the first counts, the second changes nothing.
-    const now = new Date();
-    const recorded = await repository.transaction((tx) => repository.recordAttempts(tx, [result("delivered", 200, now), result("retry", 503, now)]));
-    expect(recorded.map((r) => r.outcome)).toEqual(["delivered"]);
-    // The worker's own attempt 1 comes back later and is not recorded either.
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const delivery = (await api.deliveries.getDelivery({ id })).delivery;
+    const twin = await held("twin");
+    const twinGeneration = await generationOf(twin);
+    expect(await recordTogether([result(twin, "twin", twinGeneration, "delivered", 200), result(twin, "twin", twinGeneration, "retry", 503)])).toEqual([true, false]);
+    // The worker's own attempt 1 comes back later and is not recorded either; no next attempt was queued.
+    await deliveriesSettled(app, "postback.deliver", [twin]);
+    const delivery = (await api.deliveries.getDelivery({ id: twin })).delivery;
     expect(delivery?.status).toBe(DeliveryStatus.DELIVERED);
     expect(delivery?.attemptLog.map((a) => [a.attempt, a.httpStatus, a.outcome])).toEqual([[1, 200, "delivered"]]);
     expect(partner.received("/twin")).toHaveLength(1);
-    const jobs = await app.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ${app.config.jobsSchema}.job WHERE name = 'postback.deliver' AND data->'payload'->>'deliveryId' = $1`,
-      [id],
-    );
-    expect(jobs.rows[0]?.n).toBe(1);
+
+    // Replayed while attempt 1 was out: the stale generation's result, though first, does not hide the current one's.
+    const replayed = await held("replayed");
+    const stale = await generationOf(replayed);
+    await repository.transaction((tx) => repository.restartDeliveries(tx, { ids: [replayed] }));
+    expect(await recordTogether([result(replayed, "replayed", stale, "delivered", 200), result(replayed, "replayed", stale + 1, "delivered", 200)])).toEqual([false, true]);
+    expect((await api.deliveries.getDelivery({ id: replayed })).delivery?.status).toBe(DeliveryStatus.DELIVERED);
 
     // A postback cancelled while its attempt was out stays cancelled.
-    const held = await scripted("held", () => ({ status: 200, delayMs: 1_500 }));
-    await eventually(async () => (partner.received("/held").length === 1 ? true : undefined), 5_000, "the held request");
-    const generation = (await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [held])).rows[0]!.generation;
-    expect(await repository.cancelDelivery(held, generation, "partner disabled")).toBe(true);
-    expect(await log.record({ ...result("retry", 503, new Date()), deliveryId: held, generation, partnerId: "held" })).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const cancelled = (await api.deliveries.getDelivery({ id: held })).delivery;
-    expect(cancelled?.status).toBe(DeliveryStatus.CANCELLED);
-    expect(cancelled?.attemptLog).toEqual([]);
+    const cancelled = await held("held");
+    const generation = await generationOf(cancelled);
+    expect(await repository.cancelDelivery(cancelled, generation, "partner disabled")).toBe(true);
+    expect(await log.record(result(cancelled, "held", generation, "retry", 503))).toBe(false);
+    await deliveriesSettled(app, "postback.deliver", [cancelled]);
+    const after = (await api.deliveries.getDelivery({ id: cancelled })).delivery;
+    expect(after?.status).toBe(DeliveryStatus.CANCELLED);
+    expect(after?.attemptLog).toEqual([]);
   });
 });

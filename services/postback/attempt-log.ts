@@ -12,9 +12,9 @@ import type { AttemptResult, PostbackRepository } from "./repository.js";
  * their analytics rows. A call resolves once its attempt is committed (true),
  * or was not recorded because its postback had moved on (false).
  */
-export function createAttemptLog(deps: { repository: PostbackRepository; jobs: Jobs; analytics: AnalyticsAppender; maxRows?: number }) {
+export function createAttemptLog(deps: { repository: PostbackRepository; jobs: Jobs; analytics: AnalyticsAppender }) {
   const group = new GroupCommit<AttemptResult, boolean>({
-    maxItems: deps.maxRows ?? 500,
+    maxItems: 500,
     maxInFlight: 2,
     commit: async (results) => {
       const recorded = await deps.repository.transaction(async (tx) => {
@@ -53,10 +53,11 @@ export function createAttemptLog(deps: { repository: PostbackRepository; jobs: J
             attempted_at: clickhouseTime(r.attemptedAt),
           })),
         );
-        return new Set(done.map((r) => `${r.deliveryId}/${r.attempt}`));
+        // The very results that counted: a repeat of one in the group did not.
+        return new Set(done);
       });
       if (recorded.size > 0) deps.analytics.committed();
-      return results.map((result) => recorded.has(`${result.deliveryId}/${result.attempt}`));
+      return results.map((result) => recorded.has(result));
     },
   });
 

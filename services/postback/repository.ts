@@ -248,7 +248,8 @@ export function createPostbackRepository(pool: pg.Pool) {
      * Records attempts and moves their postbacks on, in the caller's
      * transaction. An attempt whose postback has moved on meanwhile (a replay,
      * a duplicate run of the same job, a cancellation) changes nothing; of two
-     * results for the same postback in `results`, only the first can count.
+     * results for the same attempt of the same generation in `results`, only
+     * the first can count.
      * Returns the attempts that were recorded. The status test is written
      * `(…) IS TRUE` (here and in `cancelDelivery`) so that only the primary
      * key serves it: with statistics from when few postbacks were unfinished,
@@ -260,10 +261,10 @@ export function createPostbackRepository(pool: pg.Pool) {
         `UPDATE postbacks p
             SET status = u.status, attempts = u.attempt, last_http_status = u.http_status, last_error = NULLIF(u.error, ''),
                 next_attempt_at = u.next_at, updated_at = now()
-           FROM (SELECT DISTINCT ON (id) *
+           FROM (SELECT DISTINCT ON (id, generation, attempt) *
                    FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[])
                         WITH ORDINALITY AS x(id, generation, attempt, status, http_status, error, next_at, n)
-                  ORDER BY id, n) u
+                  ORDER BY id, generation, attempt, n) u
           WHERE p.id = u.id AND p.generation = u.generation AND p.attempts = u.attempt - 1
             AND (p.status IN ('pending', 'retrying')) IS TRUE
           RETURNING u.n`,
