@@ -1,4 +1,5 @@
 import { request as undiciRequest, type Agent } from "undici";
+import { withAnySignal } from "../abort.js";
 import { parseRetryAfter } from "./backoff.js";
 import { checkLiteralHost, RefusedAddressError } from "./guard.js";
 
@@ -100,28 +101,23 @@ export function createSender(options: SenderOptions): Sender {
     });
     const literal = options.allowPrivate ? undefined : checkLiteralHost(new URL(request.url), options.allowSetting);
     if (literal !== undefined) return result({ verdict: "dead", error: literal.message });
-    // One signal for the caller's abort and the timeout, which covers reading the answer too.
-    const abort = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, request.timeoutMs);
-    const stop = () => abort.abort();
-    signal.addEventListener("abort", stop, { once: true });
-    if (signal.aborted) abort.abort();
+    // The timeout covers reading the answer too; a cancellable timer, since
+    // AbortSignal.timeout keeps one alive per request until it fires.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), request.timeoutMs);
     try {
-      const response = await undiciRequest(request.url, {
-        dispatcher: options.agent,
-        method: request.method,
-        headers: { ...request.headers, "user-agent": options.userAgent },
-        body: request.body,
-        signal: abort.signal,
-        maxRedirections: 0,
+      const response = await withAnySignal([signal, timeout.signal], async (combined) => {
+        const answer = await undiciRequest(request.url, {
+          dispatcher: options.agent,
+          method: request.method,
+          headers: { ...request.headers, "user-agent": options.userAgent },
+          body: request.body,
+          signal: combined,
+        });
+        return { statusCode: answer.statusCode, headers: answer.headers, body: await readPrefix(answer.body, options.bodyPrefixBytes) };
       });
-      const responseBody = await readPrefix(response.body, options.bodyPrefixBytes);
       const status = response.statusCode;
-      const common = { httpStatus: status, responseBody };
+      const common = { httpStatus: status, responseBody: response.body };
       if (status >= 200 && status < 300) return result({ ...common, verdict: "delivered", error: "" });
       if (status === 408 || status === 429 || status >= 500) {
         return result({ ...common, verdict: "retry", error: `HTTP ${status}`, retryAfterMs: parseRetryAfter(header(response.headers, "retry-after")) });
@@ -134,12 +130,11 @@ export function createSender(options: SenderOptions): Sender {
     } catch (error) {
       const refused = refusal(error);
       if (refused !== undefined) return result({ verdict: "dead", error: refused.message });
-      if (timedOut) return result({ verdict: "retry", error: `timeout after ${request.timeoutMs} ms` });
+      if (timeout.signal.aborted) return result({ verdict: "retry", error: `timeout after ${request.timeoutMs} ms` });
       if (signal.aborted) return result({ verdict: "retry", error: "aborted: the worker is stopping" });
       return result({ verdict: "retry", error: networkError(error) });
     } finally {
       clearTimeout(timer);
-      signal.removeEventListener("abort", stop);
     }
   };
 }
