@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createContextKey, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
-import { UnaryJsonRoutes } from "./unary-json.js";
+import { MAX_TIMEOUT_MS, UnaryJsonRoutes } from "./unary-json.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -83,6 +83,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     routes: (router) => options.rpc(unaryJson.recording(router)),
     interceptors,
     readMaxBytes: options.readMaxBytes,
+    maxTimeoutMs: MAX_TIMEOUT_MS,
     contextValues,
     fallback: (req, res) => {
       const path = (req.url ?? "/").split("?", 1)[0] ?? "/";

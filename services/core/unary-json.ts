@@ -31,8 +31,12 @@ export interface UnaryJsonOptions {
 /** `Content-Type` of a Connect unary JSON request (what connect-es accepts as such). */
 const UNARY_JSON = /^application\/json(?:; ?charset=utf-?8)?$/i;
 
-/** The longest deadline a client may ask for, as connect-es allows by default. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/**
+ * The longest deadline a client may ask for, on both RPC paths: the longest
+ * timer Node can set (connect-es's own default, `Number.MAX_SAFE_INTEGER`,
+ * lets a longer deadline overflow the timer, which then fires at once).
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** Why a finished call's signal fires: cheaper than the DOMException a reasonless abort() builds. */
 const FINISHED = new ConnectError("the call has finished", Code.Canceled);
