@@ -126,7 +126,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       streamer = started;
     }
     const analytics = new AnalyticsAppender({ pool: postgres.pool, metrics });
-    closers.push(() => analytics.flush());
+    closers.push(() => analytics.close());
     const jobs = new Jobs({
       url: postgres.url,
       schema: config.jobsSchema,

@@ -83,6 +83,26 @@ describe("analytics stream", () => {
     }
   });
 
+  it("wakes an idle streamer when a caller's own transaction that appended says it committed", async () => {
+    const [first, second] = next(2);
+    await app.analytics.append("test_events", { seq: first, label: "before", at });
+    await eventually(async () => ((await seqs(app.clickhouse)).includes(first!) ? true : undefined), 10_000, "the first row");
+    // The streamer finds nothing more and waits: for a NOTIFY, or its 5 s poll.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const client = await app.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await app.analytics.appendInTransaction(client, "test_events", [{ seq: second, label: "own transaction", at }]);
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    app.analytics.committed();
+    const committedAt = Date.now();
+    await eventually(async () => ((await seqs(app.clickhouse)).includes(second!) ? true : undefined), 10_000, "the row of the own transaction");
+    expect(Date.now() - committedAt).toBeLessThan(2_500);
+  });
+
   it("never skips a row whose id committed after later ids were streamed", async () => {
     const [late, ...rest] = next(4);
     const client = new pg.Client({ connectionString: app.postgres.url });

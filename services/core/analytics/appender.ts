@@ -26,6 +26,11 @@ interface AppendedRow {
 
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
+/** A stream is a ClickHouse table of Funnel's: its name goes into SQL. */
+function assertStream(stream: string): void {
+  if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
+}
+
 /**
  * Appends to the stream from inside a larger statement: the body of a
  * data-modifying `WITH` entry whose `select` yields chunks as
@@ -139,13 +144,13 @@ export class AnalyticsAppender {
 
   /** Appends one row to `stream` (the ClickHouse table); resolves once it is durable. */
   async append(stream: string, row: AnalyticsRow): Promise<void> {
-    if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
+    assertStream(stream);
     await this.#group.submit({ stream, row: JSON.stringify(row) });
   }
 
   /** Appends rows to `stream` in the same group commit; resolves once all are durable. */
   async appendMany(stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
-    if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
+    assertStream(stream);
     await this.#group.submitMany(rows.map((row) => ({ stream, row: JSON.stringify(row) })));
   }
 
@@ -156,7 +161,7 @@ export class AnalyticsAppender {
    * then, or without it, they find the rows at their next poll).
    */
   async appendInTransaction(tx: pg.ClientBase, stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
-    if (!STREAM_NAME.test(stream)) throw new Error(`stream: "${stream}" is not a table name`);
+    assertStream(stream);
     if (rows.length === 0) return;
     await tx.query(INSERT, [[stream], [rows.length], [chunk(rows)]]);
   }
@@ -190,9 +195,14 @@ export class AnalyticsAppender {
     return group.map(() => undefined);
   }
 
-  /** Commits whatever is waiting and waits for every commit in flight; no NOTIFY is sent afterwards. */
+  /** Commits whatever is waiting and waits for every commit in flight. */
   async flush(): Promise<void> {
     await this.#group.flush();
+  }
+
+  /** Flushes, then sends no more NOTIFYs (the process is stopping). */
+  async close(): Promise<void> {
+    await this.flush();
     this.#waker.stop();
   }
 }
