@@ -140,15 +140,17 @@ export async function startApp(options: AppOptions): Promise<App> {
     });
     await jobs.start();
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));
-    const statistics = new StatisticsKeeper({
-      pool: postgres.pool,
-      log,
-      metrics,
-      schemas: [config.jobsSchema],
-      intervalMs: config.postgresAnalyzeCheckSeconds * 1000,
-    });
-    statistics.start();
-    closers.push(() => statistics.stop());
+    if (roles.includes("worker")) {
+      const statistics = new StatisticsKeeper({
+        pool: postgres.pool,
+        log,
+        metrics,
+        schemas: [config.jobsSchema],
+        intervalMs: config.postgresAnalyzeCheckSeconds * 1000,
+      });
+      statistics.start();
+      closers.push(() => statistics.stop());
+    }
 
     const startedModules: StartedModule[] = [];
     for (const module of modules) {

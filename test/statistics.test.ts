@@ -20,13 +20,23 @@ describe("planner statistics", () => {
   const lastAnalyze = async (schema: string, table: string): Promise<Date | null> =>
     (await app.pool.query<{ at: Date | null }>("SELECT last_analyze AS at FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2", [schema, table])).rows[0]?.at ?? null;
   const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Waits until Postgres's statistics show `rows` changes of `table` since its last analyze (backends report them lazily). */
+  const changesReported = (schema: string, table: string, rows: number) =>
+    eventually(async () => {
+      const { rows: found } = await app.pool.query<{ n: number }>(
+        "SELECT n_mod_since_analyze::int AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2",
+        [schema, table],
+      );
+      return (found[0]?.n ?? 0) >= rows ? true : undefined;
+    }, 15_000, `${rows} changes of ${table} reported`);
 
   it("analyzes pg-boss's job table after a burst of jobs, and counts it", async () => {
+    const sentAt = new Date();
     await app.jobs.sendMany(burst, Array.from({ length: 2_000 }, (_, n) => ({ payload: { n } })));
     const table = await eventually(async () => {
       const { rows } = await app.pool.query<{ table: string }>(
-        "SELECT relname AS table FROM pg_stat_user_tables WHERE schemaname = $1 AND last_analyze IS NOT NULL AND n_live_tup >= 2000",
-        [app.config.jobsSchema],
+        "SELECT relname AS table FROM pg_stat_user_tables WHERE schemaname = $1 AND last_analyze > $2 AND n_live_tup >= 2000",
+        [app.config.jobsSchema, sentAt],
       );
       return rows[0]?.table;
     }, 15_000, "an analyzed job table");
@@ -34,7 +44,7 @@ describe("planner statistics", () => {
     expect(metrics).toContain(`funnel_statistics_analyzed_total{table="${app.config.jobsSchema}.${table}"}`);
   });
 
-  it("analyzes a table that changed by more than half, leaves small changes to autovacuum, and takes turns under its lock", async () => {
+  it("analyzes a table that changed by half or more, leaves small changes to autovacuum, and takes turns under its lock", async () => {
     const schema = (await app.pool.query<{ schema: string }>("SELECT current_schema() AS schema")).rows[0]!.schema;
     await app.pool.query("CREATE TABLE stats_probe (n int)");
     await app.pool.query("ANALYZE stats_probe");
@@ -47,7 +57,8 @@ describe("planner statistics", () => {
 
     // 100 more rows: under both thresholds.
     await app.pool.query("INSERT INTO stats_probe SELECT generate_series(1, 100)");
-    await pause(3_000);
+    await changesReported(schema, "stats_probe", 100);
+    await pause(2_500);
     expect(await lastAnalyze(schema, "stats_probe")).toEqual(analyzed);
 
     // While another session holds the lock, nobody analyzes.
@@ -60,6 +71,7 @@ describe("planner statistics", () => {
       const before = await lastAnalyze(schema, "stats_probe_2");
       await app.pool.query("INSERT INTO stats_probe_2 SELECT generate_series(1, 5000)");
       const keeper = new StatisticsKeeper({ pool: app.pool, log: app.log, metrics: createMetricsRegistry(), schemas: [], intervalMs: 0 });
+      await changesReported(schema, "stats_probe_2", 5_000);
       await pause(1_500);
       expect(await keeper.look()).toEqual([]);
       expect(await lastAnalyze(schema, "stats_probe_2")).toEqual(before);

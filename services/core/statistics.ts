@@ -29,7 +29,7 @@ const MAX_TABLES = 4;
  * reads and sorts every waiting job instead of taking the first few through
  * its index (8 ms per fetch with 9,000 jobs waiting, so the queue falls
  * further behind). Every `intervalMs` this analyzes the tables of `schemas`
- * that changed by more than half since their last analyze. One process at a
+ * that changed by at least half since their last analyze. One process at a
  * time does it (a transaction-scoped advisory lock); the others skip that look.
  */
 export class StatisticsKeeper {
@@ -54,26 +54,36 @@ export class StatisticsKeeper {
     this.#periodic = undefined;
   }
 
-  /** One look: analyzes the tables that need it; returns their names. */
+  /**
+   * One look: analyzes the tables that need it; returns their names
+   * (`schema.table`). Only a look that finds some takes the lock, and then
+   * asks again under it (another process may just have analyzed them).
+   */
   async look(): Promise<string[]> {
+    if ((await this.#candidates(this.#options.pool)).length === 0) return [];
     return withTransaction(this.#options.pool, async (tx) => {
       const { rows: locked } = await tx.query<{ locked: boolean }>("SELECT pg_try_advisory_xact_lock(hashtextextended('funnel-statistics', 0)) AS locked");
       if (locked[0]?.locked !== true) return [];
-      const { rows } = await tx.query<{ name: string }>(
-        `SELECT format('%I.%I', schemaname, relname) AS name
-           FROM pg_stat_user_tables
-          WHERE (schemaname = current_schema() OR schemaname = ANY($1::text[]))
-            AND n_mod_since_analyze >= $2::bigint AND n_mod_since_analyze >= $3::float8 * n_live_tup
-          ORDER BY n_mod_since_analyze DESC
-          LIMIT $4`,
-        [this.#options.schemas, MIN_CHANGED_ROWS, MIN_CHANGED_SHARE, MAX_TABLES],
-      );
-      for (const { name } of rows) {
-        // A name from the catalog, quoted by format('%I').
-        await tx.query(`ANALYZE ${name}`);
+      const tables = await this.#candidates(tx);
+      for (const { name, quoted } of tables) {
+        await tx.query(`ANALYZE ${quoted}`);
         this.#analyzed.inc({ table: name });
       }
-      return rows.map((row) => row.name);
+      return tables.map((table) => table.name);
     });
+  }
+
+  /** The tables to analyze, most changed first: as `schema.table` and quoted for SQL by format('%I'). */
+  async #candidates(db: pg.Pool | pg.PoolClient): Promise<{ name: string; quoted: string }[]> {
+    const { rows } = await db.query<{ name: string; quoted: string }>(
+      `SELECT schemaname || '.' || relname AS name, format('%I.%I', schemaname, relname) AS quoted
+         FROM pg_stat_user_tables
+        WHERE (schemaname = current_schema() OR schemaname = ANY($1::text[]))
+          AND n_mod_since_analyze >= $2::bigint AND n_mod_since_analyze >= $3::float8 * n_live_tup
+        ORDER BY n_mod_since_analyze DESC
+        LIMIT $4`,
+      [this.#options.schemas, MIN_CHANGED_ROWS, MIN_CHANGED_SHARE, MAX_TABLES],
+    );
+    return rows;
   }
 }
