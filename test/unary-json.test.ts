@@ -99,10 +99,10 @@ describe("Connect unary JSON over HTTP/1.1", () => {
       const taken = vi.spyOn(UnaryJsonRoutes.prototype, "take");
       try {
         const fast = await overHttp1(app.url, path, sent, body);
-        expect(taken.mock.results.map((result) => result.value)).toContain(true);
+        expect(taken.mock.results.map((result): unknown => result.value)).toContain(true);
         taken.mockClear();
         const general = await overHttp2(app.url, path, sent, body);
-        expect(taken.mock.results.map((result) => result.value)).not.toContain(true);
+        expect(taken.mock.results.map((result): unknown => result.value)).not.toContain(true);
         expect(fast).toEqual(general);
       } finally {
         taken.mockRestore();
