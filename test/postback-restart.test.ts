@@ -4,6 +4,7 @@ import type { App } from "../services/app.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, seedTemplate, testPartner } from "./support/postback-clients.js";
 import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
+import { deliverQueue as postbackDeliverQueue } from "../services/postback/queue.js";
 
 describe("postback once-only across restarts", () => {
   let partner: PartnerServer;
@@ -37,7 +38,7 @@ describe("postback once-only across restarts", () => {
     await eventually(async () => (partner.received("/postback/42/?clickID=abc&externalClickID=x1&userID=&ts=").length === 2 ? true : undefined), 10_000, "download and install postbacks");
     expect((await api.events.recordInstall({ stag: "42_abc" })).outcome).toBe(EventOutcome.DUPLICATE);
     const { rows } = await second.pool.query<{ id: string }>("SELECT id::text FROM postbacks WHERE stag = '42_abc'");
-    await deliveriesSettled(second, "postback.deliver", rows.map((row) => row.id));
+    await deliveriesSettled(second, postbackDeliverQueue, rows.map((row) => row.id));
     expect(partner.requests).toHaveLength(2);
   });
 });

@@ -10,6 +10,7 @@ import { createPostbackRepository, type AttemptResult } from "../services/postba
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, testPartner, type PostbackClients } from "./support/postback-clients.js";
 import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
+import { deliverQueue as postbackDeliverQueue } from "../services/postback/queue.js";
 
 describe("postback delivery: retries, dead letters, replay", () => {
   let app: App;
@@ -208,7 +209,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     const twinGeneration = await generationOf(twin);
     expect(await recordTogether([result(twin, "twin", twinGeneration, "delivered", 200), result(twin, "twin", twinGeneration, "retry", 503)])).toEqual([true, false]);
     // The worker's own attempt 1 comes back later and is not recorded either; no next attempt was queued.
-    await deliveriesSettled(app, "postback.deliver", [twin]);
+    await deliveriesSettled(app, postbackDeliverQueue, [twin]);
     const delivery = (await api.deliveries.getDelivery({ id: twin })).delivery;
     expect(delivery?.status).toBe(DeliveryStatus.DELIVERED);
     expect(delivery?.attemptLog.map((a) => [a.attempt, a.httpStatus, a.outcome])).toEqual([[1, 200, "delivered"]]);
@@ -226,7 +227,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     const generation = await generationOf(cancelled);
     expect(await repository.cancelDelivery(cancelled, generation, "partner disabled")).toBe(true);
     expect(await log.record(result(cancelled, "held", generation, "retry", 503))).toBe(false);
-    await deliveriesSettled(app, "postback.deliver", [cancelled]);
+    await deliveriesSettled(app, postbackDeliverQueue, [cancelled]);
     const after = (await api.deliveries.getDelivery({ id: cancelled })).delivery;
     expect(after?.status).toBe(DeliveryStatus.CANCELLED);
     expect(after?.attemptLog).toEqual([]);

@@ -8,6 +8,7 @@ import type { App } from "../services/app.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { at, postbackClients, seedTemplate, testPartner, type PostbackClients } from "./support/postback-clients.js";
 import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
+import { deliverQueue as postbackDeliverQueue } from "../services/postback/queue.js";
 
 const APK = "https://cdn.example.com/app.apk";
 
@@ -100,7 +101,7 @@ describe("postback funnel end to end", () => {
     expect(results.find((r) => r.outcome === EventOutcome.QUEUED)?.attributed).toBe(false);
     const { rows } = await app.pool.query<{ id: string }>("SELECT id::text FROM postbacks WHERE stag = $1", [stag]);
     expect(rows).toHaveLength(2);
-    await deliveriesSettled(app, "postback.deliver", rows.map((row) => row.id));
+    await deliveriesSettled(app, postbackDeliverQueue, rows.map((row) => row.id));
     expect(partner.received("/postback/666321/?clickID=concurrent-1")).toHaveLength(2);
   });
 

@@ -1,8 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
 import { adminClients, Consumer, deliveriesOf, JWT_SECRET, seenClients, token } from "./support/seen.js";
-import { eventually, startTestApp } from "./support/stores.js";
+import { createAttemptLog } from "../services/seen/attempt-log.js";
+import { createSeenRepository, type AttemptRecord } from "../services/seen/repository.js";
+import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
+import { deliverQueue as seenDeliverQueue } from "../services/seen/queue.js";
 
 interface AttemptRow {
   attempt: number;
@@ -165,6 +169,40 @@ describe("seen api deliveries", () => {
     expect(delivery).toMatchObject({ status: "delivered", attempts: 2 });
     const [first, second] = consumer.received;
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(1_950);
+  });
+
+  it("records one of two results for the same attempt arriving in one group", async () => {
+    // The consumer holds its first request, so the worker's own attempt 1 is still out meanwhile.
+    const consumer = await integration("twin-tag", (_request, index) => (index === 0 ? { status: 200, delayMs: 1_500 } : { status: 200 }));
+    await mark("twin-tag", "promo-twin");
+    await eventually(async () => (consumer.received.length === 1 ? true : undefined), 10_000, "the first request");
+    const [delivery] = await deliveriesOf(app, "twin-tag", "promo-twin");
+    const log = createAttemptLog({ repository: createSeenRepository(app.pool), jobs: app.jobs, analytics: app.analytics });
+    const result = (deliveryId: string, outcome: AttemptRecord["outcome"], httpStatus: number) => ({
+      record: {
+        deliveryId,
+        attempt: 1,
+        integration: "twin-tag-owner",
+        url: consumer.url,
+        httpStatus,
+        responseBody: "",
+        durationMs: 1,
+        error: outcome === "retry" ? `HTTP ${httpStatus}` : "",
+        outcome,
+        attemptedAt: new Date(),
+        nextAttemptAt: outcome === "retry" ? new Date(Date.now() + 50) : null,
+      },
+      tag: "twin-tag",
+      itemId: "promo-twin",
+    });
+    // Two results of an unknown delivery take both commit slots, so the two that follow wait and go together.
+    const filler = result(randomUUID(), "delivered", 200);
+    const answers = await Promise.all([filler, filler, result(delivery!.id, "delivered", 200), result(delivery!.id, "retry", 503)].map((r) => log.record(r)));
+    expect(answers).toEqual([false, false, true, false]);
+    await deliveriesSettled(app, seenDeliverQueue, [delivery!.id]);
+    expect((await deliveriesOf(app, "twin-tag", "promo-twin"))[0]).toMatchObject({ status: "delivered", attempts: 1 });
+    expect((await attempts(delivery!.id)).map((row) => [row.attempt, row.outcome])).toEqual([[1, "delivered"]]);
+    expect(consumer.received).toHaveLength(1);
   });
 
   it("lets ops redrive a dead delivery: a new round of attempts", async () => {

@@ -6,6 +6,7 @@ import { createSeenRepository } from "../services/seen/repository.js";
 import { adminClients, Consumer, deliveriesOf, JWT_SECRET, postSeen, seenClients, token } from "./support/seen.js";
 import { runCliAsAdmin } from "./support/cli.js";
 import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
+import { deliverQueue as seenDeliverQueue } from "../services/seen/queue.js";
 
 const funnel = runCliAsAdmin;
 const SERVICE_TOKEN = "seen-service-token-0123456789";
@@ -157,7 +158,7 @@ describe("seen marks and identities", () => {
       return rows.length === 1 && rows[0]?.status === "delivered" ? rows : undefined;
     }, 10_000, "the delivery");
     expect(deliveries.map((row) => row.integration)).toEqual(["wallet"]);
-    await deliveriesSettled(app, "seen.deliver", deliveries.map((row) => row.id));
+    await deliveriesSettled(app, seenDeliverQueue, deliveries.map((row) => row.id));
     expect(topicConsumer.received).toHaveLength(1);
     const { rows: messages } = await app.pool.query("SELECT 1 FROM seen_topic_messages WHERE topic = 'dup-topic' AND item_id = 'n-1'");
     expect(messages).toHaveLength(1);
@@ -187,7 +188,7 @@ describe("seen marks and identities", () => {
 
     await eventually(async () => (manyConsumer.received.length >= 120 ? true : undefined), 15_000, "120 deliveries");
     const { rows: many } = await app.pool.query<{ id: string }>("SELECT id::text FROM seen_deliveries WHERE tag = 'many'");
-    await deliveriesSettled(app, "seen.deliver", many.map((row) => row.id));
+    await deliveriesSettled(app, seenDeliverQueue, many.map((row) => row.id));
     const delivered = manyConsumer.received.map((request) => `${String(request.body.user_id)}/${String(request.body.id)}`);
     expect(delivered).toHaveLength(120);
     expect(new Set(delivered).size).toBe(120);

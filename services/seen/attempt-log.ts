@@ -1,13 +1,9 @@
 import { clickhouseTime } from "../core/clickhouse.js";
-import type pg from "pg";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
 import { deliverQueue } from "./queue.js";
 import type { AttemptRecord, SeenRepository } from "./repository.js";
-
-/** The ClickHouse table (and analytics stream) of delivery attempts. */
-const ATTEMPTS_TABLE = "seen_delivery_attempts";
 
 /** An attempt with the mark facts its analytics row carries. */
 interface LoggedAttempt {
@@ -26,8 +22,8 @@ interface LoggedAttempt {
  * moved on (false); if the commit fails, every attempt of the group rejects
  * and its job is retried.
  */
-export function createAttemptLog(deps: { repository: SeenRepository; pool: pg.Pool; jobs: Jobs; analytics: AnalyticsAppender }) {
-  const { repository, pool, jobs, analytics } = deps;
+export function createAttemptLog(deps: { repository: SeenRepository; jobs: Jobs; analytics: AnalyticsAppender }) {
+  const { repository, jobs, analytics } = deps;
   const group = new GroupCommit<LoggedAttempt, boolean>({
     maxItems: 500,
     maxInFlight: 2,
@@ -49,29 +45,19 @@ export function createAttemptLog(deps: { repository: SeenRepository; pool: pg.Po
           attempted_at: clickhouseTime(record.attemptedAt),
         }),
       );
-      const store = async (db: pg.Pool | pg.PoolClient): Promise<boolean[]> => {
-        const recorded = await repository.recordAttempts(db, records, lines, ATTEMPTS_TABLE);
-        // Of the same (delivery, attempt) twice in a group, only the first was recorded.
-        const first = new Set<string>();
-        return records.map(({ deliveryId, attempt }) => {
-          const key = `${deliveryId}/${attempt}`;
-          if (!recorded.has(key) || first.has(key)) return false;
-          first.add(key);
-          return true;
-        });
-      };
-      const results = records.some((record) => record.nextAttemptAt !== null)
+      const results = (recorded: ReadonlySet<number>): boolean[] => records.map((_, n) => recorded.has(n));
+      const stored = records.some((record) => record.nextAttemptAt !== null)
         ? await repository.transaction(async (tx) => {
-            const stored = await store(tx);
+            const recorded = results(await repository.recordAttempts(records, lines, tx));
             const next = records.flatMap((record, i) =>
-              stored[i] && record.nextAttemptAt !== null ? [{ payload: { deliveryId: record.deliveryId, attempt: record.attempt + 1 }, startAfter: record.nextAttemptAt }] : [],
+              recorded[i] && record.nextAttemptAt !== null ? [{ payload: { deliveryId: record.deliveryId, attempt: record.attempt + 1 }, startAfter: record.nextAttemptAt }] : [],
             );
             await jobs.sendMany(deliverQueue, next, { tx });
-            return stored;
+            return recorded;
           })
-        : await store(pool);
-      analytics.committed();
-      return results;
+        : results(await repository.recordAttempts(records, lines));
+      if (stored.includes(true)) analytics.committed();
+      return stored;
     },
   });
   return {

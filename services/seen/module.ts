@@ -47,7 +47,7 @@ export const seenModule: ServiceModule = {
       const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
       const agent = createGuardedAgent(guard);
       const send = createSender({ ...guard, agent, userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
-      const attempts = createAttemptLog({ repository, pool: ctx.pool, jobs: ctx.jobs, analytics: ctx.analytics });
+      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
       const deliver = createDeliveryWorker({
         repository,
         attempts,

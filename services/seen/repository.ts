@@ -153,6 +153,9 @@ const retentionOf = (tagSql: string, defaultParam: string): string =>
 const DELIVERY_BODY = `jsonb_build_object('kind', c.kind, 'tag', c.tag, 'id', c.item_id,
                          'seen_at', to_char(c.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) || c.identity`;
 
+/** The ClickHouse table (and analytics stream) of delivery attempts. */
+const ATTEMPTS_STREAM = "seen_delivery_attempts";
+
 const withoutNul = (text: string): string => text.replaceAll("\u0000", "\uFFFD");
 
 /** The Seen SQL, in one place. */
@@ -162,8 +165,9 @@ export function createSeenRepository(pool: pg.Pool) {
     transaction: <T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T> => withTransaction(pool, work),
 
     /**
-     * Stores the marks of one group commit with one statement: each mark
-     * unless one is retained and, with a new mark, its api deliveries and
+     * Stores the marks of one group commit with one statement (and reads the
+     * retained ones among them with a second): each mark unless one is
+     * retained and, with a new mark, its api deliveries and
      * topic messages (with their NOTIFY), built from the stored mark. A mark
      * past its tag's retention but not yet cleaned up is renewed as new. The
      * same (identity, tag, id) twice in `inputs` is stored once: the first
@@ -420,12 +424,13 @@ export function createSeenRepository(pool: pg.Pool) {
     /**
      * Records attempts of one group commit, moves their deliveries on and
      * appends the analytics rows (`lines`, one JSON object per attempt) of
-     * those recorded, with one statement: on the pool it commits by itself.
-     * An attempt is recorded only if its delivery is still pending at the
-     * attempt before it (a duplicate run or an overtaken job is not); of the
-     * same (delivery, attempt) twice in `attempts`, the first counts. Returns
-     * the recorded ones as "delivery id/attempt"; the caller then tells the
-     * analytics streamers (`committed()`).
+     * those recorded to the `seen_delivery_attempts` stream, with one
+     * statement: in `tx` if given, else committing by itself. An attempt is
+     * recorded only if its delivery is still pending at the attempt before it
+     * (a duplicate run or an overtaken job is not); of the same (delivery,
+     * attempt) twice in `attempts`, the first counts. Returns the indexes in
+     * `attempts` of those recorded; the caller then tells the analytics
+     * streamers (`committed()`).
      *
      * `(status = 'pending') IS TRUE` (here and in `cancel`) keeps the pending
      * index out of the plan: with statistics from when few deliveries were
@@ -433,8 +438,8 @@ export function createSeenRepository(pool: pg.Pool) {
      * delivery to find these few (6 ms with 11,000 pending, against 0.05 ms
      * by primary key).
      */
-    async recordAttempts(db: pg.Pool | pg.PoolClient, attempts: readonly AttemptRecord[], lines: readonly string[], stream: string): Promise<Set<string>> {
-      const { rows } = await db.query<{ key: string }>({
+    async recordAttempts(attempts: readonly AttemptRecord[], lines: readonly string[], tx?: pg.PoolClient): Promise<Set<number>> {
+      const { rows } = await (tx ?? pool).query<{ n: number }>({
         name: "seen-record-attempts",
         text: `WITH input AS (
            SELECT DISTINCT ON (delivery_id, attempt) *
@@ -462,7 +467,7 @@ export function createSeenRepository(pool: pg.Pool) {
            ${appendFrom(`SELECT $3::text, count(*)::int, string_agg(m.line, E'\n' ORDER BY m.n)
                             FROM moved m JOIN logged l USING (delivery_id, attempt) HAVING count(*) > 0`)}
          )
-         SELECT delivery_id::text || '/' || attempt AS key FROM logged`,
+         SELECT m.n FROM moved m JOIN logged l USING (delivery_id, attempt)`,
         values: [
           JSON.stringify(
             attempts.map((attempt, n) => ({
@@ -484,10 +489,10 @@ export function createSeenRepository(pool: pg.Pool) {
           ),
           // The same ids as an array: the planner sees how few rows to look up by key.
           attempts.map((attempt) => attempt.deliveryId),
-          stream,
+          ATTEMPTS_STREAM,
         ],
       });
-      return new Set(rows.map((row) => row.key));
+      return new Set(rows.map((row) => row.n));
     },
 
     /**

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { inject } from "vitest";
 import { startApp, type App, type Role } from "../../services/app.js";
 import { parseConfig, type Config } from "../../services/core/config.js";
-import { ensureDatabase } from "../../services/core/postgres.js";
+import { databaseUrl, ensureDatabase } from "../../services/core/postgres.js";
 import type { QueueDefinition } from "../../services/core/jobs/queue.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -29,12 +29,11 @@ async function create(): Promise<TestStores> {
   const name = `t_${suffix}`;
   const adminUrl = inject("postgresAdminUrl");
   await ensureDatabase(adminUrl, name);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+  const url = databaseUrl(adminUrl, name);
   const clickhouseUrl = inject("clickhouseUrl") || undefined;
   const dataDir = await mkdtemp(join(tmpdir(), "funnel-test-"));
   const env: Record<string, string> = {
-    DATABASE_URL: url.toString(),
+    DATABASE_URL: url,
     CLICKHOUSE_DATABASE: name,
     FUNNEL_DATA_DIR: dataDir,
     FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -43,7 +42,7 @@ async function create(): Promise<TestStores> {
     PORT: "0",
     ...(clickhouseUrl !== undefined ? { CLICKHOUSE_URL: clickhouseUrl } : {}),
   };
-  return { databaseUrl: url.toString(), clickhouseUrl, clickhouseDatabase: name, dataDir, env };
+  return { databaseUrl: url, clickhouseUrl, clickhouseDatabase: name, dataDir, env };
 }
 
 /**
@@ -89,13 +88,13 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
  * or running: after that, nothing more can be sent for them, so a count of
  * what a partner or consumer received is final.
  */
-export async function deliveriesSettled(app: App, queue: string, deliveryIds: readonly string[], timeoutMs = 10_000): Promise<void> {
+export async function deliveriesSettled(app: App, queue: QueueDefinition<{ deliveryId: string }>, deliveryIds: readonly string[], timeoutMs = 10_000): Promise<void> {
   await eventually(
     async () => {
       const { rows } = await app.pool.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM ${app.config.jobsSchema}.job
           WHERE name = $1 AND data->'payload'->>'deliveryId' = ANY($2::text[]) AND state IN ('created', 'retry', 'active')`,
-        [queue, deliveryIds],
+        [queue.name, deliveryIds],
       );
       return rows[0]?.n === 0 ? true : undefined;
     },
