@@ -40,13 +40,14 @@ const event = (session: string) => ({
 async function phase(
   server: BenchServer,
   name: string,
-  load: () => Promise<{ events: number; latencies: number[]; notes?: string[] }>,
+  load: () => Promise<{ events: number; latencies: number[]; notes?: () => Promise<string[]> }>,
 ): Promise<{ text: string; events: number }> {
   const [metricsBefore, cpuBefore] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
   const started = performance.now();
-  const { events, latencies, notes = [] } = await load();
+  const { events, latencies, notes: noted } = await load();
   const seconds = (performance.now() - started) / 1000;
   const [metricsAfter, cpuAfter] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
+  const notes = (await noted?.()) ?? [];
   latencies.sort((a, b) => a - b);
   const delta = (metric: string) => metricsAfter(metric) - metricsBefore(metric);
   const transactions = delta("funnel_ingest_commit_seconds_count");
@@ -78,10 +79,9 @@ export async function run(): Promise<void> {
     // not measured.
     // Every call is timed from its start; a probe meanwhile times the
     // disk's flushes, which every commit waits for.
-    const openLoop = async (seconds: number, probe = false) => {
+    const openLoop = async (seconds: number, flushProbe?: Awaited<ReturnType<typeof startFlushProbe>>) => {
       const calls: [number, number][] = [];
       const inFlight: Promise<void>[] = [];
-      const flushProbe = probe ? await startFlushProbe(server.dir) : undefined;
       const started = performance.now();
       for (let i = 0; i < SEED_RATE * seconds; i += 1) {
         const due = started + (i * 1000) / SEED_RATE;
@@ -91,11 +91,13 @@ export async function run(): Promise<void> {
         inFlight.push(post(agent, send, JSON.stringify(event("rate")), start).then((latency) => void calls.push([start, latency])));
       }
       await Promise.all(inFlight);
-      const flushes = await flushProbe?.stop();
-      return { events: calls.length, latencies: calls.map(([, latency]) => latency), notes: flushes === undefined ? [] : [describeFlushes(flushes, calls)] };
+      // The probe is started and stopped outside the phase's timing.
+      const notes = flushProbe === undefined ? undefined : async () => [describeFlushes(await flushProbe.stop(), calls)];
+      return { events: calls.length, latencies: calls.map(([, latency]) => latency), ...(notes !== undefined ? { notes } : {}) };
     };
     phases.push({ text: "", events: (await openLoop(2)).events });
-    phases.push(await phase(server, `Send at ${SEED_RATE}/s (open loop)`, () => openLoop(SECONDS, true)));
+    const flushProbe = await startFlushProbe(server.dir);
+    phases.push(await phase(server, `Send at ${SEED_RATE}/s (open loop)`, () => openLoop(SECONDS, flushProbe)));
     // 2. Single events flat out: 64 callers, each waiting for its answer.
     phases.push(
       await phase(server, `Send max (${CALLERS} callers)`, async () => {

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { describeCpu, percentile, readCpu, startBenchServer } from "./support.js";
+import { describeCpu, percentile, readCpu, scrapeMetrics, startBenchServer } from "./support.js";
 
 /** The local consumer: counts deliveries per Idempotency-Key and the mark → 2xx latency. */
 class Consumer {
@@ -86,8 +86,7 @@ async function markLoad(base: string, prefix: string, options: { connections: nu
 
 /** Mean marks per group commit and its mean duration, from the server's /metrics (warm-up included). */
 async function groupStats(base: string): Promise<{ marks: number; ms: number }> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const value = await scrapeMetrics(base);
   const groups = value("funnel_seen_mark_group_marks_count");
   return { marks: value("funnel_seen_mark_group_marks_sum") / groups, ms: (value("funnel_seen_mark_group_seconds_sum") / groups) * 1000 };
 }

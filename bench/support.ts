@@ -170,12 +170,15 @@ export interface Flush {
 }
 
 /**
- * Times the disk under the server's data: every `everyMs` it overwrites
- * 8 KiB of a preallocated file in `dir` and waits for `fdatasync`, the way
- * Postgres makes a commit durable. Runs on libuv's thread pool, so the
- * bench's event loop keeps sending meanwhile. `stop()` returns every flush.
+ * Times the disk under the server's data: it overwrites 8 KiB of a
+ * preallocated file in `dir` and waits for `fdatasync`, the way Postgres
+ * makes a commit durable, then waits `PROBE_EVERY_MS` and does it again (so a
+ * long stall is one sample). The flushes run on libuv's thread pool, so the
+ * bench's event loop keeps sending meanwhile, but their ends are timed on
+ * that loop: a stall of the bench itself would show here too. The probe adds
+ * about 100 small flushes a second of its own. `stop()` returns every flush.
  */
-export async function startFlushProbe(dir: string, everyMs = PROBE_EVERY_MS): Promise<{ stop(): Promise<Flush[]> }> {
+export async function startFlushProbe(dir: string): Promise<{ stop(): Promise<Flush[]> }> {
   const path = join(dir, "flush-probe");
   const size = 1 << 20;
   const file = await open(path, "w+");
@@ -190,7 +193,7 @@ export async function startFlushProbe(dir: string, everyMs = PROBE_EVERY_MS): Pr
       const at = performance.now();
       await file.datasync();
       flushes.push({ at, ms: performance.now() - at });
-      await new Promise((resolve) => setTimeout(resolve, everyMs));
+      await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS));
     }
   })();
   return {
@@ -205,9 +208,9 @@ export async function startFlushProbe(dir: string, everyMs = PROBE_EVERY_MS): Pr
 }
 
 /**
- * How much of a latency tail the disk explains: of the calls slower than
- * `slowCallMs` (each `[start, latency]`), how many were in flight while a
- * probe flush took longer than `slowFlushMs`.
+ * Of the calls slower than `slowCallMs` (each `[start, latency]`), how many
+ * were in flight while a probe flush took longer than `slowFlushMs`: an
+ * overlap, which shows where to look, not a proof of cause.
  */
 export function describeFlushes(flushes: readonly Flush[], calls: readonly (readonly [number, number])[], slowCallMs = 10, slowFlushMs = 5): string {
   const durations = flushes.map((flush) => flush.ms).sort((a, b) => a - b);
@@ -215,7 +218,7 @@ export function describeFlushes(flushes: readonly Flush[], calls: readonly (read
   const slowCalls = calls.filter(([, latency]) => latency > slowCallMs);
   const behind = slowCalls.filter(([start, latency]) => slow.some((flush) => flush.at < start + latency && start < flush.at + flush.ms));
   return (
-    `disk flushes (8 KiB + fdatasync every ${PROBE_EVERY_MS} ms): p50 ${percentile(durations, 50).toFixed(2)} ms, p99 ${percentile(durations, 99).toFixed(2)} ms, ` +
+    `disk flushes (8 KiB + fdatasync, ${PROBE_EVERY_MS} ms apart): p50 ${percentile(durations, 50).toFixed(2)} ms, p99 ${percentile(durations, 99).toFixed(2)} ms, ` +
     `max ${(durations.at(-1) ?? 0).toFixed(1)} ms, ${slow.length} over ${slowFlushMs} ms; ` +
     `${behind.length} of the ${slowCalls.length} calls over ${slowCallMs} ms were in flight during one of those`
   );
