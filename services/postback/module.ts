@@ -77,10 +77,9 @@ export const postbackModule: ServiceModule = {
 
       stops.push(async () => {
         await periodic.stop();
-        // In-flight requests get the shutdown budget, then end as retryable failures.
-        const abort = setTimeout(() => stopping.abort(), config.shutdownTimeoutMs / 2);
-        await ctx.jobs.boss.offWork(deliverQueue.name, { wait: true });
-        clearTimeout(abort);
+        // Requests in flight get half the shutdown budget to finish and be
+        // recorded, then end as retryable failures.
+        await ctx.jobs.stopWorking(deliverQueue, { graceMs: config.shutdownTimeoutMs / 2, inFlight: stopping });
         await attempts.drain();
         await agent.close();
       });

@@ -71,11 +71,9 @@ export const seenModule: ServiceModule = {
       cleanup.start();
       stops.push(async () => {
         await cleanup.stop();
-        // In-flight requests get half the shutdown budget to finish and be
+        // Requests in flight get half the shutdown budget to finish and be
         // recorded, then end as retryable failures.
-        const abort = setTimeout(() => stopping.abort(), config.shutdownTimeoutMs / 2);
-        await ctx.jobs.boss.offWork(deliverQueue.name, { wait: true });
-        clearTimeout(abort);
+        await ctx.jobs.stopWorking(deliverQueue, { graceMs: config.shutdownTimeoutMs / 2, inFlight: stopping });
         await attempts.drain();
         await agent.close();
       });

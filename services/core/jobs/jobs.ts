@@ -317,6 +317,21 @@ export class Jobs {
     };
   }
 
+  /**
+   * Stops this process's handlers of `queue`: fetches no more and waits for
+   * the running ones. After `graceMs` it aborts `inFlight`, which the
+   * handlers watch, so that what they still wait for ends (as a retryable
+   * failure) and the wait ends too.
+   */
+  async stopWorking<T>(queue: QueueDefinition<T>, options: { graceMs: number; inFlight: AbortController }): Promise<void> {
+    const abort = setTimeout(() => options.inFlight.abort(), options.graceMs);
+    try {
+      await this.boss.offWork(queue.name, { wait: true });
+    } finally {
+      clearTimeout(abort);
+    }
+  }
+
   /** Registers the handler of `queue` in this process. */
   async work<T>(queue: QueueDefinition<T>, handler: JobHandler<T>, options: WorkOptions = {}): Promise<string> {
     const definition = this.queue(queue.name);
