@@ -176,17 +176,17 @@ describe("ingest", () => {
     // The same sequence in one batch (one group), and a repeated event id in it: counted alike.
     const batched = `s-${randomUUID()}`;
     const repeatedId = randomUUID();
-    const events = [1, 2, 5, 4, 6, 9].map((seq) => ({ event: "element_click", session_id: batched, seq, data: samples.element_click }));
-    const answer = await callIngest(app, "SendBatch", { events: [...events, { event: "element_click", event_id: repeatedId, data: samples.element_click }, { event: "element_click", event_id: repeatedId, data: samples.element_click }] });
+    const events = [1, 2, 5, 4, 6, 9].map((seq) => ({ event: "quality_change", session_id: batched, seq, data: samples.quality_change }));
+    const answer = await callIngest(app, "SendBatch", { events: [...events, { event: "video_complete", event_id: repeatedId, data: samples.video_complete }, { event: "video_complete", event_id: repeatedId, data: samples.video_complete }] });
     expect(answer.status).toBe(200);
     expect((answer.body as { results: { status: string }[] }).results.map((result) => result.status).slice(-2)).toEqual(["EVENT_STATUS_ACCEPTED", "EVENT_STATUS_DUPLICATE"]);
     const after = await app.pool.query<{ counter: string; value: string }>(
-      "SELECT counter, value FROM ingest_quality WHERE day = $1 AND event_type = 'element_click' AND counter IN ('gaps', 'out_of_order')",
+      "SELECT counter, value FROM ingest_quality WHERE day = $1 AND event_type = 'quality_change' AND counter IN ('gaps', 'out_of_order')",
       [today],
     );
     const now = (counter: string) => Number(after.rows.find((row) => row.counter === counter)?.value ?? 0);
-    expect(now("gaps") - value("element_click", "gaps")).toBe(4);
-    expect(now("out_of_order") - value("element_click", "out_of_order")).toBe(1);
+    expect(now("gaps") - value("quality_change", "gaps")).toBe(4);
+    expect(now("out_of_order") - value("quality_change", "out_of_order")).toBe(1);
   });
 
   describe("page views", () => {
