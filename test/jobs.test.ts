@@ -59,7 +59,10 @@ describe("jobs core", () => {
     await client.query("BEGIN");
     const committed = await app.jobs.send(outbox, { n: 2 }, { tx: client });
     await client.query("COMMIT");
+    // Both sends ran one statement, prepared once on this connection.
+    const prepared = await client.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE name LIKE 'pgboss-%'");
     client.release();
+    expect(prepared.rows).toHaveLength(1);
     await eventually(async () => ((await stateOf(committed)) === "completed" ? true : undefined), 5_000, "the committed job");
     expect(await stateOf(rolledBack)).toBeUndefined();
     expect(processed).toContain(2);
