@@ -3,7 +3,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
 import type { App } from "../services/app.js";
-import { PermanentJobError } from "../services/core/jobs/jobs.js";
+import { PermanentJobError, prepareRepeatedStatements } from "../services/core/jobs/jobs.js";
 import { defineQueue } from "../services/core/jobs/queue.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
@@ -67,6 +67,29 @@ describe("jobs core", () => {
     expect(await stateOf(rolledBack)).toBeUndefined();
     expect(processed).toContain(2);
     expect(processed).not.toContain(1);
+  });
+
+  it("runs a repeated pg-boss statement prepared from its third use; others as they come", async () => {
+    const client = await app.pool.connect();
+    try {
+      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+      prepareRepeatedStatements(db);
+      const prepared = async () =>
+        (
+          await client.query<{ statement: string }>("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'pgboss-%' AND statement LIKE 'SELECT%'")
+        ).rows.map((row) => row.statement);
+      const repeated = "SELECT $1::int + 1 AS n";
+      for (const n of [1, 2]) expect((await db.executeSql(repeated, [n])).rows).toEqual([{ n: n + 1 }]);
+      expect(await prepared()).toEqual([]);
+      for (const n of [3, 4, 5]) expect((await db.executeSql(repeated, [n])).rows).toEqual([{ n: n + 1 }]);
+      expect(await prepared()).toEqual([repeated]);
+      // Without parameters a text may hold several commands: never prepared.
+      for (let i = 0; i < 4; i += 1) await db.executeSql("SELECT 1; SELECT 2");
+      for (let i = 0; i < 4; i += 1) await db.executeSql(`SELECT $1::int + ${i} AS n`, [i]);
+      expect(await prepared()).toEqual([repeated]);
+    } finally {
+      client.release(true);
+    }
   });
 
   it("sendMany stores each job exactly as send does, inside the caller's transaction", async () => {

@@ -66,6 +66,37 @@ const executorOf = (tx: Queryable) => ({
   executeSql: (text: string, values: unknown[] = []) => tx.query({ name: statementName(text), text, values }),
 });
 
+/**
+ * Makes pg-boss's own connections run its repeated statements (fetching,
+ * completing, failing jobs) as prepared statements, so Postgres plans each
+ * once per connection rather than on every call. A text is prepared from its
+ * third use with parameters on (texts that differ every time never are, and
+ * statements without parameters, which may hold several commands, stay as
+ * they are), up to {@link MAX_PREPARED} texts.
+ */
+export function prepareRepeatedStatements(db: object): void {
+  type Execute = (text: unknown, values?: unknown[], ...rest: unknown[]) => unknown;
+  const target = db as { executeSql: Execute };
+  const execute = target.executeSql.bind(db);
+  const uses = new Map<string, number>();
+  let prepared = 0;
+  target.executeSql = (text, values, ...rest) => {
+    if (typeof text !== "string" || values === undefined || values.length === 0) return execute(text, values, ...rest);
+    const count = uses.get(text) ?? 0;
+    if (count < PREPARE_FROM_USE) {
+      const ready = count + 1 === PREPARE_FROM_USE && prepared < MAX_PREPARED;
+      if (ready) prepared += 1;
+      if (ready || (count + 1 < PREPARE_FROM_USE && uses.size < 10 * MAX_PREPARED)) uses.set(text, count + 1);
+      if (!ready) return execute(text, values, ...rest);
+    }
+    return execute({ name: statementName(text), text, values }, undefined, ...rest);
+  };
+}
+
+/** The use of a pg-boss statement text from which it runs prepared. */
+const PREPARE_FROM_USE = 3;
+const MAX_PREPARED = 100;
+
 const statementNames = new Map<string, string>();
 
 /** A short name that differs for every statement text. */
@@ -160,6 +191,7 @@ export class Jobs {
       monitorIntervalSeconds: options.superviseIntervalSeconds ?? 30,
       maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 300,
     });
+    prepareRepeatedStatements(this.boss.getDb());
     this.boss.on("error", (error) => this.#log.error({ err: error }, "pg-boss error"));
     this.boss.on("warning", (warning) => this.#log.warn({ data: warning.data }, warning.message));
     const registry = options.metrics;
