@@ -50,12 +50,16 @@ async function phase(
   const notes = (await noted?.()) ?? [];
   latencies.sort((a, b) => a - b);
   const delta = (metric: string) => metricsAfter(metric) - metricsBefore(metric);
+  const lateMs = (stat: "p99" | "max") => Math.max(0, metricsAfter(`funnel_nodejs_eventloop_lag_${stat}_seconds`) * 1000 - 10);
   const transactions = delta("funnel_ingest_commit_seconds_count");
   const indent = "".padEnd(36);
   const text = [
     `${name.padEnd(34)} ${Math.round(events / seconds).toLocaleString("en").padStart(7)} events/s   p50 ${ms(percentile(latencies, 50))}   p99 ${ms(percentile(latencies, 99))}`,
     `${indent}${transactions.toLocaleString("en")} transactions of ${(delta("funnel_ingest_commit_events_sum") / transactions).toFixed(1)} events, ${ms((delta("funnel_ingest_commit_seconds_sum") * 1000) / transactions)} each`,
     `${indent}${describeCpu(cpuBefore, cpuAfter, seconds)}`,
+    // The server's event loop since the scrape before the phase (prom-client resets its
+    // histogram at each scrape): how late its 10 ms sampling timer fired.
+    `${indent}server event loop late by: p99 ${ms(lateMs("p99"))}, max ${ms(lateMs("max"))}`,
     ...notes.map((note) => `${indent}${note}`),
   ].join("\n");
   return { text, events };
