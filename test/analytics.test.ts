@@ -46,6 +46,19 @@ describe("analytics stream", () => {
     expect((await seqs(app.clickhouse)).filter((s) => ids.includes(s))).toEqual(ids);
   });
 
+  it("keeps waiting chunks compressed and a claimed batch's text plain", async () => {
+    const { rows } = await app.pool.query<{ relname: string; attstorage: string }>(
+      `SELECT c.relname, a.attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        WHERE c.relname IN ('analytics_outbox', 'analytics_batches') AND c.relnamespace = current_schema()::regnamespace AND a.attname = 'content'
+        ORDER BY c.relname`,
+    );
+    // x: compressed when large (the default), e: out of line without compression.
+    expect(rows).toEqual([
+      { relname: "analytics_batches", attstorage: "e" },
+      { relname: "analytics_outbox", attstorage: "x" },
+    ]);
+  });
+
   it("rejects a bad stream name and stores nothing", async () => {
     await expect(app.analytics.append("bad name; DROP", { seq: 1 })).rejects.toThrow(/stream: "bad name; DROP" is not a table name/);
   });
