@@ -70,27 +70,36 @@ const executorOf = (tx: Queryable) => ({
  * Makes pg-boss's own connections run its repeated statements (fetching,
  * completing, failing jobs) as prepared statements, so Postgres plans each
  * once per connection rather than on every call. A text is prepared from its
- * third use with parameters on (texts that differ every time never are, and
- * statements without parameters, which may hold several commands, stay as
- * they are), up to {@link MAX_PREPARED} texts.
+ * {@link PREPARE_FROM_USE}th use with parameters, up to {@link MAX_PREPARED}
+ * texts per process: a text that differs every time is never prepared, and
+ * one without parameters (which may hold several commands) runs as it is.
  */
 export function prepareRepeatedStatements(db: object): void {
   type Execute = (text: unknown, values?: unknown[], ...rest: unknown[]) => unknown;
   const target = db as { executeSql: Execute };
   const execute = target.executeSql.bind(db);
+  /** Uses so far of texts not yet prepared; `Infinity` once prepared. */
   const uses = new Map<string, number>();
   let prepared = 0;
-  target.executeSql = (text, values, ...rest) => {
-    if (typeof text !== "string" || values === undefined || values.length === 0) return execute(text, values, ...rest);
-    const count = uses.get(text) ?? 0;
-    if (count < PREPARE_FROM_USE) {
-      const ready = count + 1 === PREPARE_FROM_USE && prepared < MAX_PREPARED;
-      if (ready) prepared += 1;
-      if (ready || (count + 1 < PREPARE_FROM_USE && uses.size < 10 * MAX_PREPARED)) uses.set(text, count + 1);
-      if (!ready) return execute(text, values, ...rest);
+  const shouldPrepare = (text: string): boolean => {
+    const count = (uses.get(text) ?? 0) + 1;
+    if (count === Infinity) return true;
+    if (count >= PREPARE_FROM_USE && prepared < MAX_PREPARED) {
+      prepared += 1;
+      uses.set(text, Infinity);
+      return true;
     }
-    return execute({ name: statementName(text), text, values }, undefined, ...rest);
+    if (uses.size >= 10 * MAX_PREPARED) {
+      // Counting one-off texts: start counting afresh, keeping the prepared ones.
+      for (const [key, value] of uses) if (value !== Infinity) uses.delete(key);
+    }
+    uses.set(text, count);
+    return false;
   };
+  target.executeSql = (text, values, ...rest) =>
+    typeof text === "string" && values !== undefined && values.length > 0 && shouldPrepare(text)
+      ? execute({ name: statementName(text), text, values }, undefined, ...rest)
+      : execute(text, values, ...rest);
 }
 
 /** The use of a pg-boss statement text from which it runs prepared. */
