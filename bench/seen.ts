@@ -124,10 +124,9 @@ export async function run(argv: readonly string[]): Promise<void> {
 
     // Warm-up (connections, JIT, the first planner statistics of the new
     // tables), which also sizes the measured run to about `seconds`; exact
-    // request counts, so no request is in flight at the end. A warm-up of
-    // 1,000 marks (about a second) ended before the start-up did: about one run
-    // in three then measured its slow start (about 1,400 marks/s) and sized
-    // its measured run from it.
+    // request counts, so no request is in flight at the end. With a warm-up of
+    // 1,000 marks (about a second), about one run in three warmed up slowly
+    // and then measured about 1,400 marks/s in a run sized short from it.
     const warm = await markLoad(base, "warm", { connections: 64, amount: 5_000 });
     await deliveredAll(warm.ok);
     const peakStarted = Date.now();
