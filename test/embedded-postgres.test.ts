@@ -22,6 +22,16 @@ describe("embedded Postgres", () => {
     expect(await serverAddress(inject("postgresAdminUrl"))).toBe("127.0.0.1");
   });
 
+  it.skipIf(localUrl === "")("creates new WAL segments without filling them with zeros first", async () => {
+    const client = new pg.Client({ connectionString: localUrl });
+    await client.connect();
+    try {
+      expect((await client.query<{ wal_init_zero: string }>("SHOW wal_init_zero")).rows[0]!.wal_init_zero).toBe("off");
+    } finally {
+      await client.end();
+    }
+  });
+
   it("names another database in a URL and keeps its socket folder", async () => {
     expect(databaseUrl("postgres://u:p%40w@127.0.0.1:5432/postgres?host=%2Ftmp%2Fx%2Fsocket", "funnel")).toBe(
       "postgres://u:p%40w@127.0.0.1:5432/funnel?host=%2Ftmp%2Fx%2Fsocket",

@@ -215,6 +215,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     [
       ...["-D", cluster, "-p", String(port), "-c", "listen_addresses=127.0.0.1"],
       ...["-c", `unix_socket_directories=${socket ? socketDir : ""}`, "-c", "max_connections=200"],
+      // A new WAL segment is created at its size without writing 16 MB of zeros
+      // first. A young cluster has no old segments to recycle, so under load it
+      // creates new ones often, each a burst of writes that commits' flushes
+      // can queue behind (measured in the README).
+      ...["-c", "wal_init_zero=off"],
     ],
     { ...(user ?? {}), detached: true, stdio: ["ignore", output.fd, output.fd], env: { ...process.env, LC_ALL: "C" } },
   );
