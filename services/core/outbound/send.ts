@@ -45,16 +45,22 @@ const DRAIN_BYTES = 64 * 1024;
 /**
  * Keeps the first `limit` bytes of a body. The rest is read and dropped up
  * to {@link DRAIN_BYTES}, keeping the connection for the next request; a
- * longer answer is cut off, which closes it.
+ * longer answer is cut off, which closes it. Once the prefix is read, a rest
+ * that fails or stalls past the timeout only costs the connection: the answer
+ * counts as it is.
  */
 async function readPrefix(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    if (size < limit) chunks.push(chunk);
-    size += chunk.byteLength;
-    // Leaving the loop destroys the stream.
-    if (size > limit + DRAIN_BYTES) break;
+  try {
+    for await (const chunk of body) {
+      if (size < limit) chunks.push(chunk);
+      size += chunk.byteLength;
+      // Leaving the loop destroys the stream.
+      if (size > limit + DRAIN_BYTES) break;
+    }
+  } catch (error) {
+    if (size < limit) throw error;
   }
   return Buffer.concat(chunks).subarray(0, limit);
 }
