@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
 import type { App } from "../services/app.js";
 import { PermanentJobError, prepareRepeatedStatements } from "../services/core/jobs/jobs.js";
@@ -81,7 +82,9 @@ describe("jobs core", () => {
       const repeated = "SELECT $1::int + 1 AS n";
       for (const n of [1, 2]) expect((await db.executeSql(repeated, [n])).rows).toEqual([{ n: n + 1 }]);
       expect(await prepared()).toEqual([]);
-      for (const n of [3, 4, 5]) expect((await db.executeSql(repeated, [n])).rows).toEqual([{ n: n + 1 }]);
+      expect((await db.executeSql(repeated, [3])).rows).toEqual([{ n: 4 }]);
+      expect(await prepared()).toEqual([repeated]);
+      for (const n of [4, 5]) expect((await db.executeSql(repeated, [n])).rows).toEqual([{ n: n + 1 }]);
       expect(await prepared()).toEqual([repeated]);
       // Without parameters a text may hold several commands: never prepared.
       for (let i = 0; i < 4; i += 1) await db.executeSql("SELECT 1; SELECT 2");
@@ -89,6 +92,20 @@ describe("jobs core", () => {
       expect(await prepared()).toEqual([repeated]);
     } finally {
       client.release(true);
+    }
+  });
+
+  it("runs pg-boss's own repeated statements prepared", async () => {
+    // pg-boss's pool: the one its Db runs every statement on.
+    const pool = (app.jobs.boss.getDb() as unknown as { pool: pg.Pool }).pool;
+    const query = vi.spyOn(pool, "query");
+    try {
+      const text = "SELECT $1::int * 2 AS doubled";
+      for (const n of [1, 2, 3]) expect((await app.jobs.boss.getDb().executeSql(text, [n])).rows).toEqual([{ doubled: n * 2 }]);
+      const calls = query.mock.calls.filter(([config]) => config === text || (config as { text?: string }).text === text);
+      expect(calls.map(([config]) => typeof config === "string" ? "plain" : (config as { name: string }).name.slice(0, 7))).toEqual(["plain", "plain", "pgboss-"]);
+    } finally {
+      query.mockRestore();
     }
   });
 

@@ -37,7 +37,7 @@ export class PermanentJobError extends Error {
 
 /** Anything that runs SQL: a pool, a pool client, or a client inside the caller's transaction. */
 export interface Queryable {
-  query(config: { readonly name: string; readonly text: string; readonly values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(config: { readonly name?: string; readonly text: string; readonly values: unknown[] }): Promise<{ rows: unknown[] }>;
 }
 
 export interface SendOptions {
@@ -56,14 +56,15 @@ export interface SendOptions {
 export type BatchJob<T> = Omit<SendOptions, "tx"> & { readonly payload: T };
 
 /**
- * pg-boss's way to run SQL on the caller's connection. Its statements are
- * run as prepared statements named after their text: an insert's text is the
- * same for every call to one queue, so each connection parses and plans it
- * once (a group's job insert is a large statement; planning it every time cost
- * about a fifth of a Seen mark group).
+ * pg-boss's way to run SQL on the caller's connection. A statement with
+ * parameters runs as a prepared statement named after its text: an insert's
+ * text is the same for every call to one queue, so each connection parses and
+ * plans it once (planning the large job insert every time cost about a fifth
+ * of a Seen mark group).
  */
 const executorOf = (tx: Queryable) => ({
-  executeSql: (text: string, values: unknown[] = []) => tx.query({ name: statementName(text), text, values }),
+  executeSql: (text: string, values: unknown[] = []) =>
+    tx.query(values.length > 0 ? { name: statementName(text), text, values } : { text, values }),
 });
 
 /**
@@ -78,45 +79,37 @@ export function prepareRepeatedStatements(db: object): void {
   type Execute = (text: unknown, values?: unknown[], ...rest: unknown[]) => unknown;
   const target = db as { executeSql: Execute };
   const execute = target.executeSql.bind(db);
-  /** Uses so far of texts not yet prepared; `Infinity` once prepared. */
-  const uses = new Map<string, number>();
+  /** Per text: its uses so far, or its statement name once prepared. */
+  const texts = new Map<string, number | string>();
   let prepared = 0;
-  const shouldPrepare = (text: string): boolean => {
-    const count = (uses.get(text) ?? 0) + 1;
-    if (count === Infinity) return true;
-    if (count >= PREPARE_FROM_USE && prepared < MAX_PREPARED) {
+  const nameFor = (text: string): string | undefined => {
+    const seen = texts.get(text) ?? 0;
+    if (typeof seen === "string") return seen;
+    if (seen + 1 >= PREPARE_FROM_USE && prepared < MAX_PREPARED) {
       prepared += 1;
-      uses.set(text, Infinity);
-      return true;
+      const name = statementName(text);
+      texts.set(text, name);
+      return name;
     }
-    if (uses.size >= 10 * MAX_PREPARED) {
+    if (texts.size >= 10 * MAX_PREPARED) {
       // Counting one-off texts: start counting afresh, keeping the prepared ones.
-      for (const [key, value] of uses) if (value !== Infinity) uses.delete(key);
+      for (const [key, value] of texts) if (typeof value === "number") texts.delete(key);
     }
-    uses.set(text, count);
-    return false;
+    texts.set(text, seen + 1);
+    return undefined;
   };
-  target.executeSql = (text, values, ...rest) =>
-    typeof text === "string" && values !== undefined && values.length > 0 && shouldPrepare(text)
-      ? execute({ name: statementName(text), text, values }, undefined, ...rest)
-      : execute(text, values, ...rest);
+  target.executeSql = (text, values, ...rest) => {
+    const name = typeof text === "string" && values !== undefined && values.length > 0 ? nameFor(text) : undefined;
+    return name === undefined ? execute(text, values, ...rest) : execute({ name, text, values }, undefined, ...rest);
+  };
 }
 
 /** The use of a pg-boss statement text from which it runs prepared. */
 const PREPARE_FROM_USE = 3;
 const MAX_PREPARED = 100;
 
-const statementNames = new Map<string, string>();
-
 /** A short name that differs for every statement text. */
-function statementName(text: string): string {
-  let name = statementNames.get(text);
-  if (name === undefined) {
-    name = `pgboss-${createHash("sha256").update(text).digest("base64url").slice(0, 22)}`;
-    if (statementNames.size < 1_000) statementNames.set(text, name);
-  }
-  return name;
-}
+const statementName = (text: string): string => `pgboss-${createHash("sha256").update(text).digest("base64url").slice(0, 22)}`;
 
 export interface WorkOptions {
   readonly batchSize?: number;
