@@ -82,7 +82,7 @@ describe("analytics stream", () => {
     listener.on("notification", () => arrivals.push(performance.now()));
     await listener.query("LISTEN funnel_analytics");
     try {
-      const appender = new AnalyticsAppender({ pool: app.pool, metrics: createMetricsRegistry(), notifyIntervalMs: 50 });
+      const appender = new AnalyticsAppender({ pool: app.pool, metrics: createMetricsRegistry() });
       // One commit after another: 100 commits.
       for (const id of next(100)) await appender.append("test_events", { seq: id, label: "waker", at });
       const lastCommit = performance.now();

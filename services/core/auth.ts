@@ -8,7 +8,7 @@ export function bearerToken(header: string | null | undefined): string | undefin
 }
 
 /** Compares secrets in constant time. */
-export function sameSecret(given: string, expected: string): boolean {
+function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);

@@ -15,9 +15,10 @@ export interface AppenderOptions {
   readonly maxRows?: number;
   /** Commits in flight at once (each holds one connection); rows gather while all are busy. */
   readonly maxInFlight?: number;
-  /** Shortest time between two NOTIFYs that wake the streamers. */
-  readonly notifyIntervalMs?: number;
 }
+
+/** Shortest time between two NOTIFYs that wake the streamers. */
+const NOTIFY_INTERVAL_MS = 50;
 
 interface AppendedRow {
   readonly stream: string;
@@ -38,7 +39,7 @@ function assertStream(stream: string): void {
  * per line (see {@link chunk}). Once the statement has committed, call
  * {@link AnalyticsAppender.committed} so the streamers hear of it.
  */
-export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, rows, content) ${select} RETURNING 1`;
+export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, rows, content) ${select}`;
 
 /** Rows as one outbox chunk: JSONEachRow lines. */
 const chunk = (rows: readonly AnalyticsRow[]): string => rows.map((row) => JSON.stringify(row)).join("\n");
@@ -49,7 +50,7 @@ const INSERT = appendFrom("SELECT * FROM unnest($1::text[], $2::int[], $3::text[
 
 /**
  * Tells the streamers that rows were committed: a NOTIFY sent after the
- * commit, on its own, at most one per `intervalMs` (later commits in the
+ * commit, on its own, at most one per {@link NOTIFY_INTERVAL_MS} (later commits in the
  * window share the next one). A NOTIFY inside every appending transaction
  * made Postgres wake every listening backend at each commit and serialize
  * the commits on its notification queue: about a quarter of Postgres's CPU
@@ -60,16 +61,14 @@ const INSERT = appendFrom("SELECT * FROM unnest($1::text[], $2::int[], $3::text[
  */
 class StreamWaker {
   readonly #pool: pg.Pool;
-  readonly #intervalMs: number;
   #lastSent = -Infinity;
   #timer: NodeJS.Timeout | undefined;
   #sending = false;
   #stopped = false;
   #again = false;
 
-  constructor(pool: pg.Pool, intervalMs: number) {
+  constructor(pool: pg.Pool) {
     this.#pool = pool;
-    this.#intervalMs = intervalMs;
   }
 
   committed(): void {
@@ -78,7 +77,7 @@ class StreamWaker {
       this.#again = true;
       return;
     }
-    const wait = this.#lastSent + this.#intervalMs - performance.now();
+    const wait = this.#lastSent + NOTIFY_INTERVAL_MS - performance.now();
     if (wait <= 0) {
       this.#send();
       return;
@@ -138,7 +137,7 @@ export class AnalyticsAppender {
     });
     this.#appended = counter(options.metrics, "funnel_analytics_appended_total", "Analytics rows made durable in Postgres.", ["stream"]);
     this.#commitRows = histogram(options.metrics, "funnel_analytics_commit_rows", "Rows per group commit.", [], [1, 4, 16, 64, 256, 1024, 4096]);
-    this.#waker = new StreamWaker(options.pool, options.notifyIntervalMs ?? 50);
+    this.#waker = new StreamWaker(options.pool);
     this.#commitSeconds = histogram(options.metrics, "funnel_analytics_commit_seconds", "Duration of one group commit.");
   }
 
@@ -195,14 +194,9 @@ export class AnalyticsAppender {
     return group.map(() => undefined);
   }
 
-  /** Commits whatever is waiting and waits for every commit in flight. */
-  async flush(): Promise<void> {
-    await this.#group.flush();
-  }
-
-  /** Flushes, then sends no more NOTIFYs (the process is stopping). */
+  /** Commits whatever is waiting, waits for every commit in flight, then sends no more NOTIFYs (the process is stopping). */
   async close(): Promise<void> {
-    await this.flush();
+    await this.#group.flush();
     this.#waker.stop();
   }
 }
