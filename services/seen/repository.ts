@@ -146,7 +146,7 @@ const retentionOf = (tagSql: string, defaultParam: string): string =>
   `COALESCE((SELECT t.retention_seconds FROM seen_tags t WHERE t.tag = ${tagSql}), ${defaultParam}::bigint)`;
 
 /**
- * The api request body (and topic message) of mark `c`, one format per
+ * The api request body of mark `c`, one format per
  * identity kind: `kind`, `tag`, `id`, `seen_at` (ISO 8601, UTC, ms) and the
  * kind's ids (see `deliveredIdentity`). `delivery_id` is added when sent.
  */
@@ -457,17 +457,16 @@ export function createSeenRepository(pool: pg.Pool) {
             WHERE d.id = i.delivery_id AND d.id = ANY($2::uuid[]) AND (d.status = 'pending') IS TRUE AND d.attempts = i.attempt - 1
            RETURNING i.*
          ),
+         -- Only this statement moves a delivery's attempts on, under its row
+         -- lock, so an attempt it moved has no row here yet.
          logged AS (
            INSERT INTO seen_delivery_attempts (delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at)
            SELECT delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at FROM moved ORDER BY n
-           ON CONFLICT (delivery_id, attempt) DO NOTHING
-           RETURNING delivery_id, attempt
          ),
          appended AS (
-           ${appendFrom(`SELECT $3::text, count(*)::int, string_agg(m.line, E'\n' ORDER BY m.n)
-                            FROM moved m JOIN logged l USING (delivery_id, attempt) HAVING count(*) > 0`)}
+           ${appendFrom(`SELECT $3::text, count(*)::int, string_agg(line, E'\n' ORDER BY n) FROM moved HAVING count(*) > 0`)}
          )
-         SELECT m.n FROM moved m JOIN logged l USING (delivery_id, attempt)`,
+         SELECT n FROM moved`,
         values: [
           JSON.stringify(
             attempts.map((attempt, n) => ({
