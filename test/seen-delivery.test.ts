@@ -203,6 +203,23 @@ describe("seen api deliveries", () => {
     expect((await deliveriesOf(app, "twin-tag", "promo-twin"))[0]).toMatchObject({ status: "delivered", attempts: 1 });
     expect((await attempts(delivery!.id)).map((row) => [row.attempt, row.outcome])).toEqual([[1, "delivered"]]);
     expect(consumer.received).toHaveLength(1);
+    // The refused retry queued no job for attempt 2, and only the recorded result reached the analytics stream.
+    const jobs = await app.pool.query<{ attempt: number }>(
+      `SELECT (data->'payload'->>'attempt')::int AS attempt FROM ${app.config.jobsSchema}.job WHERE data->'payload'->>'deliveryId' = $1`,
+      [delivery!.id],
+    );
+    expect(jobs.rows).toEqual([{ attempt: 1 }]);
+    await app.streamer?.drain();
+    const streamed = await eventually(async () => {
+      const result = await app.clickhouse.client.query({
+        query: `SELECT attempt, outcome FROM ${app.clickhouse.database}.seen_delivery_attempts WHERE delivery_id = {id:UUID}`,
+        query_params: { id: delivery!.id },
+        format: "JSONEachRow",
+      });
+      const found = await result.json();
+      return found.length > 0 ? found : undefined;
+    }, 10_000, "the attempt in ClickHouse");
+    expect(streamed).toEqual([{ attempt: 1, outcome: "delivered" }]);
   });
 
   it("lets ops redrive a dead delivery: a new round of attempts", async () => {
