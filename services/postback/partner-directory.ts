@@ -8,17 +8,15 @@ import type { PostbackRepository } from "./repository.js";
  */
 export function createPartnerDirectory(repository: PostbackRepository, maxAgeMs = 1_000) {
   let loaded: { at: number; byId: Map<string, CompiledPartner> } | undefined;
+  // The read in progress; a write forgets it, so a read that started before the write is not kept.
   let loading: Promise<Map<string, CompiledPartner>> | undefined;
-  // Bumped by every write: a read that started before it must not be kept.
-  let generation = 0;
   const load = (): Promise<Map<string, CompiledPartner>> => {
     if (loading !== undefined) return loading;
-    const started = generation;
     const reading: Promise<Map<string, CompiledPartner>> = repository
       .listPartners()
       .then((partners) => {
         const byId = new Map(partners.map((partner) => [partner.id, compilePartner(partner)]));
-        if (started === generation) loaded = { at: Date.now(), byId };
+        if (loading === reading) loaded = { at: Date.now(), byId };
         return byId;
       })
       .finally(() => {
@@ -35,7 +33,6 @@ export function createPartnerDirectory(repository: PostbackRepository, maxAgeMs 
     },
     /** Forgets what was read, so the next `get` reads again. */
     invalidate(): void {
-      generation += 1;
       loaded = undefined;
       loading = undefined;
     },
