@@ -151,8 +151,14 @@ describe("postback funnel end to end", () => {
 
   it("requires a token for events and the admin token for partners", async () => {
     const anonymous = postbackClients(app.url, "");
-    const events = await anonymous.events.recordInstall({ stag: "666321_t" }).catch((e: unknown) => ConnectError.from(e));
-    expect(events).toMatchObject({ code: Code.Unauthenticated });
+    const events = await Promise.all(
+      [
+        anonymous.events.recordDownload({ stag: "666321_t" }),
+        anonymous.events.recordInstall({ stag: "666321_t" }),
+        anonymous.events.recordAuthorization({ stag: "666321_t", userId: "u-1" }),
+      ].map((call) => call.catch((e: unknown) => ConnectError.from(e))),
+    );
+    for (const refused of events) expect(refused).toMatchObject({ code: Code.Unauthenticated });
     const partners = await anonymous.partners.listPartners({}).catch((e: unknown) => ConnectError.from(e));
     expect(partners).toMatchObject({ code: Code.Unauthenticated });
     // Event calls go through the same interceptors as every RPC: counted by method and code.
