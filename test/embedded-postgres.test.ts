@@ -41,6 +41,8 @@ describe("embedded Postgres", () => {
       await client.connect();
       expect((await client.query<{ db: string }>("SELECT current_database() AS db")).rows[0]!.db).toBe("postgres");
       await client.end();
+      // Still over the socket.
+      expect(await serverAddress(databaseUrl(localUrl, "postgres"))).toBeNull();
     }
   });
 });

@@ -55,11 +55,18 @@ describe("planner statistics", () => {
       return at !== null && at > first! ? at : undefined;
     }, 15_000, "stats_probe analyzed");
 
-    // 100 more rows: under both thresholds.
-    await app.pool.query("INSERT INTO stats_probe SELECT generate_series(1, 100)");
-    await changesReported(schema, "stats_probe", 100);
+    // Each threshold alone is not enough: 600 more rows of 2,000 are enough rows but under
+    // half; 300 rows in a new table are all of it but too few.
+    await app.pool.query("INSERT INTO stats_probe SELECT generate_series(1, 600)");
+    await app.pool.query("CREATE TABLE stats_probe_small (n int)");
+    await app.pool.query("ANALYZE stats_probe_small");
+    const small = await lastAnalyze(schema, "stats_probe_small");
+    await app.pool.query("INSERT INTO stats_probe_small SELECT generate_series(1, 300)");
+    await changesReported(schema, "stats_probe", 600);
+    await changesReported(schema, "stats_probe_small", 300);
     await pause(2_500);
     expect(await lastAnalyze(schema, "stats_probe")).toEqual(analyzed);
+    expect(await lastAnalyze(schema, "stats_probe_small")).toEqual(small);
 
     // While another session holds the lock, nobody analyzes.
     const holder = await app.pool.connect();
