@@ -152,7 +152,9 @@ export async function run(): Promise<void> {
     console.log(`ingest benchmark: ${SECONDS} s per phase; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}; the server (embedded stores) in its own process, the load in the bench process`);
     for (const { text } of phases) if (text !== "") console.log(text);
     console.log(`ClickHouse lag (timestamp → inserted_at)  p50 ${ms(stats.lag50)}   p99 ${ms(stats.lag99)}`);
-    console.log(`accepted ${accepted.toLocaleString("en")}   rows in ClickHouse ${stats.rows.toLocaleString("en")}   distinct ${stats.distinct.toLocaleString("en")}   ${stats.rows === accepted && stats.distinct === accepted ? "(none lost, none duplicated)" : "(MISMATCH)"}`);
+    const exact = stats.rows === accepted && stats.distinct === accepted;
+    console.log(`accepted ${accepted.toLocaleString("en")}   rows in ClickHouse ${stats.rows.toLocaleString("en")}   distinct ${stats.distinct.toLocaleString("en")}   ${exact ? "(none lost, none duplicated)" : "(MISMATCH)"}`);
+    if (!exact) process.exitCode = 1;
   } finally {
     await agent.destroy();
     await server.remove();

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import autocannon from "autocannon";
 import { SeenAdminService } from "../gen/funnel/seen/v1/admin_pb.js";
-import { describeCpu, percentile, readCpu, scrapeMetrics, startBenchServer } from "./support.js";
+import { describeCpu, percentile, readCpu, type Scrape, scrapeMetrics, startBenchServer } from "./support.js";
 
 /** The local consumer: counts deliveries per Idempotency-Key and the mark → 2xx latency. */
 class Consumer {
@@ -84,11 +84,11 @@ async function markLoad(base: string, prefix: string, options: { connections: nu
   };
 }
 
-/** Mean marks per group commit and its mean duration, from the server's /metrics (warm-up included). */
-async function groupStats(base: string): Promise<{ marks: number; ms: number }> {
-  const value = await scrapeMetrics(base);
-  const groups = value("funnel_seen_mark_group_marks_count");
-  return { marks: value("funnel_seen_mark_group_marks_sum") / groups, ms: (value("funnel_seen_mark_group_seconds_sum") / groups) * 1000 };
+/** Mean marks per group commit and its mean duration between two scrapes of the server's /metrics. */
+function groupStats(before: Scrape, after: Scrape): { marks: number; ms: number } {
+  const delta = (name: string) => after(name) - before(name);
+  const groups = delta("funnel_seen_mark_group_marks_count");
+  return { marks: delta("funnel_seen_mark_group_marks_sum") / groups, ms: (delta("funnel_seen_mark_group_seconds_sum") / groups) * 1000 };
 }
 
 /**
@@ -129,12 +129,13 @@ export async function run(argv: readonly string[]): Promise<void> {
     // and then measured about 1,400 marks/s in a run sized short from it.
     const warm = await markLoad(base, "warm", { connections: 64, amount: 5_000 });
     await deliveredAll(warm.ok);
+    const metricsBefore = await scrapeMetrics(base);
     const peakStarted = Date.now();
     const cpuBefore = await readCpu(server.pid);
     const peak = await markLoad(base, "peak", { connections: 64, amount: Math.max(1_000, Math.round(warm.rate * seconds)) });
     const peakCpu = describeCpu(cpuBefore, await readCpu(server.pid), (Date.now() - peakStarted) / 1000);
     const drainSeconds = await deliveredAll(warm.ok + peak.ok);
-    const groups = await groupStats(base);
+    const groups = groupStats(metricsBefore, await scrapeMetrics(base));
     const deliveryRate = peak.ok / ((Date.now() - peakStarted) / 1000);
 
     consumer.phase = "paced";
