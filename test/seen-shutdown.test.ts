@@ -1,13 +1,19 @@
 import pg from "pg";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, describe, expect, it } from "vitest";
-import { adminClients, Consumer, JWT_SECRET, seenClients, token } from "./support/seen.js";
-import { eventually, startTestApp, testStores } from "./support/stores.js";
+import type { App } from "../services/app.js";
+import { deliverQueue } from "../services/seen/queue.js";
+import { adminClients, Consumer, deliveriesOf, JWT_SECRET, seenClients, token } from "./support/seen.js";
+import { deliveriesSettled, eventually, startTestApp, testStores } from "./support/stores.js";
 
 describe("seen worker shutdown", () => {
   const consumer = new Consumer();
+  const late = new Consumer();
+  let app: App | undefined;
   afterAll(async () => {
+    await app?.stop();
     await consumer.stop();
+    await late.stop();
   });
 
   it("lets a delivery in flight finish and records it before the process stops", async () => {
@@ -37,5 +43,81 @@ describe("seen worker shutdown", () => {
       await client.end();
     }
     expect(consumer.received).toHaveLength(1);
+  });
+
+  it("ends a delivery still in flight after the grace as a retry, and delivers it after a restart", async () => {
+    const env = { AUTH_JWT_SECRET: JWT_SECRET, JOBS_POLL_SECONDS: "1", SEEN_ALLOW_PRIVATE: "true", SHUTDOWN_TIMEOUT_MS: "1000" };
+    const first = await startTestApp({ env });
+    app = first;
+    await late.start();
+    late.answer = (_request, index) => (index === 0 ? { status: 200, body: "too late", delayMs: 5_000 } : { status: 200, body: "ok" });
+    await adminClients(first).admin.createIntegration({
+      integration: {
+        name: "late-owner",
+        tags: ["late"],
+        enabled: true,
+        delivery: { case: "api", value: { url: late.url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50), maxAttempts: 0 } },
+      },
+    });
+    await seenClients(first, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag: "late", id: "promo-1" });
+    await eventually(async () => (late.received.length === 1 ? true : undefined), 10_000, "the delivery to be in flight");
+    const stopping = Date.now();
+    await first.stop();
+    app = undefined;
+    expect(Date.now() - stopping).toBeLessThan(4_000);
+
+    const client = new pg.Client({ connectionString: (await testStores()).databaseUrl });
+    await client.connect();
+    try {
+      const { rows: deliveries } = await client.query<{ id: string; status: string; attempts: number; last_error: string }>(
+        "SELECT id::text, status, attempts, last_error FROM seen_deliveries WHERE tag = 'late'",
+      );
+      expect(deliveries).toEqual([{ id: expect.any(String) as unknown, status: "pending", attempts: 1, last_error: "aborted: the worker is stopping" }]);
+      const { rows: attempts } = await client.query("SELECT attempt, http_status, outcome, error FROM seen_delivery_attempts WHERE delivery_id = $1", [deliveries[0]?.id]);
+      expect(attempts).toEqual([{ attempt: 1, http_status: null, outcome: "retry", error: "aborted: the worker is stopping" }]);
+      const { rows: jobs } = await client.query(
+        `SELECT state, data->'payload'->'attempt' AS attempt FROM ${first.config.jobsSchema}.job WHERE name = $1 AND data->'payload'->>'deliveryId' = $2 ORDER BY created_on`,
+        [deliverQueue.name, deliveries[0]?.id],
+      );
+      expect(jobs).toEqual([
+        { state: "completed", attempt: 1 },
+        { state: "created", attempt: 2 },
+      ]);
+    } finally {
+      await client.end();
+    }
+
+    const second = await startTestApp({ env });
+    app = second;
+    const delivery = await eventually(async () => {
+      const [found] = await deliveriesOf(second, "late", "promo-1");
+      return found?.status === "delivered" ? found : undefined;
+    }, 10_000, "the delivery after the restart");
+    expect(delivery).toMatchObject({ status: "delivered", attempts: 2, last_error: "" });
+    await deliveriesSettled(second, deliverQueue, [delivery.id]);
+    expect(late.received.map((request) => [request.headers["idempotency-key"], request.headers["x-funnel-attempt"]])).toEqual([
+      [delivery.id, "1"],
+      [delivery.id, "2"],
+    ]);
+    expect(late.received[1]?.body).toEqual(late.received[0]?.body);
+    const { rows: attempts } = await second.pool.query("SELECT attempt, http_status, outcome, error FROM seen_delivery_attempts WHERE delivery_id = $1 ORDER BY attempt", [delivery.id]);
+    expect(attempts).toEqual([
+      { attempt: 1, http_status: null, outcome: "retry", error: "aborted: the worker is stopping" },
+      { attempt: 2, http_status: 200, outcome: "delivered", error: "" },
+    ]);
+    await second.streamer?.drain();
+    const streamed = await eventually(async () => {
+      const result = await second.clickhouse.client.query({
+        query: `SELECT attempt, http_status, outcome, error FROM ${second.clickhouse.database}.seen_delivery_attempts WHERE delivery_id = {id:UUID} ORDER BY attempt`,
+        query_params: { id: delivery.id },
+        format: "JSONEachRow",
+      });
+      const found = await result.json<Record<string, unknown>>();
+      return found.length >= 2 ? found : undefined;
+    }, 10_000, "both attempts in ClickHouse");
+    expect(streamed).toEqual([
+      { attempt: 1, http_status: 0, outcome: "retry", error: "aborted: the worker is stopping" },
+      { attempt: 2, http_status: 200, outcome: "delivered", error: "" },
+    ]);
   });
 });
