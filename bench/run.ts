@@ -5,6 +5,7 @@ const benches: Record<string, (args: readonly string[]) => Promise<void>> = {
   postback: async () => (await import("./postback.js")).run(),
   seen: async (args) => (await import("./seen.js")).run(args),
   ingest: async () => (await import("./ingest.js")).run(),
+  jobs: async (args) => (await import("./jobs.js")).run(args),
 };
 
 const name = process.argv[2] ?? "";
