@@ -4,6 +4,7 @@ import type { App } from "../services/app.js";
 import { AnalyticsAppender } from "../services/core/analytics/appender.js";
 import { AnalyticsStreamer, analyticsBacklog } from "../services/core/analytics/streamer.js";
 import { createMetricsRegistry } from "../services/core/metrics.js";
+import { withTransaction } from "../services/core/postgres.js";
 import { createTestEventsTable, seqs } from "./support/analytics-table.js";
 import { eventually, startTestApp } from "./support/stores.js";
 
@@ -147,6 +148,44 @@ describe("analytics stream", () => {
     expect(fromA).toBeGreaterThan(0);
     expect(fromB).toBeGreaterThan(0);
     expect((await seqs(app.clickhouse)).filter((s) => s >= ids[0]!)).toEqual(ids);
+    await app.streamer?.start();
+  });
+
+  it("inserts whole chunks per batch, adding the next while the rows before it are fewer than batchRows", async () => {
+    await app.streamer?.stop();
+    expect(await outboxCount()).toBe(0);
+    // Chunk sizes grouped by the batch each must land in, for batchRows 5.
+    const batches = [[12], [2, 2, 1], [3, 4], [1, 1, 1, 1, 1], [1, 1]];
+    const chunks = batches.flat().map((size) => next(size));
+    for (const ids of chunks) {
+      await withTransaction(app.pool, (tx) => app.analytics.appendInTransaction(tx, "test_events", ids.map((id) => ({ seq: id, label: "chunk", at }))));
+    }
+    const first = chunks[0]![0]!;
+    const inserts: { rows: number; seqs: number[] }[] = [];
+    let seen = 0;
+    const streamer = new AnalyticsStreamer({
+      pool: app.pool,
+      url: app.postgres.url,
+      clickhouse: app.clickhouse,
+      log: app.log,
+      metrics: createMetricsRegistry(),
+      batchRows: 5,
+      afterInsert: async (batchId) => {
+        const { rows } = await app.pool.query<{ rows: number }>("SELECT rows FROM analytics_batches WHERE id = $1", [batchId]);
+        const present = (await seqs(app.clickhouse)).filter((s) => s >= first);
+        inserts.push({ rows: rows[0]!.rows, seqs: present.slice(seen) });
+        seen = present.length;
+      },
+    });
+    expect(await streamer.drain()).toBe(chunks.flat().length);
+    let taken = 0;
+    expect(inserts).toEqual(
+      batches.map((sizes) => {
+        const ids = chunks.slice(taken, (taken += sizes.length)).flat();
+        return { rows: ids.length, seqs: ids };
+      }),
+    );
+    expect((await seqs(app.clickhouse)).filter((s) => s >= first)).toEqual(chunks.flat());
     await app.streamer?.start();
   });
 
