@@ -16,21 +16,31 @@ describe("seen worker shutdown", () => {
     await late.stop();
   });
 
-  it("lets a delivery in flight finish and records it before the process stops", async () => {
-    const app = await startTestApp({ env: { AUTH_JWT_SECRET: JWT_SECRET, JOBS_POLL_SECONDS: "1", SEEN_ALLOW_PRIVATE: "true", SHUTDOWN_TIMEOUT_MS: "10000" } });
-    await consumer.start();
-    consumer.answer = () => ({ status: 200, body: "ok", delayMs: 1_000 });
-    await adminClients(app).admin.createIntegration({
+  const envWith = (shutdownTimeoutMs: number) => ({ AUTH_JWT_SECRET: JWT_SECRET, JOBS_POLL_SECONDS: "1", SEEN_ALLOW_PRIVATE: "true", SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs) });
+
+  /** Starts an app whose api integration owning `tag` calls `target`, marks (tag, promo-1), and resolves once that delivery is in flight. */
+  async function deliveryInFlight(shutdownTimeoutMs: number, tag: string, target: Consumer): Promise<App> {
+    const started = await startTestApp({ env: envWith(shutdownTimeoutMs) });
+    app = started;
+    await target.start();
+    await adminClients(started).admin.createIntegration({
       integration: {
-        name: "slow-owner",
-        tags: ["slow"],
+        name: `${tag}-owner`,
+        tags: [tag],
         enabled: true,
-        delivery: { case: "api", value: { url: consumer.url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50), maxAttempts: 0 } },
+        delivery: { case: "api", value: { url: target.url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50), maxAttempts: 0 } },
       },
     });
-    await seenClients(app, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag: "slow", id: "promo-1" });
-    await eventually(async () => (consumer.received.length === 1 ? true : undefined), 10_000, "the delivery to be in flight");
-    await app.stop();
+    await seenClients(started, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag, id: "promo-1" });
+    await eventually(async () => (target.received.length === 1 ? true : undefined), 10_000, "the delivery to be in flight");
+    return started;
+  }
+
+  it("lets a delivery in flight finish and records it before the process stops", async () => {
+    consumer.answer = () => ({ status: 200, body: "ok", delayMs: 1_000 });
+    const first = await deliveryInFlight(10_000, "slow", consumer);
+    await first.stop();
+    app = undefined;
 
     const client = new pg.Client({ connectionString: (await testStores()).databaseUrl });
     await client.connect();
@@ -46,21 +56,8 @@ describe("seen worker shutdown", () => {
   });
 
   it("ends a delivery still in flight after the grace as a retry, and delivers it after a restart", async () => {
-    const env = { AUTH_JWT_SECRET: JWT_SECRET, JOBS_POLL_SECONDS: "1", SEEN_ALLOW_PRIVATE: "true", SHUTDOWN_TIMEOUT_MS: "1000" };
-    const first = await startTestApp({ env });
-    app = first;
-    await late.start();
     late.answer = (_request, index) => (index === 0 ? { status: 200, body: "too late", delayMs: 5_000 } : { status: 200, body: "ok" });
-    await adminClients(first).admin.createIntegration({
-      integration: {
-        name: "late-owner",
-        tags: ["late"],
-        enabled: true,
-        delivery: { case: "api", value: { url: late.url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50), maxAttempts: 0 } },
-      },
-    });
-    await seenClients(first, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag: "late", id: "promo-1" });
-    await eventually(async () => (late.received.length === 1 ? true : undefined), 10_000, "the delivery to be in flight");
+    const first = await deliveryInFlight(1_000, "late", late);
     const stopping = Date.now();
     await first.stop();
     app = undefined;
@@ -87,7 +84,7 @@ describe("seen worker shutdown", () => {
       await client.end();
     }
 
-    const second = await startTestApp({ env });
+    const second = await startTestApp({ env: envWith(1_000) });
     app = second;
     const delivery = await eventually(async () => {
       const [found] = await deliveriesOf(second, "late", "promo-1");
