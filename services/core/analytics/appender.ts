@@ -63,20 +63,19 @@ class StreamWaker {
   readonly #pool: pg.Pool;
   #lastSent = -Infinity;
   #timer: NodeJS.Timeout | undefined;
-  #sending = false;
   #stopped = false;
-  #again = false;
 
   constructor(pool: pg.Pool) {
     this.#pool = pool;
   }
 
+  /**
+   * A NOTIFY sent before this commit (even one still on its way) may have
+   * been heard before the commit was visible, so a commit always gets one
+   * sent after it: now, or when the interval since the last one has passed.
+   */
   committed(): void {
     if (this.#stopped || this.#timer !== undefined) return;
-    if (this.#sending) {
-      this.#again = true;
-      return;
-    }
     const wait = this.#lastSent + NOTIFY_INTERVAL_MS - performance.now();
     if (wait <= 0) {
       this.#send();
@@ -90,18 +89,9 @@ class StreamWaker {
   }
 
   #send(): void {
-    this.#sending = true;
     this.#lastSent = performance.now();
-    this.#pool
-      .query(NOTIFY)
-      .catch(() => undefined) // a hint only: the streamers poll
-      .finally(() => {
-        this.#sending = false;
-        if (this.#again) {
-          this.#again = false;
-          this.committed();
-        }
-      });
+    // A hint only: the streamers poll.
+    this.#pool.query(NOTIFY).catch(() => undefined);
   }
 
   stop(): void {
@@ -137,8 +127,8 @@ export class AnalyticsAppender {
     });
     this.#appended = counter(options.metrics, "funnel_analytics_appended_total", "Analytics rows made durable in Postgres.", ["stream"]);
     this.#commitRows = histogram(options.metrics, "funnel_analytics_commit_rows", "Rows per group commit.", [], [1, 4, 16, 64, 256, 1024, 4096]);
-    this.#waker = new StreamWaker(options.pool);
     this.#commitSeconds = histogram(options.metrics, "funnel_analytics_commit_seconds", "Duration of one group commit.");
+    this.#waker = new StreamWaker(options.pool);
   }
 
   /** Appends one row to `stream` (the ClickHouse table); resolves once it is durable. */
