@@ -5,7 +5,8 @@ import { parseArgs } from "node:util";
 import { startApp } from "../services/app.js";
 import { parseConfig } from "../services/core/config.js";
 import { defineQueue } from "../services/core/jobs/queue.js";
-import { printTable, readCpu, type CpuReading } from "./support.js";
+import { withTransaction } from "../services/core/postgres.js";
+import { cpuUsed, printTable, readCpu } from "./support.js";
 
 /** Jobs stored per transaction, about a Seen mark group under load. */
 const GROUP = 8;
@@ -13,18 +14,6 @@ const GROUP = 8;
 const PRODUCERS = 8;
 
 const benchQueue = defineQueue<{ n: number }>("bench.noop", { localConcurrency: 4, batchSize: 8 });
-
-/** Busy core-seconds of this process and of Postgres between two readings. */
-function coreSeconds(before: CpuReading, after: CpuReading): { node: number; postgres: number } {
-  let node = 0;
-  let postgres = 0;
-  for (const [pid, { group, seconds }] of after) {
-    const used = seconds - (before.get(pid)?.seconds ?? 0);
-    if (group === "load") node += used;
-    else if (group === "postgres") postgres += used;
-  }
-  return { node, postgres };
-}
 
 /**
  * `npm run bench -- jobs [--seconds 10]`: the jobs core alone, the way Seen
@@ -58,18 +47,8 @@ export async function run(argv: readonly string[]): Promise<void> {
       await Promise.all(
         Array.from({ length: PRODUCERS }, async () => {
           while (!done(stored)) {
-            const client = await app.pool.connect();
-            try {
-              await client.query("BEGIN");
-              await app.jobs.sendMany(benchQueue, Array.from({ length: GROUP }, (_, i) => ({ payload: { n: stored + i } })), { tx: client });
-              await client.query("COMMIT");
-              stored += GROUP;
-            } catch (error) {
-              await client.query("ROLLBACK");
-              throw error;
-            } finally {
-              client.release();
-            }
+            await withTransaction(app.pool, (tx) => app.jobs.sendMany(benchQueue, Array.from({ length: GROUP }, (_, i) => ({ payload: { n: stored + i } })), { tx }));
+            stored += GROUP;
           }
         }),
       );
@@ -88,7 +67,8 @@ export async function run(argv: readonly string[]): Promise<void> {
     const warm = await produce((stored) => stored >= 4_000);
     await drained(warm);
 
-    const cpuBefore = await readCpu(-1);
+    // This process runs the jobs core: it is the server here.
+    const cpuBefore = await readCpu(process.pid);
     const started = performance.now();
     const completedBefore = completed;
     const until = started + seconds * 1000;
@@ -97,7 +77,7 @@ export async function run(argv: readonly string[]): Promise<void> {
     const completedDuringLoad = completed - completedBefore;
     const drainSeconds = await drained(warm + stored);
     const totalSeconds = (performance.now() - started) / 1000;
-    const used = coreSeconds(cpuBefore, await readCpu(-1));
+    const used = cpuUsed(cpuBefore, await readCpu(process.pid));
 
     console.log(
       `jobs: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; the jobs core alone in the bench process on embedded Postgres; ` +
@@ -109,8 +89,8 @@ export async function run(argv: readonly string[]): Promise<void> {
       ["completed/s while storing", (completedDuringLoad / loadSeconds).toFixed(0)],
       ["backlog drained after storing stopped (s)", drainSeconds.toFixed(1)],
       ["jobs/s, first store to last completion", (stored / totalSeconds).toFixed(0)],
-      ["cores busy (this process / Postgres)", `${(used.node / totalSeconds).toFixed(2)} / ${(used.postgres / totalSeconds).toFixed(2)}`],
-      ["CPU per job (µs, this process / Postgres)", `${((used.node / stored) * 1e6).toFixed(0)} / ${((used.postgres / stored) * 1e6).toFixed(0)}`],
+      ["cores busy (this process / Postgres)", `${(used.server / totalSeconds).toFixed(2)} / ${(used.postgres / totalSeconds).toFixed(2)}`],
+      ["CPU per job (µs, this process / Postgres)", `${((used.server / stored) * 1e6).toFixed(0)} / ${((used.postgres / stored) * 1e6).toFixed(0)}`],
     ]);
     if (completed !== warm + stored) process.exitCode = 1;
   } finally {

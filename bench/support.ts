@@ -153,10 +153,16 @@ export async function readCpu(serverPid: number): Promise<CpuReading> {
   return reading;
 }
 
-/** The cores each group kept busy between two readings `seconds` apart (processes gone by the second reading are left out). */
-export function describeCpu(before: CpuReading, after: CpuReading, seconds: number): string {
+/** CPU seconds each group used between two readings (processes gone by the second reading are left out). */
+export function cpuUsed(before: CpuReading, after: CpuReading): Record<CpuGroup, number> {
   const used: Record<CpuGroup, number> = { server: 0, postgres: 0, load: 0, other: 0 };
   for (const [pid, { group, seconds: total }] of after) used[group] += total - (before.get(pid)?.seconds ?? 0);
+  return used;
+}
+
+/** The cores each group kept busy between two readings `seconds` apart. */
+export function describeCpu(before: CpuReading, after: CpuReading, seconds: number): string {
+  const used = cpuUsed(before, after);
   const cores = (group: CpuGroup) => (used[group] / seconds).toFixed(2);
   return `cores busy: server ${cores("server")}, Postgres ${cores("postgres")}, load generator ${cores("load")}, other ${cores("other")}`;
 }
