@@ -217,11 +217,12 @@ export async function startFlushProbe(dir: string): Promise<{ stop(): Promise<Fl
  * Of the calls slower than `slowCallMs` (each `[start, latency]`), how many
  * were in flight while a probe flush took longer than `slowFlushMs`: an
  * overlap, which shows where to look, not a proof of cause. Also the share of
- * the probe's time in which a flush still had more than `slowCallMs` to go: a
- * commit made then waits longer than that for this flush alone (and then for
- * its own), so when the share passes 1 %, more than 1 % of calls arriving
- * evenly wait over `slowCallMs` whatever the server does. A lower bound: the
- * probe does not see stalls between its flushes.
+ * the probe's time in which a flush still had more than `slowCallMs` to go.
+ * If the disk holds Postgres's flushes whenever it holds the probe's (the
+ * overlaps are the evidence; it is not measured directly), a commit made then
+ * waits longer than that, so a share over 1 % would put more than 1 % of
+ * calls arriving evenly over `slowCallMs` whatever the server does. The probe
+ * does not see stalls between its flushes.
  */
 export function describeFlushes(flushes: readonly Flush[], calls: readonly (readonly [number, number])[], slowCallMs = 10, slowFlushMs = 5): string {
   const durations = flushes.map((flush) => flush.ms).sort((a, b) => a - b);
