@@ -68,7 +68,7 @@ describe.skipIf(nginx === undefined)("behind nginx (deploy/nginx)", () => {
   it("serves Connect over HTTP/1.1, gRPC over HTTP/2 and gRPC-Web, errors included", async () => {
     const connect = createClient(TrackerService, createConnectTransport({ baseUrl: proxy.httpUrl, httpVersion: "1.1", interceptors: [withToken] }));
     const grpc = createClient(TrackerService, createGrpcTransport({ baseUrl: proxy.grpcUrl, interceptors: [withToken] }));
-    const grpcWeb = createClient(TrackerService, createGrpcWebTransport({ baseUrl: proxy.httpUrl, httpVersion: "1.1" }));
+    const grpcWeb = createClient(TrackerService, createGrpcWebTransport({ baseUrl: proxy.httpUrl, httpVersion: "1.1", interceptors: [withToken] }));
 
     const created = await grpc.createTracker({ value: "via grpc" });
     const id = created.tracker?.uuid ?? "";

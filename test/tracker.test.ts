@@ -1,5 +1,5 @@
 import http from "node:http";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
@@ -341,12 +341,18 @@ describe("tracker", () => {
   });
 
   describe("TrackerService", () => {
-    it("requires the admin token for writes and listing, not for reads", async () => {
+    it("requires the admin token for every method but GetStats", async () => {
       await expect(anonymous.createTracker({ value: "x" })).rejects.toThrow(/unauthenticated/);
       await expect(anonymous.listTrackers({})).rejects.toThrow(/unauthenticated/);
-      const id = await newTracker("public");
+      const id = await newTracker("campaign value");
       await expect(anonymous.updateTracker({ uuid: id, value: "y" })).rejects.toThrow(/unauthenticated/);
-      expect((await anonymous.getTracker({ uuid: id })).tracker?.value).toBe("public");
+      // The pixel's UUID is public (it is in every page that embeds it); the value is not.
+      const read = await anonymous.getTracker({ uuid: id }).catch((error: unknown) => ConnectError.from(error));
+      expect(read).toBeInstanceOf(ConnectError);
+      expect((read as ConnectError).code).toBe(Code.Unauthenticated);
+      expect((read as ConnectError).rawMessage).not.toContain("campaign value");
+      expect((await trackers.getTracker({ uuid: id })).tracker?.value).toBe("campaign value");
+      expect((await anonymous.getStats({ trackerId: id, from: "2026-01-01", to: "2026-01-01" })).count).toBe(0n);
     });
 
     it("validates input, naming the field, and stores nothing", async () => {

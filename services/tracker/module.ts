@@ -35,7 +35,14 @@ export const trackerModule: ServiceModule = {
         log: ctx.log,
         metrics: ctx.metrics,
       }),
-      adminOnly: [`${TrackerService.typeName}/CreateTracker`, `${TrackerService.typeName}/UpdateTracker`, `${TrackerService.typeName}/ListTrackers`],
+      // GetStats stays public (counts only, like GET /stats); a tracker's value
+      // names a campaign, which the pixel's UUID in a page must not reveal.
+      adminOnly: [
+        `${TrackerService.typeName}/CreateTracker`,
+        `${TrackerService.typeName}/GetTracker`,
+        `${TrackerService.typeName}/UpdateTracker`,
+        `${TrackerService.typeName}/ListTrackers`,
+      ],
       stop: () => cache.stop(),
     };
   },

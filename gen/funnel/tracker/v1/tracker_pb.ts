@@ -18,8 +18,11 @@
 //     400 with {"error": reason} for a bad or reversed range, 404 for an
 //     unknown tracker.
 //
-// CreateTracker, UpdateTracker and ListTrackers require the admin token
-// (`authorization: Bearer <FUNNEL_ADMIN_TOKEN>`); GetTracker and GetStats do not.
+// CreateTracker, GetTracker, UpdateTracker and ListTrackers require the admin
+// token (`authorization: Bearer <FUNNEL_ADMIN_TOKEN>`): a tracker's value (a
+// campaign name) is not for whoever holds the pixel's UUID, which every page
+// embedding the pixel shows. GetStats needs no token (counts only, like
+// `GET /stats`).
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -377,6 +380,7 @@ export const TrackerService: GenService<{
   },
   /**
    * GetTracker returns one tracker; `not_found` when no tracker has the UUID.
+   * Admin token required.
    *
    * @generated from rpc funnel.tracker.v1.TrackerService.GetTracker
    */
