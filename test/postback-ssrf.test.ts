@@ -57,4 +57,16 @@ describe("postback SSRF guard", () => {
     expect(dead.every((d) => d.attemptLog[0]!.httpStatus === 0)).toBe(true);
     expect(partner.requests).toHaveLength(0);
   });
+
+  it("refuses a partner on loopback written as an IPv4-mapped IPv6 literal, without sending", async () => {
+    const port = new URL(partner.url).port;
+    await api.partners.createPartner({ partner: testPartner("mapped", `http://[::ffff:127.0.0.1]:${port}/mapped`) });
+    const { deliveryId } = await api.events.recordInstall({ stag: "mapped_1" });
+    const dead = await eventually(async () => {
+      const { delivery } = await api.deliveries.getDelivery({ id: deliveryId });
+      return delivery?.status === DeliveryStatus.DEAD && delivery.attemptLog.length === 1 ? delivery : undefined;
+    }, 10_000, "the refused postback");
+    expect(dead.attemptLog[0]).toMatchObject({ httpStatus: 0, error: "refused ::ffff:7f00:1 (::ffff:7f00:1): loopback address; set POSTBACK_ALLOW_PRIVATE=true to allow" });
+    expect(partner.received("/mapped")).toHaveLength(0);
+  });
 });

@@ -19,11 +19,12 @@ describe("seen api deliveries to private addresses", () => {
     await consumer.stop();
   });
 
-  it("refuses a consumer on a loopback address, by IP literal and by name, without sending", async () => {
+  it("refuses a consumer on a loopback address, by IP literal (plain and IPv4-mapped) and by name, without sending", async () => {
     const port = new URL(consumer.url).port;
     const targets = [
       ["literal", `http://127.0.0.1:${port}/seen`, "refused 127.0.0.1 (127.0.0.1): loopback address; set SEEN_ALLOW_PRIVATE=true to allow"],
       ["named", `http://localhost:${port}/seen`, /^refused localhost \((127\.0\.0\.1|::1)\): loopback address; set SEEN_ALLOW_PRIVATE=true to allow$/],
+      ["mapped", `http://[::ffff:127.0.0.1]:${port}/seen`, "refused ::ffff:7f00:1 (::ffff:7f00:1): loopback address; set SEEN_ALLOW_PRIVATE=true to allow"],
     ] as const;
     for (const [tag, url] of targets) {
       await adminClients(app).admin.createIntegration({
