@@ -3,16 +3,34 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "./logger.js";
 import { counter, histogram, type Registry } from "./metrics.js";
 
-/** Postgres error classes that mean "the store is unreachable right now". */
+/**
+ * Postgres SQLSTATEs that mean "the store is unreachable right now": connection
+ * exceptions (08), admin or crash shutdown and "cannot connect now" (57P01-03),
+ * too many connections (53300). Data exceptions (22) are the caller's data,
+ * never an outage.
+ */
 const UNAVAILABLE_PG = /^(08|57P0[1-3]|53300)/;
+
+/** Socket errors of a connection that could not be made or broke while in use. */
+const UNAVAILABLE_SOCKET = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
+
+/**
+ * What the pg driver and pool say, without a code, when a connection is gone:
+ * terminated ("… unexpectedly", "… due to connection timeout"), a client used
+ * after its connection failed or closed ("… is not queryable"), or no
+ * connection within the pool's timeout.
+ */
+const UNAVAILABLE_MESSAGE = /Connection terminated|is not queryable|timeout exceeded when trying to connect/;
 
 /** Whether `error` means the store is unreachable right now (the caller should retry), not a bug. */
 export function isStoreUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string" && (UNAVAILABLE_PG.test(code) || code === "ECONNREFUSED" || code === "ECONNRESET")) {
-    return true;
+  const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+  if (typeof code === "string") {
+    if (UNAVAILABLE_PG.test(code) || UNAVAILABLE_SOCKET.has(code)) return true;
+    // A Unix socket file is missing while the embedded Postgres restarts.
+    if (code === "ENOENT" && syscall === "connect") return true;
   }
-  return error instanceof Error && /Connection terminated|timeout exceeded when trying to connect/.test(error.message);
+  return error instanceof Error && UNAVAILABLE_MESSAGE.test(error.message);
 }
 
 /**
