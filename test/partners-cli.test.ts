@@ -87,4 +87,22 @@ describe("funnel partners and deliveries (CLI as a process)", () => {
     const refused = await funnel("deliveries", "replay");
     expect(refused).toMatchObject({ code: 2, stderr: "funnel: deliveries replay: give IDs or at least one filter option (--partner, --status, …)\n" });
   });
+
+  it("prunes every partner with a file that lists none only when confirmed", async () => {
+    const file = join(app.config.dataDir, "none.csv");
+    expect((await funnel("partners", "export", file)).code).toBe(0);
+    await writeFile(file, `${(await readFile(file, "utf8")).split("\r\n")[0]}\r\n`);
+    const refused = await funnel("partners", "import", file, "--prune");
+    expect(refused).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `funnel: partners import: ${file} lists no partner, so --prune would delete every partner; add --confirm-prune-all to do that (--dry-run shows which)\n`,
+    });
+    expect((await funnel("partners", "list", "--json")).stdout).toContain('"777"');
+    const dry = await funnel("partners", "import", file, "--prune", "--dry-run");
+    expect(dry).toMatchObject({ code: 0, stdout: "dry run, nothing applied: created 0, updated 0, unchanged 0, deleted 1 (777)\n" });
+    const confirmed = await funnel("partners", "import", file, "--prune", "--confirm-prune-all");
+    expect(confirmed).toMatchObject({ code: 0, stdout: "applied: created 0, updated 0, unchanged 0, deleted 1 (777)\n" });
+    expect((await funnel("partners", "list")).stdout).toBe("no partners\n");
+  });
 });

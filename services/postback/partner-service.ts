@@ -82,6 +82,11 @@ export function createPartnerService(deps: { repository: PostbackRepository; dir
       const { partners, problems } = partnersFromCsv(req.csv);
       const errors = problems.map((p) => ({ line: p.line, partnerId: p.partnerId, column: p.column, message: p.message }));
       if (problems.length > 0) return { applied: false, created: [], updated: [], unchanged: [], deleted: [], errors };
+      // A header row alone (say, an export of an emptied sheet) would delete
+      // every partner: a mistake far more often than the intent.
+      if (req.prune && !req.dryRun && partners.length === 0 && !req.confirmPruneAll) {
+        throw new ConnectError("confirm_prune_all: the file lists no partner, so prune would delete every partner; set confirm_prune_all to do that", Code.InvalidArgument);
+      }
       const result = await repository.transaction(async (tx) => {
         await repository.lockPartners(tx);
         const existing = new Map((await repository.listPartners(tx)).map((partner) => [partner.id, partner]));
