@@ -137,6 +137,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       pollingIntervalSeconds: config.jobsPollSeconds,
       superviseIntervalSeconds: config.jobsSuperviseSeconds,
       maintenanceIntervalSeconds: config.jobsMaintenanceSeconds,
+      heartbeatSeconds: config.jobsHeartbeatSeconds,
+      staleSeconds: config.jobsHeartbeatStaleSeconds,
     });
     await jobs.start();
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));

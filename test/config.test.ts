@@ -60,4 +60,11 @@ describe("config", () => {
     expect(() => parseConfig({ PORT: "70000" })).toThrow(/PORT: must be an integer from 0 to 65535/);
     expect(() => parseConfig({ CLICKHOUSE_DATABASE: "a-b; DROP" })).toThrow(/CLICKHOUSE_DATABASE: must be a plain identifier/);
   });
+
+  it("reads the job heartbeat settings and refuses a stale threshold shorter than two heartbeats", () => {
+    expect(parseConfig({})).toMatchObject({ jobsHeartbeatSeconds: 5, jobsHeartbeatStaleSeconds: 20 });
+    expect(parseConfig({ JOBS_HEARTBEAT_SECONDS: "1", JOBS_HEARTBEAT_STALE_SECONDS: "5" })).toMatchObject({ jobsHeartbeatSeconds: 1, jobsHeartbeatStaleSeconds: 5 });
+    expect(() => parseConfig({ JOBS_HEARTBEAT_SECONDS: "11" })).toThrow(/JOBS_HEARTBEAT_STALE_SECONDS: must be at least twice JOBS_HEARTBEAT_SECONDS/);
+    expect(() => parseConfig({ JOBS_HEARTBEAT_SECONDS: "0" })).toThrow(/JOBS_HEARTBEAT_SECONDS: must be an integer from 1 to 600, got "0"/);
+  });
 });

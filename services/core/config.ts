@@ -30,6 +30,8 @@ export const configVariables = [
   "JOBS_POLL_SECONDS",
   "JOBS_SUPERVISE_SECONDS",
   "JOBS_MAINTENANCE_SECONDS",
+  "JOBS_HEARTBEAT_SECONDS",
+  "JOBS_HEARTBEAT_STALE_SECONDS",
   "POSTGRES_ANALYZE_CHECK_SECONDS",
   "TRUSTED_PROXIES",
   "TRACKER_CACHE_REFRESH_SECONDS",
@@ -101,6 +103,10 @@ export interface Config {
   readonly jobsSuperviseSeconds: number;
   /** How often retention cleanup runs, in seconds. */
   readonly jobsMaintenanceSeconds: number;
+  /** How often a process refreshes the heartbeat of the jobs it runs, and looks for jobs whose heartbeat stopped, in seconds. */
+  readonly jobsHeartbeatSeconds: number;
+  /** A running job whose heartbeat is older than this many seconds is failed, and so retried: its process died. */
+  readonly jobsHeartbeatStaleSeconds: number;
   /** How often fast-changing tables are checked for stale planner statistics, in seconds; 0: never. */
   readonly postgresAnalyzeCheckSeconds: number;
   /**
@@ -331,6 +337,8 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
     jobsSuperviseSeconds: integer("JOBS_SUPERVISE_SECONDS", 30, 1, 3_600),
     jobsMaintenanceSeconds: integer("JOBS_MAINTENANCE_SECONDS", 300, 1, 86_400),
+    jobsHeartbeatSeconds: integer("JOBS_HEARTBEAT_SECONDS", 5, 1, 600),
+    jobsHeartbeatStaleSeconds: integer("JOBS_HEARTBEAT_STALE_SECONDS", 20, 2, 3_600),
     postgresAnalyzeCheckSeconds: integer("POSTGRES_ANALYZE_CHECK_SECONDS", 5, 0, 3_600),
     trustedProxies,
     trackerCacheRefreshSeconds: integer("TRACKER_CACHE_REFRESH_SECONDS", 30, 1, 86_400),
@@ -364,6 +372,9 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     seenHistorySeconds: Math.round(duration("SEEN_DELIVERY_HISTORY", "30d", 1_000, 3_650 * 86_400_000) / 1_000),
     seenAllowPrivate: boolean("SEEN_ALLOW_PRIVATE"),
   };
+  if (config.jobsHeartbeatStaleSeconds < 2 * config.jobsHeartbeatSeconds) {
+    problems.push("JOBS_HEARTBEAT_STALE_SECONDS: must be at least twice JOBS_HEARTBEAT_SECONDS, so that one late heartbeat does not retry a running job");
+  }
   if (config.seenServiceToken !== undefined && config.seenServiceToken.length < 16) {
     problems.push("SEEN_SERVICE_TOKEN: must be at least 16 characters");
   }

@@ -5,6 +5,7 @@ import type { Logger } from "../logger.js";
 import { counter, Gauge, histogram, type Registry } from "../metrics.js";
 import { deadLetterQueueOf, type QueueDefinition } from "./queue.js";
 import { runPeriodically, type Periodic } from "../periodic.js";
+import { withTransaction } from "../postgres.js";
 
 /** What every job row carries: the typed payload and the optional deadline. */
 export interface Envelope<T> {
@@ -20,7 +21,10 @@ export interface JobContext {
   /** 1 for the first attempt. */
   readonly attempt: number;
   readonly groupId: string | undefined;
-  /** Aborted when the job expires or the worker stops without grace. */
+  /**
+   * Aborted when the job expires, when the worker stops without grace, or
+   * when the job was failed for a retry because its heartbeat went stale.
+   */
   readonly signal: AbortSignal;
 }
 
@@ -131,7 +135,24 @@ export interface JobsOptions {
   readonly superviseIntervalSeconds?: number;
   /** Seconds between retention clean-ups. */
   readonly maintenanceIntervalSeconds?: number;
+  /**
+   * Seconds between heartbeats of the jobs this process runs, and between its
+   * looks for running jobs whose heartbeat stopped (5 by default).
+   */
+  readonly heartbeatSeconds?: number;
+  /**
+   * A running job whose heartbeat is older than this many seconds is held by
+   * a process that died: it is failed, and so retried (20 by default).
+   */
+  readonly staleSeconds?: number;
 }
+
+/**
+ * pg-boss's own check of the same heartbeats, at twice the stale threshold:
+ * a backstop that only acts when no process's {@link Jobs.rescue} runs.
+ * pg-boss takes whole seconds from 10 up.
+ */
+const backstopHeartbeatSeconds = (staleSeconds: number): number => Math.max(10, 2 * staleSeconds);
 
 /** A job as ops see it, across queues. */
 export interface JobRecord {
@@ -175,13 +196,19 @@ export class Jobs {
   readonly #duration;
   readonly #log: Logger;
   readonly #expired;
+  readonly #rescued;
+  readonly #heartbeatSeconds: number;
+  readonly #staleSeconds: number;
   #cleanup: Periodic | undefined;
+  #rescuer: Periodic | undefined;
   #started = false;
 
   constructor(options: JobsOptions) {
     this.#options = options;
     this.#log = options.log.child({ component: "jobs" });
     for (const queue of options.queues) this.#queues.set(queue.name, queue);
+    this.#heartbeatSeconds = options.heartbeatSeconds ?? 5;
+    this.#staleSeconds = options.staleSeconds ?? 20;
     this.boss = new PgBoss({
       connectionString: options.url,
       schema: options.schema,
@@ -201,6 +228,7 @@ export class Jobs {
     this.#deadlineMissed = counter(registry, "funnel_jobs_deadline_missed_total", "Jobs that could not start before their deadline.", ["queue", "action"]);
     this.#duration = histogram(registry, "funnel_jobs_duration_seconds", "Handler run time.", ["queue"]);
     this.#expired = counter(registry, "funnel_jobs_expired_unprocessed_total", "Jobs dropped because they waited past their retention without running.", ["queue"]);
+    this.#rescued = counter(registry, "funnel_jobs_rescued_total", "Running jobs failed for a retry because the process holding them stopped heartbeating.", ["queue"]);
     // Both gauges are filled by one query per scrape.
     let scrape: { at: number; counts: Promise<QueueCounts[]> } | undefined;
     const readCounts = (): Promise<QueueCounts[]> => {
@@ -240,6 +268,66 @@ export class Jobs {
     for (const queue of this.#queues.values()) await this.#ensureQueue(queue);
     const every = (this.#options.maintenanceIntervalSeconds ?? 300) * 1000;
     this.#cleanup = runPeriodically(every, () => this.cleanup(), (error) => this.#log.warn({ err: error }, "job cleanup failed"));
+    this.#rescuer = runPeriodically(this.#heartbeatSeconds * 1000, () => this.rescue(), (error) => this.#log.warn({ err: error }, "rescue of jobs of dead processes failed"));
+  }
+
+  /**
+   * Fails the running jobs whose heartbeat is older than the stale threshold,
+   * so that they retry: the process holding them died (SIGKILL, a lost
+   * machine) and will neither finish nor fail them, and their expiry may be
+   * many minutes away. Each such failure counts as an attempt against the
+   * queue's retry limit, as any failure does, so a job that kills every
+   * process running it ends as a dead letter instead of looping. Every
+   * process runs this; locked rows are skipped, so processes rescuing at the
+   * same time share the work. Returns how many jobs were failed.
+   */
+  async rescue(): Promise<number> {
+    const schema = this.#options.schema;
+    const lost = await withTransaction(this.#options.pool, async (tx) => {
+      // pg-boss writes heartbeat_on on fetch and while the handler runs, with its own clock (job_now).
+      const { rows } = await tx.query<{ id: string; name: string; retryCount: number; silentSeconds: number }>(
+        `SELECT id, name, retry_count AS "retryCount", extract(epoch FROM ${schema}.job_now() - heartbeat_on)::float8 AS "silentSeconds"
+           FROM ${schema}.job
+          WHERE name = ANY($1) AND state = 'active' AND heartbeat_seconds IS NOT NULL
+            AND heartbeat_on < ${schema}.job_now() - $2 * interval '1 second'
+          LIMIT 1000
+          FOR UPDATE SKIP LOCKED`,
+        [[...this.#queues.keys()], this.#staleSeconds],
+      );
+      const byQueue = new Map<string, typeof rows>();
+      for (const row of rows) byQueue.set(row.name, [...(byQueue.get(row.name) ?? []), row]);
+      // Fenced to the attempt read above and run in this transaction, which holds the rows' locks.
+      for (const [name, jobs] of byQueue) {
+        await this.boss.fail(
+          name,
+          jobs.map((job) => ({ id: job.id, retryCount: job.retryCount })),
+          { message: "the worker process stopped heartbeating" },
+          { db: executorOf(tx) },
+        );
+      }
+      if (rows.length > 0) {
+        await tx.query(
+          `INSERT INTO job_failures (job_id, queue, attempt, error)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[])
+           ON CONFLICT (job_id, attempt) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
+          [
+            rows.map((row) => row.id),
+            rows.map((row) => row.name),
+            rows.map((row) => row.retryCount + 1),
+            rows.map((row) => `the worker process stopped heartbeating (last heartbeat ${Math.round(row.silentSeconds)} s ago)`),
+          ],
+        );
+      }
+      return rows;
+    });
+    for (const job of lost) {
+      this.#rescued.inc({ queue: job.name });
+      this.#log.warn(
+        { queue: job.name, jobId: job.id, attempt: job.retryCount + 1, silentSeconds: Math.round(job.silentSeconds) },
+        "failed a job for a retry: the process running it stopped heartbeating",
+      );
+    }
+    return lost.length;
   }
 
   /**
@@ -290,6 +378,7 @@ export class Jobs {
       // pg-boss accepts a maximum delay only with backoff.
       ...(queue.retry.backoff && queue.retry.maxDelay !== undefined ? { retryDelayMax: queue.retry.maxDelay } : {}),
       expireInSeconds: queue.expireInSeconds,
+      heartbeatSeconds: backstopHeartbeatSeconds(this.#staleSeconds),
       retentionSeconds: queue.retentionSeconds,
       deleteAfterSeconds: queue.keepCompletedSeconds,
       deadLetter: dead,
@@ -402,6 +491,8 @@ export class Jobs {
         burstWhenBatchFull: true,
         pollingIntervalSeconds: polling,
         notifyPollingIntervalSeconds: polling,
+        // pg-boss refreshes the heartbeat of a batch's jobs while its handler runs.
+        heartbeatRefreshSeconds: this.#heartbeatSeconds,
       },
       (jobs: BossJob<Envelope<T>>[]) => Promise.all(jobs.map((job) => this.#run(definition, job, handler))),
     );
@@ -571,6 +662,7 @@ export class Jobs {
   async stop(timeoutMs: number): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    await this.#rescuer?.stop();
     await this.#cleanup?.stop();
     await this.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
   }
