@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../services/core/config.js";
 
@@ -54,6 +55,18 @@ describe("config", () => {
     expect(problems.join("\n")).toMatch(/CLICKHOUSE_URL: not a valid URL/);
     expect(problems.join("\n")).toMatch(/LOG_LEVEL: must be one of/);
     expect(problems.join("\n")).toMatch(/FUNNEL_ADMIN_TOKEN: must be at least 16 characters/);
+  });
+
+  it("reads the rules of local token verification: clock tolerance, required expiry, issuer, audience", () => {
+    expect(parseConfig({})).toMatchObject({ authJwtClockToleranceSeconds: 30, authJwtRequireExp: true, authJwtIssuer: undefined, authJwtAudience: undefined });
+    expect(
+      parseConfig({ AUTH_JWT_CLOCK_TOLERANCE_SECONDS: "5", AUTH_JWT_REQUIRE_EXP: "false", AUTH_JWT_ISSUER: "https://auth.example.com", AUTH_JWT_AUDIENCE: "funnel" }),
+    ).toMatchObject({ authJwtClockToleranceSeconds: 5, authJwtRequireExp: false, authJwtIssuer: "https://auth.example.com", authJwtAudience: "funnel" });
+    expect(parseConfig({ AUTH_JWT_REQUIRE_EXP: "TRUE" }).authJwtRequireExp).toBe(true);
+    expect(() => parseConfig({ AUTH_JWT_CLOCK_TOLERANCE_SECONDS: "-1" })).toThrow(/AUTH_JWT_CLOCK_TOLERANCE_SECONDS: must be an integer from 0 to 600, got "-1"/);
+    expect(() => parseConfig({ AUTH_JWT_REQUIRE_EXP: "sometimes" })).toThrow(/AUTH_JWT_REQUIRE_EXP: must be true or false, got "sometimes"/);
+    const weak = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "pem" }).toString();
+    expect(() => parseConfig({ AUTH_JWT_PUBLIC_KEY: weak })).toThrow(/AUTH_JWT_PUBLIC_KEY: verifies no JWT algorithm: use RSA \(2048 bits or more\)/);
   });
 
   it("rejects an out-of-range port and a non-identifier database name", () => {

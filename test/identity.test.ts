@@ -11,13 +11,17 @@ import { createMetricsRegistry } from "../services/core/metrics.js";
 const SECRET = "identity-test-secret-0123456789";
 const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
+const now = () => Math.floor(Date.now() / 1000);
+/** Claims with an expiry an hour ahead unless they set their own (`exp: undefined` leaves it out). */
+const lifetime = (claims: Record<string, unknown>) => ({ exp: now() + 3600, ...claims });
+
 function hs256(claims: Record<string, unknown>, secret = SECRET, alg = "HS256"): string {
-  const unsigned = `${part({ alg, typ: "JWT" })}.${part(claims)}`;
+  const unsigned = `${part({ alg, typ: "JWT" })}.${part(lifetime(claims))}`;
   return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
 }
 
 function signed(claims: Record<string, unknown>, alg: "RS256" | "ES256", key: KeyObject): string {
-  const unsigned = `${part({ alg, typ: "JWT" })}.${part(claims)}`;
+  const unsigned = `${part({ alg, typ: "JWT" })}.${part(lifetime(claims))}`;
   const signature = sign("sha256", Buffer.from(unsigned), alg === "ES256" ? { key, dsaEncoding: "ieee-p1363" } : key);
   return `${unsigned}.${signature.toString("base64url")}`;
 }
@@ -63,6 +67,7 @@ describe("identity resolver", () => {
       userIdField: "data.uid",
       userIdClaim: "sub",
       keys: { secret: SECRET },
+      jwtRules: { clockToleranceSeconds: 30, requireExp: true, issuer: undefined, audience: undefined },
       cacheTtlSeconds: 300,
       negativeCacheSeconds: 1,
       maxEntries: 1000,
@@ -124,15 +129,70 @@ describe("identity resolver", () => {
     expect(auth.requests).toBe(before + 2);
   });
 
-  it("verifies locally while the auth service is down, ignoring expiry but not the signature", async () => {
+  it("verifies locally while the auth service is down, signature and lifetime", async () => {
     const identity = resolver({ authUrl: "http://127.0.0.1:1/v1/me" });
-    const expired = hs256({ sub: "u-local", exp: 1_000_000 });
-    expect(await identity.resolve(expired)).toMatchObject({ kind: "user", userId: "u-local", verifiedBy: "local", claims: { exp: 1_000_000 } });
+    const exp = now() + 600;
+    expect(await identity.resolve(hs256({ sub: "u-local", exp }))).toMatchObject({ kind: "user", userId: "u-local", verifiedBy: "local", claims: { exp } });
     expect(await code(identity.resolve(hs256({ sub: "u-local" }, "wrong-secret-0123456789")))).toEqual({ code: Code.Unauthenticated, message: "token: signature does not verify" });
     expect((await code(identity.resolve("not-a-jwt"))).code).toBe(Code.Unauthenticated);
     expect((await code(identity.resolve(hs256({ name: "no subject" })))).message).toMatch(/claim "sub"/);
     const none = `${part({ alg: "none" })}.${part({ sub: "x" })}.`;
     expect((await code(identity.resolve(none))).message).toMatch(/algorithm "none" is not accepted/);
+  });
+
+  describe("token lifetime and claims, verified locally", () => {
+    const local = (rules: Partial<IdentityOptions["jwtRules"]> = {}) =>
+      resolver({ authUrl: undefined, jwtRules: { clockToleranceSeconds: 30, requireExp: true, issuer: undefined, audience: undefined, ...rules } });
+    const refusal = async (token: string, rules: Partial<IdentityOptions["jwtRules"]> = {}) => {
+      const error = await code(local(rules).resolve(token));
+      expect(error.code).toBe(Code.Unauthenticated);
+      // The reason never repeats the token.
+      for (const piece of token.split(".")) if (piece.length > 8) expect(error.message).not.toContain(piece);
+      return error.message;
+    };
+
+    it("refuses a token that expired in 2001, saying when", async () => {
+      const expired = hs256({ sub: "u-2001", exp: Date.UTC(2001, 8, 9, 1, 46, 40) / 1000 });
+      expect(await refusal(expired)).toBe("token: expired at 2001-09-09T01:46:40.000Z");
+      // So does the fallback while the auth service is down.
+      expect((await code(resolver({ authUrl: "http://127.0.0.1:1/v1/me" }).resolve(expired))).code).toBe(Code.Unauthenticated);
+    });
+
+    it("refuses a token not yet valid, or issued in the future, beyond the clock tolerance", async () => {
+      const later = now() + 120;
+      expect(await refusal(hs256({ sub: "u-early", nbf: later }))).toBe(`token: not valid before ${new Date(later * 1000).toISOString()}`);
+      expect(await refusal(hs256({ sub: "u-early", iat: later }))).toBe(`token: issued in the future (iat ${new Date(later * 1000).toISOString()})`);
+      expect(await refusal(hs256({ sub: "u-late", exp: now() - 40 }))).toMatch(/^token: expired at /);
+    });
+
+    it("accepts a lifetime that is off by less than the clock tolerance", async () => {
+      const identity = local();
+      expect(await identity.resolve(hs256({ sub: "u-skew", exp: now() - 20 }))).toMatchObject({ userId: "u-skew" });
+      expect(await identity.resolve(hs256({ sub: "u-skew", nbf: now() + 20, iat: now() + 20 }))).toMatchObject({ userId: "u-skew" });
+      expect(await local({ clockToleranceSeconds: 0 }).resolve(hs256({ sub: "u-skew", nbf: now() - 1, iat: now() - 1 }))).toMatchObject({ userId: "u-skew" });
+      expect(await refusal(hs256({ sub: "u-skew", nbf: now() + 20 }), { clockToleranceSeconds: 0 })).toMatch(/^token: not valid before /);
+    });
+
+    it("refuses a token without an expiry unless told otherwise, and lifetime claims that are not numbers", async () => {
+      const forever = hs256({ sub: "u-forever", exp: undefined });
+      expect(await refusal(forever)).toBe("token: has no expiry (exp); AUTH_JWT_REQUIRE_EXP=false accepts such tokens");
+      expect(await local({ requireExp: false }).resolve(forever)).toMatchObject({ userId: "u-forever" });
+      expect(await refusal(hs256({ sub: "u-text", exp: "tomorrow" }))).toBe('token: claim "exp" is not a number');
+      expect(await refusal(hs256({ sub: "u-text", nbf: "now" }), { requireExp: false })).toBe('token: claim "nbf" is not a number');
+    });
+
+    it("checks issuer and audience only when configured", async () => {
+      const rules = { issuer: "https://auth.example.com", audience: "funnel" };
+      const good = hs256({ sub: "u-iss", iss: "https://auth.example.com", aud: ["wallet", "funnel"] });
+      expect(await local(rules).resolve(good)).toMatchObject({ userId: "u-iss" });
+      expect(await refusal(hs256({ sub: "u-iss", iss: "https://evil.example.com", aud: "funnel" }), rules)).toBe(
+        'token: issuer (iss) is not "https://auth.example.com" (AUTH_JWT_ISSUER)',
+      );
+      expect(await refusal(hs256({ sub: "u-iss", aud: "funnel" }), rules)).toBe('token: issuer (iss) is not "https://auth.example.com" (AUTH_JWT_ISSUER)');
+      expect(await refusal(hs256({ sub: "u-iss", iss: "https://auth.example.com", aud: "wallet" }), rules)).toBe('token: audience (aud) does not include "funnel" (AUTH_JWT_AUDIENCE)');
+      // Unset: any issuer and audience, or none.
+      expect(await local().resolve(hs256({ sub: "u-any", iss: "https://elsewhere.example.com", aud: "anyone" }))).toMatchObject({ userId: "u-any" });
+    });
   });
 
   it("falls back when the auth service is slow or failing, and asks it again after the recheck period", async () => {

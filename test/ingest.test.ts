@@ -12,9 +12,10 @@ import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
 const SECRET = "ingest-test-secret-0123456789";
 
+/** An HS256 token, expiring in an hour unless the claims set `exp`. */
 function jwt(claims: Record<string, unknown>, secret = SECRET): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
   return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
 }
 
@@ -92,14 +93,17 @@ describe("ingest", () => {
     expect(await outbox()).toBe(before);
   });
 
-  it("resolves a token to its user id and refuses an invalid one", async () => {
-    const ok = await callIngest(app, "Send", { event: "video_complete", token: jwt({ sub: "user-42", exp: 1 }), data: samples.video_complete });
+  it("resolves a token to its user id and refuses an invalid or expired one", async () => {
+    const ok = await callIngest(app, "Send", { event: "video_complete", token: jwt({ sub: "user-42" }), data: samples.video_complete });
     expect(ok.status).toBe(200);
     const bad = await callIngest(app, "Send", { event: "video_complete", token: jwt({ sub: "user-42" }, "another-secret-0123456789"), data: samples.video_complete });
     expect(bad.status).toBe(401);
     expect(bad.body).toMatchObject({ code: "unauthenticated", message: "token: signature does not verify" });
+    // Verified locally (no AUTH_URL), the token's lifetime counts.
+    const expired = await callIngest(app, "Send", { event: "video_complete", token: jwt({ sub: "user-42", exp: 1 }), data: samples.video_complete });
+    expect(expired.status).toBe(401);
+    expect(expired.body).toMatchObject({ code: "unauthenticated", message: "token: expired at 1970-01-01T00:00:01.000Z" });
     await drained(app);
-    // Verified locally (no AUTH_URL): the expired token is taken, as while the auth service is down.
     expect(await clickhouseRows(app, "video_complete", `event_id = '${ok.body.eventId as string}'`)).toMatchObject([{ user_id: "user-42" }]);
   });
 

@@ -120,6 +120,29 @@ describe("seen marks and identities", () => {
       expect(plain.status).toBe(401);
       expect(await deliveriesOf(app, "ids", "bad-token")).toEqual([]);
     });
+
+    it("rejects an expired token and a malformed authorization header instead of marking anonymously", async () => {
+      const good = token({ sub: "s-1", user_id: "u-1" });
+      const headers = [
+        `Bearer ${token({ sub: "s-1", user_id: "u-1", exp: Date.UTC(2001, 0, 1) / 1000 })}`,
+        `Bearer ${good} extra`,
+        "Bearer a b",
+        "Bearer",
+        `Basic ${Buffer.from("user:password").toString("base64")}`,
+        `Bearer  ${good}`,
+        good,
+      ];
+      for (const [index, authorization] of headers.entries()) {
+        const id = `malformed-${index}`;
+        await expect(seenClients(app, { authorization }).seen.markSeen({ tag: "ids", id }), authorization).rejects.toMatchObject({ code: Code.Unauthenticated });
+        const plain = await postSeen(app, JSON.stringify({ tag: "ids", id }), { headers: { authorization } });
+        expect(plain.status, authorization).toBe(401);
+        expect(plain.body.error).toMatch(/^(token|authorization): /);
+        expect(await deliveriesOf(app, "ids", id)).toEqual([]);
+      }
+      // Without the header, the caller is anonymous.
+      expect((await postSeen(app, JSON.stringify({ tag: "ids", id: "malformed-none" }))).body.identity).toEqual({ unauthorized: {} });
+    });
   });
 
   it("rejects bad input with the field named and stores nothing", async () => {

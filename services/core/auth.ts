@@ -7,6 +7,20 @@ export function bearerToken(header: string | null | undefined): string | undefin
   return match?.[1];
 }
 
+/**
+ * The token of an optional `authorization` header: undefined when the header
+ * is absent; `unauthenticated` when it is present but not exactly `Bearer`,
+ * one space and one token of visible ASCII characters (`Bearer a b`, `Bearer`
+ * alone, `Basic …`, an empty value), so a caller whose credentials are broken
+ * is told so instead of being taken for an anonymous one.
+ */
+export function optionalBearerToken(header: string | null | undefined): string | undefined {
+  if (header === undefined || header === null) return undefined;
+  const token = /^Bearer ([\x21-\x7e]+)$/i.exec(header)?.[1];
+  if (token === undefined) throw new ConnectError('authorization: must be "Bearer <token>" (one space, one token), or absent', Code.Unauthenticated);
+  return token;
+}
+
 /** Compares secrets in constant time. */
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);

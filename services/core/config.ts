@@ -1,7 +1,8 @@
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { parseDuration } from "./duration.js";
+import { publicKeyAlgorithms } from "./identity/jwt.js";
 
 /** Log levels accepted by `LOG_LEVEL`, as pino names them. */
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -48,6 +49,10 @@ export const configVariables = [
   "AUTH_JWT_USER_ID_CLAIM",
   "AUTH_JWT_SECRET",
   "AUTH_JWT_PUBLIC_KEY",
+  "AUTH_JWT_CLOCK_TOLERANCE_SECONDS",
+  "AUTH_JWT_REQUIRE_EXP",
+  "AUTH_JWT_ISSUER",
+  "AUTH_JWT_AUDIENCE",
   "AUTH_CACHE_TTL_SECONDS",
   "AUTH_NEGATIVE_CACHE_SECONDS",
   "AUTH_CACHE_MAX_ENTRIES",
@@ -142,6 +147,14 @@ export interface Config {
   readonly authJwtSecret: string | undefined;
   /** PEM public key of RS/PS/ES/EdDSA tokens, for local verification. */
   readonly authJwtPublicKey: string | undefined;
+  /** Clock difference forgiven on a locally verified token's `exp`, `nbf` and `iat`, in seconds. */
+  readonly authJwtClockToleranceSeconds: number;
+  /** Whether a locally verified token without `exp` is refused. */
+  readonly authJwtRequireExp: boolean;
+  /** The `iss` locally verified tokens must name; unset: not checked. */
+  readonly authJwtIssuer: string | undefined;
+  /** A value the `aud` of locally verified tokens must hold; unset: not checked. */
+  readonly authJwtAudience: string | undefined;
   /** Longest a positive answer is cached (shortened to the token's expiry). */
   readonly authCacheTtlSeconds: number;
   /** How long a rejected token is remembered as invalid. */
@@ -269,10 +282,15 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     // Environment files cannot hold line breaks easily, so "\n" stands for one.
     const raw = read(name)?.replaceAll("\\n", "\n");
     if (raw === undefined) return undefined;
+    let key: KeyObject;
     try {
-      createPublicKey(raw);
+      key = createPublicKey(raw);
     } catch {
       problems.push(`${name}: not a PEM public key (-----BEGIN PUBLIC KEY----- …)`);
+      return undefined;
+    }
+    if (publicKeyAlgorithms(key).length === 0) {
+      problems.push(`${name}: verifies no JWT algorithm: use RSA (2048 bits or more), EC P-256/P-384/P-521 or Ed25519`);
       return undefined;
     }
     return raw;
@@ -308,12 +326,13 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     }
     return ms;
   };
-  const boolean = (name: ConfigVariable): boolean => {
+  const boolean = (name: ConfigVariable, fallback = false): boolean => {
     const raw = read(name)?.toLowerCase();
-    if (raw === undefined) return false;
+    if (raw === undefined) return fallback;
     if (raw === "true" || raw === "1") return true;
-    if (raw !== "false" && raw !== "0") problems.push(`${name}: must be true or false, got "${raw}"`);
-    return false;
+    if (raw === "false" || raw === "0") return false;
+    problems.push(`${name}: must be true or false, got "${raw}"`);
+    return fallback;
   };
   const serviceToken = read("POSTBACK_SERVICE_TOKEN");
   if (serviceToken !== undefined && serviceToken.length < 16) {
@@ -355,6 +374,10 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     authJwtUserIdClaim: read("AUTH_JWT_USER_ID_CLAIM") ?? "sub",
     authJwtSecret: read("AUTH_JWT_SECRET"),
     authJwtPublicKey: publicKey("AUTH_JWT_PUBLIC_KEY"),
+    authJwtClockToleranceSeconds: integer("AUTH_JWT_CLOCK_TOLERANCE_SECONDS", 30, 0, 600),
+    authJwtRequireExp: boolean("AUTH_JWT_REQUIRE_EXP", true),
+    authJwtIssuer: read("AUTH_JWT_ISSUER"),
+    authJwtAudience: read("AUTH_JWT_AUDIENCE"),
     authCacheTtlSeconds: integer("AUTH_CACHE_TTL_SECONDS", 300, 0, 86_400),
     authNegativeCacheSeconds: integer("AUTH_NEGATIVE_CACHE_SECONDS", 10, 0, 3_600),
     authCacheMaxEntries: integer("AUTH_CACHE_MAX_ENTRIES", 100_000, 0, 10_000_000),

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { optionalBearerToken } from "../core/auth.js";
 import type { TrustedProxies } from "../core/client-address.js";
 import type { SeenIdentityField } from "../core/config.js";
 import type { Claims, IdentityResolver } from "../core/identity/index.js";
@@ -35,8 +36,8 @@ const MAX_BOUND_UIDS = 100;
 
 /** What the caller sent that may say who it is. */
 export interface CallerRequest {
-  /** The `authorization` header's bearer token, if any. */
-  readonly token: string | undefined;
+  /** The `authorization` header as sent; undefined when absent. */
+  readonly authorization: string | undefined;
   readonly header: (name: string) => string | undefined;
   /** The TCP peer address. */
   readonly peer: string;
@@ -177,7 +178,8 @@ export type CallerIdentity = (request: CallerRequest, signal?: AbortSignal) => P
 /**
  * Creates the caller lookup: identity headers when the peer is a trusted
  * proxy and they name someone; otherwise the bearer token through the shared
- * resolver; otherwise unauthorized, keyed by the device header. Identity
+ * resolver (a malformed `authorization` header is `unauthenticated`);
+ * without the header, unauthorized, keyed by the device header. Identity
  * headers from any other peer are ignored, whatever they say.
  */
 export function createCallerIdentity(options: CallerIdentityOptions): CallerIdentity {
@@ -187,8 +189,9 @@ export function createCallerIdentity(options: CallerIdentityOptions): CallerIden
       const asserted = identityFromHeaders(request.header);
       if (asserted !== undefined) return asserted;
     }
-    if (request.token !== undefined) {
-      const resolved = await resolver.resolve(request.token, signal);
+    const token = optionalBearerToken(request.authorization);
+    if (token !== undefined) {
+      const resolved = await resolver.resolve(token, signal);
       if (resolved.kind === "user") return identityFromClaims(resolved.claims, resolved.userId, claims);
     }
     return { kind: "unauthorized", deviceId: checkId(request.header(DEVICE_HEADER)?.trim() ?? "", DEVICE_HEADER) };

@@ -1,7 +1,6 @@
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { MarkSeenResponseSchema } from "../../gen/funnel/seen/v1/seen_pb.js";
-import { bearerToken } from "../core/auth.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { sendJson, type HttpRequest, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
@@ -73,7 +72,7 @@ export function createSeenRoute(deps: { mark: Marker; caller: CallerIdentity; me
       }
       const { tag, id } = parseMark(text);
       const identity = await deps.caller({
-        token: bearerToken(req.headers.authorization),
+        authorization: req.headers.authorization,
         header: (name) => {
           const value = req.headers[name];
           return Array.isArray(value) ? value.join(",") : value;

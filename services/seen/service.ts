@@ -11,7 +11,7 @@ import {
   type SeenService,
 } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { bearerToken, requireBearerToken } from "../core/auth.js";
+import { requireBearerToken } from "../core/auth.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { peerAddressKey } from "../core/http-server.js";
 import { identityKey, type CallerIdentity, type CallerRequest, type SeenIdentity } from "./identity.js";
@@ -73,7 +73,7 @@ function identityFromMessage(message: IdentityMessage | undefined): SeenIdentity
 /** The caller facts of an RPC. */
 function callerRequest(context: HandlerContext): CallerRequest {
   return {
-    token: bearerToken(context.requestHeader.get("authorization")),
+    authorization: context.requestHeader.get("authorization") ?? undefined,
     header: (name) => context.requestHeader.get(name) ?? undefined,
     peer: context.values.get(peerAddressKey),
   };

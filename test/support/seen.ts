@@ -11,10 +11,10 @@ import { ADMIN_TOKEN } from "./stores.js";
 
 export const JWT_SECRET = "seen-test-jwt-secret-0123456789";
 
-/** An HS256 token signed with {@link JWT_SECRET}. */
+/** An HS256 token signed with {@link JWT_SECRET}, expiring in an hour unless the claims set `exp`. */
 export function token(claims: Record<string, unknown>): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
   return `${unsigned}.${createHmac("sha256", JWT_SECRET).update(unsigned).digest("base64url")}`;
 }
 

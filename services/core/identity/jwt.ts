@@ -1,9 +1,10 @@
-import { constants, createHmac, createPublicKey, createSecretKey, type KeyObject, timingSafeEqual, verify } from "node:crypto";
+import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, errors, type JWSHeaderParameters, jwtVerify } from "jose";
 
 /** The claims of a JWT: its decoded payload. */
 export type Claims = Readonly<Record<string, unknown>>;
 
-/** Thrown when a token is not a JWT or its signature does not verify. */
+/** Thrown when a token is not a JWT, its signature does not verify or its claims are refused. */
 export class InvalidTokenError extends Error {
   constructor(message: string) {
     super(message);
@@ -18,21 +19,39 @@ export interface JwtKeys {
   readonly publicKey?: string | undefined;
 }
 
-interface Verifier {
-  (data: Buffer, signature: Buffer): boolean;
+/** What a locally verified token's claims must satisfy besides its signature. */
+export interface JwtRules {
+  /** Clock difference forgiven on `exp`, `nbf` and `iat`, in seconds. */
+  readonly clockToleranceSeconds: number;
+  /** Whether a token without `exp` is refused. */
+  readonly requireExp: boolean;
+  /** The `iss` a token must name; undefined: not checked. */
+  readonly issuer: string | undefined;
+  /** A value the token's `aud` must hold; undefined: not checked. */
+  readonly audience: string | undefined;
 }
 
-const HASHES: Readonly<Record<string, string>> = { "256": "sha256", "384": "sha384", "512": "sha512" };
+const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 
-function decodeJson(part: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
-  } catch {
-    throw new InvalidTokenError(`token: the ${what} is not base64url JSON`);
+/**
+ * The JWS algorithms a public key verifies: its own family only, so a token
+ * cannot choose another. Empty for keys that cannot verify JWTs here
+ * (RSA under 2048 bits, curves other than P-256/P-384/P-521, Ed448).
+ */
+export function publicKeyAlgorithms(key: KeyObject): string[] {
+  const details = key.asymmetricKeyDetails;
+  switch (key.asymmetricKeyType) {
+    case "rsa":
+      return (details?.modulusLength ?? 0) >= 2048 ? ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] : [];
+    case "rsa-pss":
+      return (details?.modulusLength ?? 0) >= 2048 ? ["PS256", "PS384", "PS512"] : [];
+    case "ec":
+      return { prime256v1: ["ES256"], secp384r1: ["ES384"], secp521r1: ["ES512"] }[details?.namedCurve ?? ""] ?? [];
+    case "ed25519":
+      return ["EdDSA", "Ed25519"];
+    default:
+      return [];
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new InvalidTokenError(`token: the ${what} is not a JSON object`);
-  return value as Record<string, unknown>;
 }
 
 /**
@@ -40,77 +59,107 @@ function decodeJson(part: string, what: string): Record<string, unknown> {
  * harm when forged (how long to cache an answer the auth service gave).
  */
 export function unverifiedClaims(token: string): Claims | undefined {
-  const parts = token.split(".");
-  if (parts.length !== 3 || parts[1] === undefined) return undefined;
   try {
-    return decodeJson(parts[1], "payload");
+    return decodeJwt(token);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A NumericDate as ISO text (the number itself when it is no date). */
+function when(seconds: unknown): string {
+  const date = new Date(Number(seconds) * 1000);
+  return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString();
+}
+
+/** The header's algorithm, for an error message: only when it looks like an algorithm name. */
+function headerAlgorithm(token: string): string | undefined {
+  try {
+    const alg = decodeProtectedHeader(token).alg;
+    return typeof alg === "string" && /^[A-Za-z0-9-]{1,16}$/.test(alg) ? alg : undefined;
   } catch {
     return undefined;
   }
 }
 
 /**
- * Verifies JWT signatures with node:crypto. The algorithm is taken from the
- * token's header but must belong to the configured key's family, so a token
- * signed "HS256" with a public key as the secret (algorithm confusion) and
- * `alg: none` are refused. Lifetime claims (`exp`, `nbf`) are deliberately not
- * checked: this is the fallback used while the auth service is unreachable.
+ * Verifies JWTs with jose: the signature, with an algorithm of the configured
+ * key's family only (so `alg: none` and a token signed "HS256" with the
+ * public key as its secret are refused), then the lifetime (`exp`, `nbf`,
+ * `iat` not in the future, each within the clock tolerance), `exp` required
+ * unless the rules say otherwise, and the issuer and audience when
+ * configured. Refusals name the reason and never the token.
  */
 export class JwtVerifier {
-  readonly #secret: KeyObject | undefined;
-  readonly #publicKey: KeyObject | undefined;
+  /** The key of each accepted algorithm. */
+  readonly #keys = new Map<string, KeyObject>();
+  readonly #rules: JwtRules;
 
-  constructor(keys: JwtKeys) {
-    this.#secret = keys.secret !== undefined ? createSecretKey(Buffer.from(keys.secret, "utf8")) : undefined;
-    this.#publicKey = keys.publicKey !== undefined ? createPublicKey(keys.publicKey) : undefined;
+  constructor(keys: JwtKeys, rules: JwtRules) {
+    this.#rules = rules;
+    if (keys.secret !== undefined) {
+      const secret = createSecretKey(Buffer.from(keys.secret, "utf8"));
+      for (const alg of HMAC_ALGORITHMS) this.#keys.set(alg, secret);
+    }
+    if (keys.publicKey !== undefined) {
+      const publicKey = createPublicKey(keys.publicKey);
+      for (const alg of publicKeyAlgorithms(publicKey)) this.#keys.set(alg, publicKey);
+    }
   }
 
   /** Whether any key is configured (otherwise nothing can be verified locally). */
   get configured(): boolean {
-    return this.#secret !== undefined || this.#publicKey !== undefined;
+    return this.#keys.size > 0;
   }
 
-  #verifierFor(alg: string): Verifier {
-    const family = alg.slice(0, 2);
-    const hash = HASHES[alg.slice(2)];
-    const secret = this.#secret;
-    const key = this.#publicKey;
-    if (family === "HS" && hash !== undefined && secret !== undefined) {
-      return (data, signature) => {
-        const expected = createHmac(hash, secret).update(data).digest();
-        return expected.length === signature.length && timingSafeEqual(expected, signature);
-      };
-    }
-    if (key !== undefined) {
-      const type = key.asymmetricKeyType;
-      if (family === "RS" && hash !== undefined && type === "rsa") return (data, signature) => verify(hash, data, key, signature);
-      if (family === "PS" && hash !== undefined && (type === "rsa" || type === "rsa-pss")) {
-        return (data, signature) =>
-          verify(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, signature);
-      }
-      if (family === "ES" && hash !== undefined && type === "ec") {
-        return (data, signature) => verify(hash, data, { key, dsaEncoding: "ieee-p1363" }, signature);
-      }
-      if (alg === "EdDSA" && (type === "ed25519" || type === "ed448")) return (data, signature) => verify(null, data, key, signature);
-    }
-    throw new InvalidTokenError(`token: algorithm "${alg}" is not accepted with the configured key`);
-  }
-
-  /** Returns the claims of a token whose signature verifies; throws {@link InvalidTokenError} otherwise. */
-  verify(token: string): Claims {
-    const parts = token.split(".");
-    if (parts.length !== 3) throw new InvalidTokenError("token: not a JWT (three dot-separated parts)");
-    const [header, payload, signature] = parts as [string, string, string];
-    const alg = decodeJson(header, "header").alg;
-    if (typeof alg !== "string") throw new InvalidTokenError("token: the header names no algorithm");
-    const check = this.#verifierFor(alg);
-    let valid: boolean;
+  /** Returns the claims of a token that verifies and passes the rules; throws {@link InvalidTokenError} otherwise. */
+  async verify(token: string): Promise<Claims> {
+    const { clockToleranceSeconds, requireExp, issuer, audience } = this.#rules;
+    let claims: Claims;
     try {
-      valid = check(Buffer.from(`${header}.${payload}`, "ascii"), Buffer.from(signature, "base64url"));
-    } catch {
-      valid = false;
+      const verified = await jwtVerify(token, (header: JWSHeaderParameters) => this.#keyFor(header.alg), {
+        algorithms: [...this.#keys.keys()],
+        clockTolerance: clockToleranceSeconds,
+        requiredClaims: requireExp ? ["exp"] : [],
+        ...(issuer !== undefined ? { issuer } : {}),
+        ...(audience !== undefined ? { audience } : {}),
+      });
+      claims = verified.payload;
+    } catch (error) {
+      throw new InvalidTokenError(this.#reason(error, token));
     }
-    if (!valid) throw new InvalidTokenError("token: signature does not verify");
-    return decodeJson(payload, "payload");
+    // jose judges `iat` only against a maximum age; a token from the future is refused here.
+    if (typeof claims.iat === "number" && claims.iat > Date.now() / 1000 + clockToleranceSeconds) {
+      throw new InvalidTokenError(`token: issued in the future (iat ${when(claims.iat)})`);
+    }
+    return claims;
+  }
+
+  #keyFor(alg: string | undefined): KeyObject {
+    // jose checks the algorithm against the accepted list before asking for its key.
+    const key = this.#keys.get(alg ?? "");
+    if (key === undefined) throw new errors.JOSEAlgNotAllowed("no key for this algorithm");
+    return key;
+  }
+
+  /** Why jose refused a token, in words that name the claim and the setting, never the token. */
+  #reason(error: unknown, token: string): string {
+    if (error instanceof errors.JOSEAlgNotAllowed) {
+      const alg = headerAlgorithm(token);
+      return alg === undefined ? "token: the header's algorithm is not accepted with the configured key" : `token: algorithm "${alg}" is not accepted with the configured key`;
+    }
+    if (error instanceof errors.JWSSignatureVerificationFailed) return "token: signature does not verify";
+    if (error instanceof errors.JWTExpired) return `token: expired at ${when(error.payload.exp)}`;
+    if (error instanceof errors.JWTClaimValidationFailed) {
+      const { claim, reason, payload } = error;
+      if (reason === "invalid") return `token: claim "${claim}" is not a number`;
+      if (claim === "exp") return "token: has no expiry (exp); AUTH_JWT_REQUIRE_EXP=false accepts such tokens";
+      if (claim === "nbf") return `token: not valid before ${when(payload.nbf)}`;
+      if (claim === "iss") return `token: issuer (iss) is not "${this.#rules.issuer ?? ""}" (AUTH_JWT_ISSUER)`;
+      if (claim === "aud") return `token: audience (aud) does not include "${this.#rules.audience ?? ""}" (AUTH_JWT_AUDIENCE)`;
+      return "token: a claim is not valid";
+    }
+    if (error instanceof errors.JOSEError) return "token: not a valid JWT";
+    throw error;
   }
 }

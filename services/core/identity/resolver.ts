@@ -4,7 +4,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import { counter, histogram, type Registry } from "../metrics.js";
 import { TokenCache } from "./cache.js";
-import { type Claims, InvalidTokenError, type JwtKeys, JwtVerifier, unverifiedClaims } from "./jwt.js";
+import { type Claims, InvalidTokenError, type JwtKeys, type JwtRules, JwtVerifier, unverifiedClaims } from "./jwt.js";
 
 /** The user id given to callers without a token. */
 export const ANONYMOUS = "anonymous";
@@ -40,6 +40,8 @@ export interface IdentityOptions {
   /** Claim (dot path) holding the user id when verified locally, e.g. `sub`. */
   readonly userIdClaim: string;
   readonly keys: JwtKeys;
+  /** What a locally verified token must satisfy besides its signature: lifetime, issuer, audience. */
+  readonly jwtRules: JwtRules;
   readonly cacheTtlSeconds: number;
   readonly negativeCacheSeconds: number;
   readonly maxEntries: number;
@@ -57,6 +59,12 @@ export function identityOptionsFromConfig(config: Config): Omit<IdentityOptions,
     userIdField: config.authUserIdField,
     userIdClaim: config.authJwtUserIdClaim,
     keys: { secret: config.authJwtSecret, publicKey: config.authJwtPublicKey },
+    jwtRules: {
+      clockToleranceSeconds: config.authJwtClockToleranceSeconds,
+      requireExp: config.authJwtRequireExp,
+      issuer: config.authJwtIssuer,
+      audience: config.authJwtAudience,
+    },
     cacheTtlSeconds: config.authCacheTtlSeconds,
     negativeCacheSeconds: config.authNegativeCacheSeconds,
     maxEntries: config.authCacheMaxEntries,
@@ -90,13 +98,13 @@ const ANONYMOUS_IDENTITY: Identity = Object.freeze({ kind: "anonymous", userId: 
 /**
  * Creates the identity resolver: the auth service first (answers cached,
  * positive ones until the token's expiry or the TTL, negative ones briefly);
- * when it is down, slow or failing, the JWT's signature is verified locally,
- * its lifetime ignored. Tokens are never logged: cache keys are their hashes
- * and log lines carry only what went wrong.
+ * when it is down, slow or failing, the JWT is verified locally: signature,
+ * lifetime and the configured issuer and audience. Tokens are never logged:
+ * cache keys are their hashes and log lines carry only what went wrong.
  */
 export function createIdentityResolver(options: IdentityOptions): IdentityResolver {
   const { log } = options;
-  const local = new JwtVerifier(options.keys);
+  const local = new JwtVerifier(options.keys, options.jwtRules);
   const cache = new TokenCache<Cached>(options.maxEntries);
   const resolutions = counter(options.metrics, "funnel_identity_resolutions_total", "Token resolutions by source (cache, auth_service, local, anonymous) and result.", [
     "source",
@@ -153,10 +161,10 @@ export function createIdentityResolver(options: IdentityOptions): IdentityResolv
     return { identity: { kind: "user", userId, claims, verifiedBy: "auth-service" } };
   }
 
-  function verifyLocally(token: string): Cached {
+  async function verifyLocally(token: string): Promise<Cached> {
     let claims: Claims;
     try {
-      claims = local.verify(token);
+      claims = await local.verify(token);
     } catch (error) {
       if (error instanceof InvalidTokenError) return { invalid: error.message };
       throw error;
@@ -208,7 +216,7 @@ export function createIdentityResolver(options: IdentityOptions): IdentityResolv
         );
       }
       // Local answers are not cached: the auth service has the last word once it is back.
-      const checked = verifyLocally(token);
+      const checked = await verifyLocally(token);
       if ("invalid" in checked) {
         cache.set(key, checked, options.negativeCacheSeconds * 1000);
         throw rejected(checked.invalid, "local");

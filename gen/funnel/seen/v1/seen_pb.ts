@@ -10,16 +10,19 @@
 // service or locally) or, only when the TCP peer is one of TRUSTED_PROXIES,
 // from the gateway's identity headers (`X-Funnel-User-Id`, `X-Funnel-Uid`,
 // `X-Funnel-Bound-Uids`, `X-Funnel-Phone-Id`, `X-Funnel-Driver-Db-Id`,
-// `X-Funnel-Driver-Uuid`). A caller with neither is unauthorized; its marks are
-// keyed by `X-Funnel-Device-Id` when it sends one. The README's "Seen" section
-// gives the exact mapping.
+// `X-Funnel-Driver-Uuid`). A caller with neither, and no `authorization`
+// header at all, is unauthorized; its marks are keyed by `X-Funnel-Device-Id`
+// when it sends one. A header that is not exactly `Bearer <token>`, or a token
+// that is not valid (expired, not yet valid), fails with `unauthenticated`.
+// The README's "Seen" section gives the exact mapping.
 //
 // MarkSeen is also plain HTTP for clients that do not speak Connect:
 //
 //   POST /v1/seen  {"tag": "promotions", "id": "promo-42"}
 //     200 with the MarkSeenResponse as JSON; 400 {"error": reason} for a bad
-//     body, 401 for a token that is not valid, 503 (with Retry-After) when
-//     the mark could not be stored: retry until 200.
+//     body, 401 for a malformed authorization header or a token that is not
+//     valid, 503 (with Retry-After) when the mark could not be stored: retry
+//     until 200.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
