@@ -80,4 +80,14 @@ describe("config", () => {
     expect(() => parseConfig({ JOBS_HEARTBEAT_SECONDS: "11" })).toThrow(/JOBS_HEARTBEAT_STALE_SECONDS: must be at least twice JOBS_HEARTBEAT_SECONDS/);
     expect(() => parseConfig({ JOBS_HEARTBEAT_SECONDS: "0" })).toThrow(/JOBS_HEARTBEAT_SECONDS: must be an integer from 1 to 600, got "0"/);
   });
+
+  it("reads the HTTP timeouts and connection cap, and refuses a request timeout shorter than the header timeout", () => {
+    expect(parseConfig({})).toMatchObject({ httpHeadersTimeoutSeconds: 10, httpRequestTimeoutSeconds: 60, httpKeepAliveTimeoutSeconds: 65, httpMaxConnections: 10_000 });
+    expect(
+      parseConfig({ HTTP_HEADERS_TIMEOUT_SECONDS: "2", HTTP_REQUEST_TIMEOUT_SECONDS: "5", HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: "30", HTTP_MAX_CONNECTIONS: "500" }),
+    ).toMatchObject({ httpHeadersTimeoutSeconds: 2, httpRequestTimeoutSeconds: 5, httpKeepAliveTimeoutSeconds: 30, httpMaxConnections: 500 });
+    expect(() => parseConfig({ HTTP_HEADERS_TIMEOUT_SECONDS: "0" })).toThrow(/HTTP_HEADERS_TIMEOUT_SECONDS: must be an integer from 1 to 600, got "0"/);
+    expect(() => parseConfig({ HTTP_MAX_CONNECTIONS: "many" })).toThrow(/HTTP_MAX_CONNECTIONS: must be an integer from 1 to 1000000, got "many"/);
+    expect(() => parseConfig({ HTTP_HEADERS_TIMEOUT_SECONDS: "30", HTTP_REQUEST_TIMEOUT_SECONDS: "20" })).toThrow(/HTTP_REQUEST_TIMEOUT_SECONDS: must be at least HTTP_HEADERS_TIMEOUT_SECONDS/);
+  });
 });

@@ -27,6 +27,10 @@ export const configVariables = [
   "FUNNEL_ADMIN_TOKEN",
   "LOG_LEVEL",
   "SHUTDOWN_TIMEOUT_MS",
+  "HTTP_HEADERS_TIMEOUT_SECONDS",
+  "HTTP_REQUEST_TIMEOUT_SECONDS",
+  "HTTP_KEEP_ALIVE_TIMEOUT_SECONDS",
+  "HTTP_MAX_CONNECTIONS",
   "JOBS_SCHEMA",
   "JOBS_POLL_SECONDS",
   "JOBS_SUPERVISE_SECONDS",
@@ -100,6 +104,14 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** How long a graceful shutdown may take before it is forced, in milliseconds. */
   readonly shutdownTimeoutMs: number;
+  /** Longest wait for a request's headers (and for a new connection's first byte), in seconds. */
+  readonly httpHeadersTimeoutSeconds: number;
+  /** Longest wait for a whole request, body included, in seconds. */
+  readonly httpRequestTimeoutSeconds: number;
+  /** How long an idle keep-alive connection is kept open, in seconds. */
+  readonly httpKeepAliveTimeoutSeconds: number;
+  /** Open connections one process accepts; more are closed on arrival. */
+  readonly httpMaxConnections: number;
   /** Postgres schema used by pg-boss. */
   readonly jobsSchema: string;
   /** Fallback polling of job workers, in seconds; NOTIFY wakes them first. */
@@ -352,6 +364,10 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     adminToken,
     logLevel: logLevel as LogLevel,
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    httpHeadersTimeoutSeconds: integer("HTTP_HEADERS_TIMEOUT_SECONDS", 10, 1, 600),
+    httpRequestTimeoutSeconds: integer("HTTP_REQUEST_TIMEOUT_SECONDS", 60, 1, 3_600),
+    httpKeepAliveTimeoutSeconds: integer("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", 65, 1, 3_600),
+    httpMaxConnections: integer("HTTP_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     jobsSchema: identifier("JOBS_SCHEMA", "pgboss"),
     jobsPollSeconds: integer("JOBS_POLL_SECONDS", 10, 1, 3_600),
     jobsSuperviseSeconds: integer("JOBS_SUPERVISE_SECONDS", 30, 1, 3_600),
@@ -397,6 +413,9 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
   };
   if (config.jobsHeartbeatStaleSeconds < 2 * config.jobsHeartbeatSeconds) {
     problems.push("JOBS_HEARTBEAT_STALE_SECONDS: must be at least twice JOBS_HEARTBEAT_SECONDS, so that one late heartbeat does not retry a running job");
+  }
+  if (config.httpRequestTimeoutSeconds < config.httpHeadersTimeoutSeconds) {
+    problems.push("HTTP_REQUEST_TIMEOUT_SECONDS: must be at least HTTP_HEADERS_TIMEOUT_SECONDS (the headers are part of the request)");
   }
   if (config.seenServiceToken !== undefined && config.seenServiceToken.length < 16) {
     problems.push("SEEN_SERVICE_TOKEN: must be at least 16 characters");

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createContextKey, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
+import { counter, gauge, type Registry } from "./metrics.js";
 import { MAX_TIMEOUT_MS, UnaryJsonRoutes } from "./unary-json.js";
 import type { Logger } from "./logger.js";
 
@@ -32,6 +33,20 @@ export interface HttpServerOptions {
   readonly readMaxBytes: number;
   /** Cross-origin access for browser-facing paths. */
   readonly cors?: CorsOptions;
+  /** Where the connection metrics go. */
+  readonly metrics: Registry;
+  /**
+   * Longest wait for a request's headers, counted from its first byte (or,
+   * for a new connection, from the connect: one that sends nothing is closed
+   * too). An HTTP/2 session that opens no stream in this time is closed.
+   */
+  readonly headersTimeoutMs: number;
+  /** Longest wait for a whole request, body included (HTTP/1.1 and HTTP/2 streams). */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection (an HTTP/2 session with no stream) is kept. */
+  readonly keepAliveTimeoutMs: number;
+  /** Open connections at most; the server closes any more at once. */
+  readonly maxConnections: number;
 }
 
 export interface HttpServer {
@@ -39,8 +54,10 @@ export interface HttpServer {
   readonly url: string;
   readonly port: number;
   /**
-   * Stops accepting connections, lets in-flight requests finish for up to
-   * `timeoutMs`, then closes whatever is left.
+   * Drains: stops accepting connections, closes idle ones, answers requests
+   * that arrive on open connections with `503` (HTTP/1.1: and `Connection:
+   * close`; HTTP/2 sessions get a GOAWAY), lets in-flight requests finish for
+   * up to `timeoutMs`, then closes whatever is left.
    */
   close(timeoutMs: number): Promise<void>;
 }
@@ -62,13 +79,65 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
 }
 
 /**
+ * Closes an HTTP/2 session (GOAWAY) whenever it has no stream for a while:
+ * `firstMs` if it never opened one (a client that connects and stalls),
+ * `idleMs` once it did (an idle keep-alive session).
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, firstMs: number, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const wait = (ms: number): void => {
+    timer = setTimeout(() => session.close(), ms);
+    timer.unref();
+  };
+  session.on("stream", (stream) => {
+    open += 1;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      open -= 1;
+      if (open === 0 && !session.closed) wait(idleMs);
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  wait(firstMs);
+}
+
+/**
+ * Resets an HTTP/2 stream whose client has not finished sending its request
+ * within `timeoutMs` (what `requestTimeout` does for HTTP/1.1). A stream whose
+ * request is complete is never cut, however long its answer runs.
+ */
+function cutUnlessSent(stream: http2.ServerHttp2Stream, timeoutMs: number): void {
+  if (stream.state.remoteClose === 1) return;
+  const timer = setTimeout(() => {
+    if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, timeoutMs);
+  timer.unref();
+  stream.once("close", () => clearTimeout(timer));
+}
+
+/**
+ * The answer to a request that arrives after the drain began. Nothing of it
+ * was done, and a `503` says so for certain (a connection closed unread would
+ * look to the client like one cut after the work), so any client may send it
+ * again: HTTP/1.1 on a new connection, which reaches another process.
+ */
+function refuseWhileDraining(req: http.IncomingMessage | http2.Http2ServerRequest, res: HttpResponse): void {
+  // HTTP/2 forbids the Connection header; its GOAWAY already says it.
+  const connection: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
+  sendJson(res, 503, { error: "the server is shutting down; retry" }, { "retry-after": "1", ...connection });
+}
+
+/**
  * One server for every protocol on one port: HTTP/1.1 (Connect, gRPC-Web, plain
  * routes) and HTTP/2 cleartext (gRPC and Connect), told apart by the client's
  * first bytes.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { log } = options;
-  let active = 0;
+  /** Requests being answered, on either protocol. */
+  const inFlight = new Set<HttpResponse | http2.Http2ServerResponse>();
+  let draining = false;
   const runRoute = (route: HttpRoute, path: string, request: HttpRequest, response: HttpResponse): void => {
     Promise.resolve(route(request, response)).catch((error: unknown) => {
       log.error({ err: error, path }, "plain route failed");
@@ -92,10 +161,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   const cors = options.cors !== undefined ? createCors(options.cors) : undefined;
   const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
-    active += 1;
-    res.once("close", () => {
-      active -= 1;
-    });
+    inFlight.add(res);
+    res.once("close", () => inFlight.delete(res));
+    if (draining) {
+      refuseWhileDraining(req, res as unknown as HttpResponse);
+      return;
+    }
     // Plain routes (pixel, health, metrics) first: they are the hot path and
     // need nothing from the RPC router.
     const url = req.url ?? "/";
@@ -107,22 +178,60 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     else if (!unaryJson.take(req as HttpRequest, res as unknown as HttpResponse, path)) connectHandler(req, res);
   };
 
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handle);
+  const h1 = http.createServer(
+    {
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      // Node enforces the two timeouts above by a periodic check: this one
+      // cuts a stalled request at most a quarter of the header timeout late.
+      connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs / 4),
+    },
+    handle,
+  );
+  // http.Server starts tracking its connections (the timeout checks, and what
+  // closeIdleConnections closes) when it starts listening. This one never
+  // listens, the port is the net server's below, so it is told it does.
+  h1.emit("listening");
   const h2 = http2.createServer({}, handle);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, options.headersTimeoutMs, options.keepAliveTimeoutMs);
+    // A client that connected just before the drain began gets its GOAWAY too.
+    if (draining) session.close();
   });
+  h2.on("stream", (stream) => cutUnlessSent(stream, options.requestTimeoutMs));
+
+  const dropped = counter(options.metrics, "funnel_http_connections_dropped_total", "Connections closed on arrival because HTTP_MAX_CONNECTIONS were open");
+  const connections = gauge(options.metrics, "funnel_http_connections", "Open client connections of the HTTP server");
   const sockets = new Set<net.Socket>();
+  /** Connections that have sent nothing yet, so belong to neither protocol. */
+  const unread = new Set<net.Socket>();
   // No Nagle: an answer written in two pieces (headers, then body) must not
   // wait for the client's delayed ACK. http.createServer sets this for its
   // own sockets; this server owns the sockets, so it sets it here.
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    unread.add(socket);
+    connections.inc();
+    socket.once("close", () => {
+      sockets.delete(socket);
+      unread.delete(socket);
+      connections.dec();
+    });
     socket.once("error", () => socket.destroy());
+    // Neither protocol's timeouts run before the first byte: a connection
+    // that never sends one is closed here.
+    const silent = (): void => {
+      socket.destroy();
+    };
+    socket.setTimeout(options.headersTimeoutMs, silent);
     socket.once("data", (chunk: Buffer) => {
+      socket.setTimeout(0);
+      socket.off("timeout", silent);
+      unread.delete(socket);
       socket.pause();
       socket.unshift(chunk);
       // "PRI" starts only the HTTP/2 preface; no HTTP/1.1 method is spelled so.
@@ -135,6 +244,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       }
     });
   });
+  // Over the cap, Node closes a new connection as soon as it is accepted.
+  server.maxConnections = options.maxConnections;
+  server.on("drop", () => dropped.inc());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -149,16 +261,25 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     url: `http://${host}:${port}`,
     port,
     async close(timeoutMs: number) {
+      draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Requests being answered finish; an HTTP/1.1 connection closes after its answer.
+      for (const res of inFlight) {
+        if (res instanceof http.ServerResponse && !res.headersSent) res.setHeader("connection", "close");
+      }
       h1.closeIdleConnections();
+      for (const socket of unread) socket.destroy();
       for (const session of sessions) session.close();
       const deadline = Date.now() + timeoutMs;
-      while (active > 0 && Date.now() < deadline) {
+      while (inFlight.size > 0 && Date.now() < deadline) {
+        // A connection whose answer had gone out keep-alive is idle once it is sent.
         h1.closeIdleConnections();
         await sleep(20);
       }
-      if (active > 0) log.warn({ requests: active }, "shutdown timed out; closing in-flight requests");
+      if (inFlight.size > 0) log.warn({ requests: inFlight.size }, "shutdown timed out; cutting the requests still in flight");
       h1.closeAllConnections();
+      // Stops the timeout checks that emitting "listening" started.
+      h1.close();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       await closed;
