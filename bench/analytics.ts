@@ -37,7 +37,7 @@ export async function run(): Promise<void> {
   // As root, the embedded Postgres runs as the postgres user, who must reach its folder.
   await chmod(dir, 0o755);
   const app = await startApp({
-    config: parseConfig({ FUNNEL_DATA_DIR: dir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EMBEDDED_POSTGRES_PORT: "54391", DATABASE_POOL_MAX: "80" }),
+    config: parseConfig({ FUNNEL_DATA_DIR: dir, PORT: "0", METRICS_PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", EMBEDDED_POSTGRES_PORT: "54391", DATABASE_POOL_MAX: "80" }),
     roles: ["worker"],
     // The stream alone: no service module competes for the two cores.
     modules: [],

@@ -42,11 +42,11 @@ async function phase(
   name: string,
   load: () => Promise<{ events: number; latencies: number[]; notes?: () => Promise<string[]> }>,
 ): Promise<{ text: string; events: number }> {
-  const [metricsBefore, cpuBefore] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
+  const [metricsBefore, cpuBefore] = [await scrapeMetrics(server.metricsUrl), await readCpu(server.pid)];
   const started = performance.now();
   const { events, latencies, notes: noted } = await load();
   const seconds = (performance.now() - started) / 1000;
-  const [metricsAfter, cpuAfter] = [await scrapeMetrics(server.url), await readCpu(server.pid)];
+  const [metricsAfter, cpuAfter] = [await scrapeMetrics(server.metricsUrl), await readCpu(server.pid)];
   const notes = (await noted?.()) ?? [];
   latencies.sort((a, b) => a - b);
   const delta = (metric: string) => metricsAfter(metric) - metricsBefore(metric);

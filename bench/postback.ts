@@ -81,7 +81,7 @@ export async function run(): Promise<void> {
   const partner = await partnerServer();
   const config = parseConfig({
     FUNNEL_DATA_DIR: dir,
-    PORT: "0",
+    PORT: "0", METRICS_PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: "warn",
     EMBEDDED_POSTGRES_PORT: "54392",

@@ -129,13 +129,13 @@ export async function run(argv: readonly string[]): Promise<void> {
     // and then measured about 1,400 marks/s in a run sized short from it.
     const warm = await markLoad(base, "warm", { connections: 64, amount: 5_000 });
     await deliveredAll(warm.ok);
-    const metricsBefore = await scrapeMetrics(base);
+    const metricsBefore = await scrapeMetrics(server.metricsUrl);
     const peakStarted = Date.now();
     const cpuBefore = await readCpu(server.pid);
     const peak = await markLoad(base, "peak", { connections: 64, amount: Math.max(1_000, Math.round(warm.rate * seconds)) });
     const peakCpu = describeCpu(cpuBefore, await readCpu(server.pid), (Date.now() - peakStarted) / 1000);
     const drainSeconds = await deliveredAll(warm.ok + peak.ok);
-    const groups = groupStats(metricsBefore, await scrapeMetrics(base));
+    const groups = groupStats(metricsBefore, await scrapeMetrics(server.metricsUrl));
     const deliveryRate = peak.ok / ((Date.now() - peakStarted) / 1000);
 
     consumer.phase = "paced";

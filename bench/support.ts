@@ -46,6 +46,8 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 /** A Funnel server (`all` roles) in its own process, on embedded stores in a temporary folder. */
 export interface BenchServer {
   readonly url: string;
+  /** Base URL of its metrics server (`METRICS_PORT`). */
+  readonly metricsUrl: string;
   readonly dir: string;
   /** The server's process id. */
   readonly pid: number;
@@ -64,12 +66,14 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
   await chmod(dir, 0o755);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const metricsPort = await freePort();
   const child = await startProcess(
     [join(root, "services/bin.js"), "all"],
     {
       FUNNEL_DATA_DIR: dir,
       PORT: String(port),
       HOST: "127.0.0.1",
+      METRICS_PORT: String(metricsPort),
       LOG_LEVEL: "warn",
       FUNNEL_ADMIN_TOKEN: BENCH_TOKEN,
       EMBEDDED_POSTGRES_PORT: String(await freePort()),
@@ -85,6 +89,7 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
   const ops = createClient(OpsService, transport);
   return {
     url,
+    metricsUrl: `http://127.0.0.1:${metricsPort}`,
     dir,
     pid: child.pid as number,
     transport,
@@ -123,6 +128,7 @@ export function percentile(sorted: readonly number[], p: number): number {
 /** A scrape of a server's `/metrics`: the value of an unlabelled series, NaN when absent. */
 export type Scrape = (name: string) => number;
 
+/** Scrapes `/metrics` at `url`, the server's metrics URL (`BenchServer.metricsUrl`). */
 export async function scrapeMetrics(url: string): Promise<Scrape> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const values = new Map<string, number>();

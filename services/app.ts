@@ -19,6 +19,7 @@ import type { QueueDefinition } from "./core/jobs/queue.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { createMetricsRegistry, type Registry } from "./core/metrics.js";
 import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
+import { startMetricsServer } from "./core/metrics-server.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
 import { StatisticsKeeper } from "./core/statistics.js";
 import type { Role, ServiceModule, StartedModule } from "./module.js";
@@ -52,10 +53,12 @@ export interface App {
   readonly streamer: AnalyticsStreamer | undefined;
   readonly metrics: Registry;
   readonly adminToken: string;
-  /** Base URL of the process's HTTP server (a worker-only process serves only health and metrics). */
+  /** Base URL of the process's HTTP server (a worker-only process serves only health). */
   readonly url: string;
   /** Drains and closes everything, in reverse order of start-up. */
   stop(): Promise<void>;
+  /** Base URL of the metrics server (`METRICS_HOST`:`METRICS_PORT`), which serves `/metrics` alone. */
+  readonly metricsUrl: string;
 }
 
 const migrationsDir = fileURLToPath(new URL("./migrations/", import.meta.url));
@@ -172,9 +175,9 @@ export async function startApp(options: AppOptions): Promise<App> {
       if (running.stop !== undefined) closers.push(() => running.stop?.() ?? Promise.resolve());
     }
 
-    // Every role serves health and metrics, so a worker-only process can be
-    // probed and scraped like an API process; only the api role adds the RPCs
-    // and the services' plain routes.
+    // Every role serves health (and metrics on their own port), so a
+    // worker-only process can be probed and scraped like an API process; only
+    // the api role adds the RPCs and the services' plain routes.
     const operationsRoutes: [string, HttpRoute][] = [
       ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
       [
@@ -188,14 +191,6 @@ export async function startApp(options: AppOptions): Promise<App> {
             postgres: pg,
             clickhouse: ch,
           });
-        },
-      ],
-      [
-        "/metrics",
-        async (_req, res) => {
-          const text = await metrics.metrics();
-          res.writeHead(200, { "content-type": metrics.contentType });
-          res.end(text);
         },
       ],
     ];
@@ -220,6 +215,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     ]);
     const server = await startHttpServer({
       port: config.port,
+    // Series name partners and integrations: never on the public port.
+    const metricsServer = await startMetricsServer({ port: config.metricsPort, host: config.metricsHost, metrics, log });
+    closers.push(() => metricsServer.close());
       host: config.host,
       log,
       rpc,
@@ -259,6 +257,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     };
   } catch (error) {
     await closeAll();
+      metricsUrl: metricsServer.url,
     throw error;
   }
 }

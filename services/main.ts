@@ -42,9 +42,9 @@ async function main(): Promise<void> {
       `  pixel:   ${app.url}/track?id=<tracker uuid>   stats: ${app.url}/stats?tracker_id=<uuid>&from=<day>&to=<day>`,
     );
   }
-  lines.push(`  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.url}/metrics`);
+  lines.push(`  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.metricsUrl}/metrics`);
   if (config.adminToken === undefined) lines.push(`  admin token: ${config.dataDir}/admin-token (used by \`npx funnel\`)`);
-  log.info({ url: app.url, roles }, lines.join("\n"));
+  log.info({ url: app.url, metricsUrl: app.metricsUrl, roles }, lines.join("\n"));
   if (!process.stdout.isTTY) process.stderr.write(`${lines.join("\n")}\n`);
 }
 

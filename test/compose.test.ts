@@ -142,6 +142,18 @@ describe("docker-compose.yml", () => {
     expect(nginx.ports).toEqual([`8080:${nginx.environment?.FUNNEL_HTTP_LISTEN}`, `8081:${nginx.environment?.FUNNEL_GRPC_LISTEN}`]);
   });
 
+  it("serves metrics on a port of their own, reachable on the network, that nginx does not proxy", async () => {
+    for (const [name, service] of funnelServices) {
+      const config = parseConfig(Object.fromEntries(Object.entries(service.environment ?? {}).map(([key, value]) => [key, interpolate(String(value), { FUNNEL_ADMIN_TOKEN: "0123456789abcdef0123" })])), "/app");
+      expect(config.metricsPort, name).not.toBe(config.port);
+      // Loopback would hide it from a Prometheus in another container.
+      expect(config.metricsHost, name).toBe("0.0.0.0");
+    }
+    const metricsPort = compose.services.api?.environment?.METRICS_PORT ?? "";
+    expect(compose.services.nginx?.environment?.FUNNEL_API_ADDRESS).not.toContain(`:${metricsPort}`);
+    expect(await readFile(nginxTemplate, "utf8")).not.toContain(metricsPort);
+  });
+
   it("uses the same Postgres and ClickHouse releases as the test containers", async () => {
     const containers = await text("test/support/containers.ts");
     expect(containers).toContain(`"${compose.services.postgres?.image}"`);

@@ -81,6 +81,14 @@ describe("config", () => {
     expect(() => parseConfig({ JOBS_HEARTBEAT_SECONDS: "0" })).toThrow(/JOBS_HEARTBEAT_SECONDS: must be an integer from 1 to 600, got "0"/);
   });
 
+  it("serves metrics on their own port, on loopback unless told otherwise", () => {
+    expect(parseConfig({})).toMatchObject({ metricsPort: 9464, metricsHost: "127.0.0.1" });
+    expect(parseConfig({ METRICS_PORT: "9100", METRICS_HOST: "0.0.0.0" })).toMatchObject({ metricsPort: 9100, metricsHost: "0.0.0.0" });
+    expect(parseConfig({ PORT: "0", METRICS_PORT: "0" })).toMatchObject({ port: 0, metricsPort: 0 });
+    expect(() => parseConfig({ METRICS_PORT: "x" })).toThrow(/METRICS_PORT: must be an integer from 0 to 65535, got "x"/);
+    expect(() => parseConfig({ PORT: "9100", METRICS_PORT: "9100" })).toThrow(/METRICS_PORT: must differ from PORT \(9100\)/);
+  });
+
   it("reads the HTTP timeouts and connection cap, and refuses a request timeout shorter than the header timeout", () => {
     expect(parseConfig({})).toMatchObject({ httpHeadersTimeoutSeconds: 10, httpRequestTimeoutSeconds: 60, httpKeepAliveTimeoutSeconds: 65, httpMaxConnections: 10_000 });
     expect(

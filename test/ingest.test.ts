@@ -204,7 +204,7 @@ describe("ingest", () => {
 
   /** The value of one series on /metrics, 0 when absent. */
   async function metric(series: string): Promise<number> {
-    const line = (await (await fetch(`${app.url}/metrics`)).text()).split("\n").find((l) => l.startsWith(`${series} `));
+    const line = (await (await fetch(`${app.metricsUrl}/metrics`)).text()).split("\n").find((l) => l.startsWith(`${series} `));
     return Number(line?.slice(series.length + 1) ?? 0);
   }
 
@@ -362,7 +362,7 @@ describe("ingest", () => {
     const unauthorized = await callIngest(app, "GetQuality", {});
     expect(unauthorized.status).toBe(401);
 
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/funnel_ingest_events_total\{type="element_click",status="duplicate"\} 1/);
     expect(metrics).toMatch(/funnel_ingest_rejected_total\{type="element_click",reason="invalid_data"\} 4/);
     expect(metrics).toMatch(/funnel_ingest_seq_gaps_total\{type="element_click"\} 4/);

@@ -257,7 +257,7 @@ describe("jobs core", () => {
     const counts = (await app.jobs.counts()).find((q) => q.name === "test.idle");
     expect(counts).toMatchObject({ queued: 1, active: 0, dead: 0 });
     expect(counts!.oldestWaitingSeconds).toBeGreaterThan(1);
-    const text = await (await fetch(`${app.url}/metrics`)).text();
+    const text = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(text).toMatch(/funnel_jobs\{queue="test.idle",state="queued"\} 1/);
     expect(text).toMatch(/funnel_jobs_oldest_waiting_seconds\{queue="test.idle"\} [1-9]/);
   });

@@ -138,6 +138,7 @@ describe.skipIf(nginx === undefined)("behind nginx (deploy/nginx)", () => {
     });
     expect(tooBig.status).toBe(413);
     expect((await request(`${proxy.httpUrl}/metrics`)).status).toBe(404);
-    expect((await request(`${app.url}/metrics`)).status).toBe(200);
+    expect((await request(`${app.url}/metrics`)).status).toBe(404);
+    expect((await request(`${app.metricsUrl}/metrics`)).status).toBe(200);
   });
 });

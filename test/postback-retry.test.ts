@@ -157,7 +157,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     const { redelivered } = await api.deliveries.redeliver({ filter: { partnerId: "batch", status: DeliveryStatus.DEAD } });
     expect([...redelivered].sort()).toEqual([...ids].sort());
     for (const id of ids) await settled(id, DeliveryStatus.DELIVERED);
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/funnel_postback_attempts_total\{partner="batch",outcome="dead"\} 3/);
     expect(metrics).toMatch(/funnel_postback_attempts_total\{partner="batch",outcome="delivered"\} 3/);
   });

@@ -111,7 +111,7 @@ describe("postback funnel end to end", () => {
     const download = await fetch(`${app.url}/download?stag=nobody_click-9&a=1`, { redirect: "manual" });
     expect(download.status).toBe(302);
     expect(await count("SELECT count(*)::int AS n FROM postbacks WHERE partner_id = 'nobody'")).toBe(0);
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/funnel_postback_events_total\{event="install",outcome="unknown_partner"\} 1/);
     expect(metrics).toMatch(/funnel_postback_events_total\{event="download",outcome="unknown_partner"\} 1/);
     await eventually(async () => {
@@ -162,7 +162,7 @@ describe("postback funnel end to end", () => {
     const partners = await anonymous.partners.listPartners({}).catch((e: unknown) => ConnectError.from(e));
     expect(partners).toMatchObject({ code: Code.Unauthenticated });
     // Event calls go through the same interceptors as every RPC: counted by method and code.
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/^funnel_rpc_requests_total\{method="funnel.postback.v1.PostbackService\/RecordInstall",code="unauthenticated"\} [1-9]/m);
   });
 
@@ -177,7 +177,7 @@ describe("postback funnel end to end", () => {
       return found.length === 2 ? found.filter((r) => !r.url.includes("stale")) : undefined;
     });
     expect(req?.url).toContain("externalClickID=&");
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/funnel_postback_unattributed_total\{event="install",partner="666321"\} [1-9]/);
     // The worker's clean-up deletes the expired download; a fresh one stays.
     await eventually(async () => ((await count("SELECT count(*)::int AS n FROM postback_downloads WHERE stag = $1", [stag])) === 0 ? true : undefined), 5_000, "the expired download to be deleted");

@@ -73,7 +73,7 @@ describe("seen while Postgres is unreachable", () => {
     // The client retries until it succeeds; the retry is the one that creates the mark.
     const retried = await seen.markSeen({ tag: "promo", id: "during" });
     expect(retried.created).toBe(true);
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/funnel_seen_mark_requests_total\{result="unavailable"\} [2-9]/);
   });
 });

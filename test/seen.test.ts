@@ -197,7 +197,7 @@ describe("seen marks and identities", () => {
     await admin.createIntegration({ integration: { name: "many-api", tags: ["many"], enabled: true, delivery: { case: "api", value: { url: manyConsumer.url } } } });
     await admin.createIntegration({ integration: { name: "many-feed", tags: ["many"], enabled: true, delivery: { case: "topic", value: { topic: "many-topic" } } } });
     const users = ["many-a", "many-b", "many-c"].map((user) => seenClients(app, bearer({ sub: "s", user_id: user })).seen);
-    const groupsBefore = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.url}/metrics`)).text())?.[1] ?? "0";
+    const groupsBefore = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.metricsUrl}/metrics`)).text())?.[1] ?? "0";
     // 120 distinct marks (3 users × 40 ids), each sent twice at the same moment.
     const calls = users.flatMap((user, u) => Array.from({ length: 80 }, (_, i) => ({ user, u, id: `m-${i % 40}` })));
     const answers = await Promise.all(calls.map(({ user, id }) => user.markSeen({ tag: "many", id })));
@@ -223,7 +223,7 @@ describe("seen marks and identities", () => {
     expect(rows[0]).toEqual({ marks: 120, deliveries: 120, messages: 120 });
     expect((await app.pool.query("SELECT 1 FROM seen_topic_messages WHERE topic = 'many-topic'")).rows).toHaveLength(120);
     // The 240 calls shared transactions.
-    const groupsAfter = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.url}/metrics`)).text())?.[1];
+    const groupsAfter = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.metricsUrl}/metrics`)).text())?.[1];
     expect(Number(groupsAfter) - Number(groupsBefore)).toBeGreaterThan(0);
     expect(Number(groupsAfter) - Number(groupsBefore)).toBeLessThan(240);
     await manyConsumer.stop();
@@ -317,7 +317,7 @@ describe("seen marks and identities", () => {
   });
 
   it("counts requests, marks and deliveries in /metrics", async () => {
-    const text = await (await fetch(`${app.url}/metrics`)).text();
+    const text = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(text).toMatch(/funnel_seen_mark_requests_total\{result="ok"\} [1-9]/);
     expect(text).toMatch(/funnel_seen_mark_requests_total\{result="invalid_argument"\} [1-9]/);
     expect(text).toMatch(/funnel_seen_marks_total\{result="created"\} [1-9]/);

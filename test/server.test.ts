@@ -31,14 +31,23 @@ describe("API server", () => {
     expect(body.clickhouse.healthy).toBe(true);
   });
 
-  it("serves Prometheus metrics, RPC counters included", async () => {
+  it("serves Prometheus metrics on their own port, RPC counters included, and not on the API port", async () => {
     const client = createClient(OpsService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: withToken(ADMIN_TOKEN) }));
     await client.getStatus({});
-    const res = await fetch(`${app.url}/metrics`);
+    expect(new URL(app.metricsUrl).port).not.toBe(new URL(app.url).port);
+    const res = await fetch(`${app.metricsUrl}/metrics`);
+    expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/text\/plain/);
     const text = await res.text();
     expect(text).toMatch(/funnel_rpc_requests_total\{method="funnel.ops.v1.OpsService\/GetStatus",code="ok"\} \d+/);
     expect(text).toMatch(/funnel_process_resident_memory_bytes/);
+    // Series name partners and integrations: the public port does not list them.
+    const api = await fetch(`${app.url}/metrics`);
+    expect(api.status).toBe(404);
+    expect(await api.text()).not.toContain("funnel_");
+    // The metrics port serves the registry and nothing else.
+    expect((await fetch(`${app.metricsUrl}/healthz`)).status).toBe(404);
+    expect((await fetch(`${app.metricsUrl}/funnel.ops.v1.OpsService/GetStatus`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(404);
   });
 
   it("answers 404 with JSON for an unknown path", async () => {
@@ -84,13 +93,14 @@ describe("worker-only process", () => {
     await app.stop();
   });
 
-  it("serves health, readiness and metrics, and nothing of the API", async () => {
+  it("serves health and readiness, metrics on their own port, and nothing of the API", async () => {
     expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${app.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(((await ready.json()) as { status: string }).status).toBe("ready");
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/^funnel_analytics_backlog_rows \d+$/m);
+    expect((await fetch(`${app.url}/metrics`)).status).toBe(404);
     expect((await fetch(`${app.url}/track?id=00000000-0000-4000-8000-000000000000`)).status).toBe(404);
     const ops = createClient(OpsService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: withToken(ADMIN_TOKEN) }));
     await expect(ops.getStatus({})).rejects.toThrow(/unimplemented/);

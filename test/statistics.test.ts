@@ -40,7 +40,7 @@ describe("planner statistics", () => {
       );
       return rows[0]?.table;
     }, 15_000, "an analyzed job table");
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toContain(`funnel_statistics_analyzed_total{table="${app.config.jobsSchema}.${table}"}`);
   });
 

@@ -150,7 +150,7 @@ describe("Connect unary JSON over HTTP/1.1", () => {
 
   it("counts calls on the fast path in the RPC metrics like any other", async () => {
     const metric = async () => {
-      const text = await (await fetch(`${app.url}/metrics`)).text();
+      const text = await (await fetch(`${app.metricsUrl}/metrics`)).text();
       return Number(/^funnel_rpc_requests_total\{method="funnel.ingest.v1.IngestService\/GetQuality",code="invalid_argument"\} (\d+)$/m.exec(text)?.[1] ?? 0);
     };
     const before = await metric();

@@ -17,6 +17,8 @@ export type LogLevel = (typeof logLevels)[number];
 export const configVariables = [
   "PORT",
   "HOST",
+  "METRICS_PORT",
+  "METRICS_HOST",
   "DATABASE_URL",
   "DATABASE_POOL_MAX",
   "EMBEDDED_POSTGRES_PORT",
@@ -86,6 +88,10 @@ export interface Config {
   /** Address the API server binds to. */
   readonly host: string;
   /** Postgres server URL; unset means an embedded Postgres in `dataDir/postgres`. */
+  /** TCP port of the Prometheus `/metrics` endpoint, apart from the API (series name partners and integrations). */
+  readonly metricsPort: number;
+  /** Address the metrics server binds to: loopback unless the scraper runs elsewhere. */
+  readonly metricsHost: string;
   readonly databaseUrl: string | undefined;
   /** Size of the application's Postgres pool. */
   readonly databasePoolMax: number;
@@ -357,6 +363,8 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
     databasePoolMax: integer("DATABASE_POOL_MAX", 20, 1, 1000),
     embeddedPostgresPort: integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535),
+    metricsPort: integer("METRICS_PORT", 9464, 0, 65535),
+    metricsHost: read("METRICS_HOST") ?? "127.0.0.1",
     clickhouseUrl: url("CLICKHOUSE_URL", ["http:", "https:"]),
     clickhouseDatabase: identifier("CLICKHOUSE_DATABASE", "funnel"),
     clickhouseCluster: read("CLICKHOUSE_CLUSTER") === undefined ? undefined : identifier("CLICKHOUSE_CLUSTER", "funnel"),
@@ -426,3 +434,6 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
+  if (config.metricsPort !== 0 && config.metricsPort === config.port) {
+    problems.push(`METRICS_PORT: must differ from PORT (${config.port})`);
+  }

@@ -40,6 +40,7 @@ async function create(): Promise<TestStores> {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     HOST: "127.0.0.1",
     PORT: "0",
+    METRICS_PORT: "0",
     ...(clickhouseUrl !== undefined ? { CLICKHOUSE_URL: clickhouseUrl } : {}),
   };
   return { databaseUrl: url, clickhouseUrl, clickhouseDatabase: name, dataDir, env };
