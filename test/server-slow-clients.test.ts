@@ -100,6 +100,26 @@ describe("slow clients", () => {
     }
   });
 
+  it("resets an HTTP/2 stream whose body never finishes at the request timeout, and keeps its session", async () => {
+    const session = http2.connect(app.url);
+    session.on("error", () => undefined);
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/funnel.ingest.v1.IngestService/Send", "content-type": "application/json" });
+      stream.on("error", () => undefined);
+      stream.write('{"event":');
+      const openedAt = performance.now();
+      await new Promise((resolve) => stream.on("close", resolve));
+      expect(performance.now() - openedAt).toBeGreaterThanOrEqual(1_900);
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      const health = session.request({ ":path": "/healthz" });
+      const status = await new Promise((resolve) => health.on("response", (headers) => resolve(headers[":status"])));
+      health.resume();
+      expect(status).toBe(200);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("closes idle keep-alive connections, HTTP/1.1 and HTTP/2, at the keep-alive timeout", async () => {
     const h1 = await openSlow(url, "GET /healthz HTTP/1.1\r\nHost: funnel\r\n\r\n");
     const h2 = http2.connect(app.url);
