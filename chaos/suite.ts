@@ -126,6 +126,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     LOG_LEVEL: "warn",
     FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN,
     EMBEDDED_POSTGRES_PORT: String(await freePort()),
+    // Not the default 9464, which a server started by hand may hold.
+    METRICS_PORT: String(await freePort()),
     POSTBACK_ALLOW_PRIVATE: "true",
     SEEN_ALLOW_PRIVATE: "true",
     SHUTDOWN_TIMEOUT_MS: "10000",
