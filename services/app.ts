@@ -113,14 +113,14 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   try {
     const adminToken = await resolveAdminToken(config, log);
-    const postgres = await openPostgres(config, log);
+    const metrics = createMetricsRegistry();
+    const postgres = await openPostgres(config, log, metrics);
     closers.push(() => postgres.close());
     const clickhouse = await openClickHouse(config);
     closers.push(() => clickhouse.close());
     const applied = await migrate(postgres.pool, clickhouse, await projectMigrations(), log);
     log.info({ ...applied, postgres: postgres.backend, clickhouse: clickhouse.backend }, "stores ready");
 
-    const metrics = createMetricsRegistry();
     let streamer: AnalyticsStreamer | undefined;
     if (roles.includes("worker")) {
       const started = new AnalyticsStreamer({ pool: postgres.pool, url: postgres.url, clickhouse, log, metrics });

@@ -32,6 +32,16 @@ describe("embedded Postgres", () => {
     }
   });
 
+  it.skipIf(localUrl === "" || process.platform !== "linux")("flushes the data folder with one syncfs() before crash recovery", async () => {
+    const client = new pg.Client({ connectionString: localUrl });
+    await client.connect();
+    try {
+      expect((await client.query<{ recovery_init_sync_method: string }>("SHOW recovery_init_sync_method")).rows[0]!.recovery_init_sync_method).toBe("syncfs");
+    } finally {
+      await client.end();
+    }
+  });
+
   it("names another database in a URL and keeps its socket folder", async () => {
     expect(databaseUrl("postgres://u:p%40w@127.0.0.1:5432/postgres?host=%2Ftmp%2Fx%2Fsocket", "funnel")).toBe(
       "postgres://u:p%40w@127.0.0.1:5432/funnel?host=%2Ftmp%2Fx%2Fsocket",

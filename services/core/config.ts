@@ -22,6 +22,7 @@ export const configVariables = [
   "DATABASE_URL",
   "DATABASE_POOL_MAX",
   "EMBEDDED_POSTGRES_PORT",
+  "EMBEDDED_POSTGRES_RESTART_ATTEMPTS",
   "CLICKHOUSE_URL",
   "CLICKHOUSE_DATABASE",
   "CLICKHOUSE_CLUSTER",
@@ -97,6 +98,8 @@ export interface Config {
   readonly databasePoolMax: number;
   /** Port of the embedded Postgres (only used when `databaseUrl` is unset). */
   readonly embeddedPostgresPort: number;
+  /** Restarts of an embedded Postgres that died, tried with backoff before giving up; 0: none. */
+  readonly embeddedPostgresRestartAttempts: number;
   /** ClickHouse server URL; unset means embedded chDB in `dataDir/clickhouse`. */
   readonly clickhouseUrl: string | undefined;
   /** ClickHouse database holding Funnel's tables. */
@@ -363,6 +366,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
     databasePoolMax: integer("DATABASE_POOL_MAX", 20, 1, 1000),
     embeddedPostgresPort: integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535),
+    embeddedPostgresRestartAttempts: integer("EMBEDDED_POSTGRES_RESTART_ATTEMPTS", 10, 0, 1_000),
     metricsPort: integer("METRICS_PORT", 9464, 0, 65535),
     metricsHost: read("METRICS_HOST") ?? "127.0.0.1",
     clickhouseUrl: url("CLICKHOUSE_URL", ["http:", "https:"]),

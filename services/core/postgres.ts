@@ -3,6 +3,7 @@ import type { Config } from "./config.js";
 import { isStoreUnavailable } from "./errors.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import type { Logger } from "./logger.js";
+import { counter, type Registry } from "./metrics.js";
 import { join } from "node:path";
 
 export type Pool = pg.Pool;
@@ -57,18 +58,34 @@ export function createPool(url: string, max: number, log: Logger): pg.Pool {
 }
 
 /**
- * Opens the application's Postgres: the server at `DATABASE_URL`, or an
- * embedded one in `$FUNNEL_DATA_DIR/postgres` holding a `funnel` database.
+ * A process whose drain outlives its shutdown timeout is forced to exit this
+ * much later (services/main.ts), so a start waits that long for it at most.
  */
-export async function openPostgres(config: Config, log: Logger): Promise<Postgres> {
+const FORCED_EXIT_AFTER_TIMEOUT_MS = 5_000;
+
+/**
+ * Opens the application's Postgres: the server at `DATABASE_URL`, or an
+ * embedded one in `$FUNNEL_DATA_DIR/postgres` holding a `funnel` database,
+ * restarted when it dies under the running process.
+ */
+export async function openPostgres(config: Config, log: Logger, metrics: Registry): Promise<Postgres> {
   if (config.databaseUrl !== undefined) {
     const pool = createPool(config.databaseUrl, config.databasePoolMax, log);
     return { pool, url: config.databaseUrl, backend: "server", close: () => pool.end() };
   }
+  const restarts = counter(
+    metrics,
+    "funnel_embedded_postgres_restarts_total",
+    "Attempts to restart the embedded Postgres after it died, by outcome (started, failed, gave_up).",
+    ["outcome"],
+  );
   const embedded = await startEmbeddedPostgres({
     dir: join(config.dataDir, "postgres"),
     port: config.embeddedPostgresPort,
     log,
+    restartAttempts: config.embeddedPostgresRestartAttempts,
+    onRestart: (outcome) => restarts.inc({ outcome }),
+    ownerWaitMs: config.shutdownTimeoutMs + FORCED_EXIT_AFTER_TIMEOUT_MS,
   });
   try {
     await ensureDatabase(embedded.localUrl, "funnel");
