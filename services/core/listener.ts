@@ -80,7 +80,9 @@ export class Listener {
   }
 
   async #retry(attempt: number): Promise<void> {
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
+    // Capped low: after an outage of any length the listener is back within
+    // seconds of Postgres, and until then its owner falls back to polling.
+    const delay = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
     await sleep(delay / 2 + randomInt(Math.max(1, Math.floor(delay / 2))));
     if (this.#running && this.#client === undefined) await this.#listen(attempt);
   }
