@@ -164,7 +164,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
 
   it("records one of two results for the same attempt, the current generation's over a stale one, and none for a cancelled postback", async () => {
     const repository = createPostbackRepository(app.pool);
-    const log = createAttemptLog({ repository, jobs: app.jobs, analytics: app.analytics });
+    const log = createAttemptLog({ repository, jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
     const generationOf = async (id: string) => (await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [id])).rows[0]!.generation;
     const result = (id: string, partnerId: string, generation: number, outcome: AttemptResult["outcome"], httpStatus: number): AttemptResult => {
       const attemptedAt = new Date();

@@ -177,7 +177,7 @@ describe("seen api deliveries", () => {
     await mark("twin-tag", "promo-twin");
     await eventually(async () => (consumer.received.length === 1 ? true : undefined), 10_000, "the first request");
     const [delivery] = await deliveriesOf(app, "twin-tag", "promo-twin");
-    const log = createAttemptLog({ repository: createSeenRepository(app.pool), jobs: app.jobs, analytics: app.analytics });
+    const log = createAttemptLog({ repository: createSeenRepository(app.pool), jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
     const result = (deliveryId: string, outcome: AttemptRecord["outcome"], httpStatus: number) => ({
       record: {
         deliveryId,

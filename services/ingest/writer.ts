@@ -1,3 +1,4 @@
+import { GroupCommit } from "../core/group-commit.js";
 import { withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { AnalyticsAppender, AnalyticsRow } from "../core/analytics/appender.js";
@@ -27,12 +28,6 @@ export interface AcceptedEvent {
 
 export type WriteOutcome = "accepted" | "duplicate";
 
-interface Pending {
-  readonly events: readonly AcceptedEvent[];
-  readonly resolve: (outcomes: WriteOutcome[]) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 export interface WriterOptions {
   readonly pool: pg.Pool;
   readonly analytics: AnalyticsAppender;
@@ -53,14 +48,17 @@ const RETRYABLE = new Set(["40P01", "40001"]);
  * views, appends every row to the analytics stream and adds the quality
  * counters, so all of it commits or none of it does. A request resolves only
  * once its events are durable. Rejections are counted in the next
- * transaction without making anyone wait.
+ * transaction without making anyone wait. A group whose data Postgres
+ * refuses is committed again in parts ({@link GroupCommit}), so only the
+ * requests at fault fail.
  */
 export class IngestWriter {
   readonly #options: Required<Omit<WriterOptions, "log" | "metrics">>;
   readonly #log: Logger;
-  #pending: Pending[] = [];
+  readonly #group: GroupCommit<readonly AcceptedEvent[], WriteOutcome[]>;
   #rejections = new Counters();
-  readonly #commits = new Set<Promise<void>>();
+  /** Whether a group is on its way that will take the rejections counted so far. */
+  #countersQueued = false;
   readonly #record: ReturnType<typeof createQualityMetrics>;
   readonly #groupEvents;
   readonly #groupSeconds;
@@ -71,51 +69,56 @@ export class IngestWriter {
     this.#record = createQualityMetrics(options.metrics);
     this.#groupEvents = histogram(options.metrics, "funnel_ingest_commit_events", "Events per ingest transaction.", [], [1, 4, 16, 64, 256, 1024, 4096]);
     this.#groupSeconds = histogram(options.metrics, "funnel_ingest_commit_seconds", "Duration of one ingest transaction, retries included.");
+    this.#group = new GroupCommit({
+      name: "ingest_events",
+      metrics: options.metrics,
+      maxItems: this.#options.maxEvents,
+      weight: (events) => events.length,
+      maxInFlight: this.#options.maxInFlight,
+      commit: (requests) => this.#commit(requests),
+    });
   }
 
   /** Stores events; resolves with one outcome per event once they are durable. */
   write(events: readonly AcceptedEvent[]): Promise<WriteOutcome[]> {
     if (events.length === 0) return Promise.resolve([]);
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ events, resolve, reject });
-      this.#next();
-    });
+    return this.#group.submit(events);
   }
 
   /** Counts a rejected event; it is added with the next transaction. */
   countRejected(eventType: string, counter: string, at = new Date()): void {
     this.#rejections.add(dayOf(at), eventType, counter);
-    this.#next();
+    this.#queueCounters();
   }
 
   /** Commits whatever waits and waits for every transaction in flight. */
   async flush(): Promise<void> {
-    while (this.#pending.length > 0 || !this.#rejections.empty || this.#commits.size > 0) {
-      this.#next();
-      await Promise.allSettled([...this.#commits]);
+    await this.#group.flush();
+    // Counters a failed group handed back get one more try.
+    if (!this.#rejections.empty) {
+      this.#queueCounters();
+      await this.#group.flush();
     }
   }
 
-  #next(): void {
-    if (this.#commits.size >= this.#options.maxInFlight || (this.#pending.length === 0 && this.#rejections.empty)) return;
-    const group: Pending[] = [];
-    let size = 0;
-    while (this.#pending.length > 0 && (group.length === 0 || size + (this.#pending[0]?.events.length ?? 0) <= this.#options.maxEvents)) {
-      const request = this.#pending.shift() as Pending;
-      group.push(request);
-      size += request.events.length;
-    }
+  /** Makes sure a group will take the counted rejections: an empty request, when no group is on its way. */
+  #queueCounters(): void {
+    if (this.#countersQueued) return;
+    this.#countersQueued = true;
+    this.#group.submit([]).catch((error: unknown) => this.#log.warn({ err: error }, "could not store rejection counters; a later transaction adds them"));
+  }
+
+  /**
+   * Commits a group of requests with the rejections counted so far; resolves
+   * with each request's outcomes. On failure the rejections are handed back
+   * for a later group.
+   */
+  async #commit(requests: readonly (readonly AcceptedEvent[])[]): Promise<WriteOutcome[][]> {
+    const events = requests.flat();
     const rejections = this.#rejections;
     this.#rejections = new Counters();
-    const commit = this.#commit(group, rejections).finally(() => {
-      this.#commits.delete(commit);
-      this.#next();
-    });
-    this.#commits.add(commit);
-  }
-
-  async #commit(group: readonly Pending[], rejections: Counters): Promise<void> {
-    const events = group.flatMap((request) => request.events);
+    this.#countersQueued = false;
+    if (events.length === 0 && rejections.empty) return requests.map(() => []);
     // Page views pair inside a transaction with the rest; other groups are one statement.
     const pairs = events.some((event) => event.pageView !== undefined);
     let result: { outcomes: WriteOutcome[]; counters: Counters } | undefined;
@@ -132,11 +135,10 @@ export class IngestWriter {
         }
       }
     } catch (error) {
-      for (const request of group) request.reject(error);
-      // The rejections are counted with a later transaction instead.
+      // The rejections are counted with a later transaction instead (not
+      // queued again here: while Postgres is down that would loop).
       this.#rejections.merge(rejections);
-      if (group.length === 0) this.#log.warn({ err: error }, "could not store rejection counters; will retry");
-      return;
+      throw error;
     } finally {
       end();
     }
@@ -144,10 +146,7 @@ export class IngestWriter {
     this.#groupEvents.observe(events.length);
     this.#record(result.counters.rows());
     let offset = 0;
-    for (const request of group) {
-      request.resolve(result.outcomes.slice(offset, offset + request.events.length));
-      offset += request.events.length;
-    }
+    return requests.map((request) => result.outcomes.slice(offset, (offset += request.length)));
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
+import type { Registry } from "../core/metrics.js";
 import { deliverQueue } from "./queue.js";
 import { clickhouseTime } from "../core/clickhouse.js";
 import type { AttemptResult, PostbackRepository } from "./repository.js";
@@ -12,8 +13,10 @@ import type { AttemptResult, PostbackRepository } from "./repository.js";
  * their analytics rows. A call resolves once its attempt is committed (true),
  * or was not recorded because its postback had moved on (false).
  */
-export function createAttemptLog(deps: { repository: PostbackRepository; jobs: Jobs; analytics: AnalyticsAppender }) {
+export function createAttemptLog(deps: { repository: PostbackRepository; jobs: Jobs; analytics: AnalyticsAppender; metrics: Registry }) {
   const group = new GroupCommit<AttemptResult, boolean>({
+    name: "postback_attempts",
+    metrics: deps.metrics,
     maxItems: 500,
     maxInFlight: 2,
     commit: async (results) => {

@@ -52,7 +52,7 @@ export const postbackModule: ServiceModule = {
       const guard = { allowPrivate: config.postbackAllowPrivate, allowSetting: "POSTBACK_ALLOW_PRIVATE" };
       const agent = createGuardedAgent(guard);
       const stopping = new AbortController();
-      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
+      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics, metrics: ctx.metrics });
       const deliver = createDeliveryWorker({
         repository,
         directory,

@@ -2,6 +2,7 @@ import { clickhouseTime } from "../core/clickhouse.js";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
+import type { Registry } from "../core/metrics.js";
 import { deliverQueue } from "./queue.js";
 import type { AttemptRecord, SeenRepository } from "./repository.js";
 
@@ -22,9 +23,11 @@ interface LoggedAttempt {
  * moved on (false); if the commit fails, every attempt of the group rejects
  * and its job is retried.
  */
-export function createAttemptLog(deps: { repository: SeenRepository; jobs: Jobs; analytics: AnalyticsAppender }) {
+export function createAttemptLog(deps: { repository: SeenRepository; jobs: Jobs; analytics: AnalyticsAppender; metrics: Registry }) {
   const { repository, jobs, analytics } = deps;
   const group = new GroupCommit<LoggedAttempt, boolean>({
+    name: "seen_attempts",
+    metrics: deps.metrics,
     maxItems: 500,
     maxInFlight: 2,
     commit: async (attempts) => {

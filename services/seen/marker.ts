@@ -1,5 +1,6 @@
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
+import type { Registry } from "../core/metrics.js";
 import { deliveredIdentity, identityKey, type SeenIdentity } from "./identity.js";
 import type { SeenMetrics } from "./metrics.js";
 import { deliverQueue } from "./queue.js";
@@ -9,6 +10,8 @@ export interface MarkerDeps {
   readonly repository: SeenRepository;
   readonly jobs: Jobs;
   readonly metrics: SeenMetrics;
+  /** Where the group commit counts its splits. */
+  readonly registry: Registry;
   readonly defaultRetentionSeconds: number;
   /** Most marks in one transaction. */
   readonly maxGroup?: number;
@@ -30,6 +33,8 @@ const DEADLOCK_ATTEMPTS = 3;
 export function createMarker(deps: MarkerDeps) {
   const { repository, jobs, metrics } = deps;
   const group = new GroupCommit<MarkInput, MarkResult>({
+    name: "seen_marks",
+    metrics: deps.registry,
     maxItems: deps.maxGroup ?? 500,
     maxInFlight: deps.maxInFlight ?? 4,
     commit: async (inputs) => {

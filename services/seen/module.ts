@@ -47,7 +47,7 @@ export const seenModule: ServiceModule = {
       const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
       const agent = createGuardedAgent(guard);
       const send = createSender({ ...guard, agent, userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
-      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics });
+      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics, metrics: ctx.metrics });
       const deliver = createDeliveryWorker({
         repository,
         attempts,
@@ -87,7 +87,7 @@ export const seenModule: ServiceModule = {
       proxies: new TrustedProxies(config.trustedProxies),
       claims: config.seenIdentityClaims,
     });
-    const mark = createMarker({ repository, jobs: ctx.jobs, metrics, defaultRetentionSeconds });
+    const mark = createMarker({ repository, jobs: ctx.jobs, metrics, registry: ctx.metrics, defaultRetentionSeconds });
     stops.push(() => mark.flush());
     const waker = new TopicWaker({ url: ctx.postgresUrl, log });
     await waker.start();

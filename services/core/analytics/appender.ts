@@ -121,6 +121,8 @@ export class AnalyticsAppender {
   constructor(options: AppenderOptions) {
     this.#pool = options.pool;
     this.#group = new GroupCommit({
+      name: "analytics_append",
+      metrics: options.metrics,
       commit: (rows) => this.#commit(rows),
       maxItems: options.maxRows ?? 1_000,
       maxInFlight: options.maxInFlight ?? 2,
