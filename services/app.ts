@@ -12,6 +12,7 @@ import { createAdminAuthInterceptor } from "./core/auth.js";
 import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
 import { createErrorInterceptor } from "./core/errors.js";
+import { createTextInterceptor } from "./core/text-interceptor.js";
 import { probeClickHouse, probePostgres } from "./core/health.js";
 import { sendJson, startHttpServer, type HttpRoute } from "./core/http-server.js";
 import { Jobs } from "./core/jobs/jobs.js";
@@ -225,6 +226,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       interceptors: [
         createErrorInterceptor(log, metrics),
         createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
+        createTextInterceptor(Object.fromEntries(startedModules.flatMap((module) => Object.entries(module.textChecks ?? {})))),
       ],
       readMaxBytes: 4 * 1024 * 1024,
       cors: { origins: config.corsAllowedOrigins, paths: new Set(api ? startedModules.flatMap((module) => module.corsPaths ?? []) : []) },

@@ -1,7 +1,8 @@
 import { type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Event, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.js";
+import { type Event, EventSchema, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.js";
+import { findBadText } from "../core/text.js";
 import { isUuid, parseMessage } from "../core/validate.js";
 import type { EventType, EventTypes } from "./registry.js";
 import type { AcceptedEvent } from "./writer.js";
@@ -44,8 +45,9 @@ export interface CheckedEvent {
 }
 
 /**
- * Checks one event against its type: size, known type, envelope fields, and
- * the data against the type's message and declared rules. `size` is the
+ * Checks one event against its type: size, text Postgres can store (every
+ * field, the data's keys and values included), known type, envelope fields,
+ * and the data against the type's message and declared rules. `size` is the
  * event's size in bytes.
  */
 export function checkEvent(event: Event, types: EventTypes, size: number, maxEventBytes: number): CheckedEvent {
@@ -53,6 +55,12 @@ export function checkEvent(event: Event, types: EventTypes, size: number, maxEve
   const typeName = type?.name ?? UNKNOWN_TYPE;
   const reject = (reason: RejectReason, message: string) => new RejectedEvent(message, Code.InvalidArgument, reason, typeName);
   if (size > maxEventBytes) throw reject(RejectReason.TOO_LARGE, `event: ${size} bytes is over the limit of ${maxEventBytes} bytes per event`);
+  // Checked here rather than for the whole request, so a bad event of a batch fails alone.
+  const badText = findBadText(EventSchema, event);
+  if (badText !== undefined) {
+    const reason = /^data(?:$|[.[])/.test(badText.path) ? RejectReason.INVALID_DATA : RejectReason.INVALID_ENVELOPE;
+    throw reject(reason, `${badText.path}: ${badText.reason}`);
+  }
   if (type === undefined) {
     const shown = JSON.stringify(event.event.slice(0, 64));
     throw reject(RejectReason.UNKNOWN_TYPE, `event: unknown event type ${shown}; known types: ${[...types.keys()].join(", ")}`);

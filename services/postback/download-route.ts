@@ -40,7 +40,8 @@ export function createDownloadRoute(deps: {
           kind: "download",
           stag,
           occurredAt: new Date(),
-          params: downloadParams(params),
+          // Named as in the link: `utm: contains a NUL character`.
+          params: downloadParams(params, ""),
           url: origin.url.slice(0, LIMITS.url),
           ip: origin.ip,
           userAgent: userAgent.slice(0, LIMITS.userAgent),

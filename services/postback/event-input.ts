@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { textProblem } from "../core/text.js";
 
 /** Limits on what an event may carry; the README lists them. */
 export const LIMITS = { params: 100, paramName: 100, paramValue: 2_000, url: 8_000, userAgent: 1_000, id: 200 } as const;
@@ -19,13 +20,23 @@ export function occurredAt(value: Timestamp | undefined, field = "occurred_at"):
   return date;
 }
 
-/** A download link's parameters, checked against the limits. */
+/**
+ * A download link's parameters, checked against the limits and for text
+ * Postgres can store. Errors name `field.<parameter>`; with `field` empty
+ * (the link's own query), the parameter alone.
+ */
 export function downloadParams(params: Readonly<Record<string, string>>, field = "params"): Record<string, string> {
+  const whole = field === "" ? "query" : field;
   const entries = Object.entries(params);
-  if (entries.length > LIMITS.params) invalid(`${field}: more than ${LIMITS.params} parameters`);
+  if (entries.length > LIMITS.params) invalid(`${whole}: more than ${LIMITS.params} parameters`);
   for (const [name, value] of entries) {
-    if (name === "" || name.length > LIMITS.paramName) invalid(`${field}: a parameter name is empty or longer than ${LIMITS.paramName} characters`);
-    if (value.length > LIMITS.paramValue) invalid(`${field}.${name}: longer than ${LIMITS.paramValue} characters`);
+    if (name === "" || name.length > LIMITS.paramName) invalid(`${whole}: a parameter name is empty or longer than ${LIMITS.paramName} characters`);
+    const nameProblem = textProblem(name);
+    if (nameProblem !== undefined) invalid(`${whole}: a parameter name ${nameProblem}`);
+    const at = field === "" ? name : `${field}.${name}`;
+    if (value.length > LIMITS.paramValue) invalid(`${at}: longer than ${LIMITS.paramValue} characters`);
+    const valueProblem = textProblem(value);
+    if (valueProblem !== undefined) invalid(`${at}: ${valueProblem}`);
   }
   return Object.fromEntries(entries);
 }

@@ -18,6 +18,9 @@ const MAX_BODY = 16 * 1024;
 
 class BodyTooLarge extends Error {}
 
+/** Refuses bytes that are not UTF-8 instead of turning them into U+FFFD. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 async function readBody(req: HttpRequest): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -26,7 +29,11 @@ async function readBody(req: HttpRequest): Promise<string> {
     if (size > MAX_BODY) throw new BodyTooLarge();
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  try {
+    return utf8.decode(Buffer.concat(chunks));
+  } catch {
+    throw new ConnectError("body: not valid UTF-8", Code.InvalidArgument);
+  }
 }
 
 /** `{tag, id}` from the JSON body; errors name the field. */

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { formatDuration } from "../core/duration.js";
+import { checkText } from "../core/text.js";
 
 const TAG = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MAX_ITEM_ID = 256;
@@ -16,9 +17,10 @@ export function requireTag(tag: string, field = "tag"): string {
   return tag;
 }
 
-/** A notification id: 1 to 256 characters without control characters. */
+/** A notification id: 1 to 256 characters of valid Unicode without control characters. */
 export function requireItemId(id: string, field = "id"): string {
   if (id === "") throw invalid(`${field}: required`);
+  checkText(id, field);
   if ([...id].length > MAX_ITEM_ID) throw invalid(`${field}: longer than ${MAX_ITEM_ID} characters`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(id)) throw invalid(`${field}: must not contain control characters`);
