@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -7,7 +7,7 @@ import pg from "pg";
 import { pino, type Logger } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../services/app.js";
-import { startEmbeddedPostgres } from "../services/core/embedded-postgres.js";
+import { startEmbeddedPostgres, type RestartOutcome } from "../services/core/embedded-postgres.js";
 import { callIngest } from "./support/ingest.js";
 import { freePort } from "./support/ports.js";
 import { seenClients } from "./support/seen.js";
@@ -151,5 +151,24 @@ describe("a start right after a stop", () => {
     // The killed owner's server is an orphan now: the next start stops it and takes over.
     const postgres = await startEmbeddedPostgres({ dir, port, log: capturedLog().log });
     await postgres.stop();
+  });
+
+  it("gives up after the configured restart attempts, and says so", async () => {
+    const outcomes: RestartOutcome[] = [];
+    const { log, lines } = capturedLog();
+    const postgres = await startEmbeddedPostgres({ dir, port, log, restartAttempts: 2, onRestart: (outcome) => outcomes.push(outcome) });
+    const version = join(dir, "cluster", "PG_VERSION");
+    try {
+      const pid = Number((await readFile(join(dir, "cluster", "postmaster.pid"), "utf8")).split("\n")[0]);
+      // Without its version file the folder is no cluster Postgres will start on.
+      await rename(version, `${version}.away`);
+      process.kill(pid, "SIGKILL");
+      await eventually(async () => (outcomes.length === 3 ? true : undefined), 30_000, "two failed restarts and the end of the attempts");
+      expect(outcomes).toEqual(["failed", "failed", "gave_up"]);
+      expect(lines.join("")).toMatch(/embedded Postgres could not be restarted; the process stays unready until it is restarted/);
+    } finally {
+      await rename(`${version}.away`, version);
+      await postgres.stop();
+    }
   });
 });
