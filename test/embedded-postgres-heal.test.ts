@@ -23,6 +23,15 @@ async function postmasterPid(app: App): Promise<number | undefined> {
   }
 }
 
+/** Application names of the sessions that LISTEN (Funnel's listeners, and pg-boss's by its heartbeat query). */
+async function listeningSessions(app: App): Promise<string[]> {
+  const { rows } = await app.pool.query<{ name: string }>(
+    `SELECT DISTINCT application_name AS name FROM pg_stat_activity
+      WHERE datname = current_database() AND (query LIKE 'LISTEN %' OR query LIKE '%pg_listening_channels()%') ORDER BY 1`,
+  );
+  return rows.map((row) => row.name);
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -51,6 +60,10 @@ describe("the embedded Postgres heals by itself", () => {
     expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
     const killed = (await postmasterPid(app))!;
     expect(isAlive(killed)).toBe(true);
+    const listening = await eventually(async () => {
+      const names = await listeningSessions(app);
+      return names.length >= 4 ? names : undefined;
+    }, 15_000, "every LISTEN session");
 
     const killedAt = performance.now();
     process.kill(killed, "SIGKILL");
@@ -72,6 +85,11 @@ describe("the embedded Postgres heals by itself", () => {
     console.log(`embedded Postgres killed with SIGKILL: ready and writable again after ${Math.round(recovered)} ms`);
 
     expect((await seenClients(app, device).seen.markSeen({ tag: "promo", id: "after-kill" })).created).toBe(true);
+    // Funnel's listeners and pg-boss's reconnect to the new server.
+    await eventually(async () => {
+      const names = await listeningSessions(app);
+      return listening.every((name) => names.includes(name)) ? true : undefined;
+    }, 30_000, `the LISTEN sessions ${listening.join(", ")} after the restart`);
     // Counted once the supervisor itself has seen the new server accept connections.
     await eventually(
       async () => (/funnel_embedded_postgres_restarts_total\{outcome="started"\} 1\b/.test(await app.metrics.metrics()) ? true : undefined),
