@@ -5,7 +5,7 @@ import { PartnerSchema } from "../gen/funnel/postback/v1/partner_pb.js";
 import { MarkSeenResponseSchema } from "../gen/funnel/seen/v1/seen_pb.js";
 import type { App } from "../services/app.js";
 import { findBadText, textProblem } from "../services/core/text.js";
-import { postSeen } from "./support/seen.js";
+import { JWT_SECRET, postSeen, token } from "./support/seen.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
 describe("text Postgres can store", () => {
@@ -50,7 +50,7 @@ describe("text Postgres can store", () => {
 describe("every RPC and route refuses text Postgres would not store, naming the field", () => {
   let app: App;
   beforeAll(async () => {
-    app = await startTestApp();
+    app = await startTestApp({ env: { AUTH_JWT_SECRET: JWT_SECRET } });
   });
   afterAll(async () => {
     await app.stop();
@@ -80,6 +80,14 @@ describe("every RPC and route refuses text Postgres would not store, naming the 
     expect(await call("funnel.ingest.v1.IngestService/GetQuality", { from: "\u0000" })).toEqual(refused("from: contains a NUL character"));
     expect((await app.pool.query("SELECT 1 FROM postback_partners WHERE id = 'nul'")).rows).toEqual([]);
     expect((await app.pool.query("SELECT 1 FROM postback_downloads WHERE stag = 'nul_1'")).rows).toEqual([]);
+  });
+
+  it("refuses a Seen identity whose token claim holds a lone surrogate, naming the claim", async () => {
+    const claims = { sub: "s", user_id: "user-\ud800", exp: Math.floor(Date.now() / 1000) + 600 };
+    const { status, body } = await call("funnel.seen.v1.SeenService/MarkSeen", { tag: "t", id: "claimed" }, token(claims));
+    expect(status).toBe(400);
+    expect(body).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/user_id.*: contains a lone surrogate \(not valid Unicode\)$/) as unknown });
+    expect((await app.pool.query("SELECT 1 FROM seen_marks WHERE item_id = 'claimed'")).rows).toEqual([]);
   });
 
   it("counts an ingest event with bad text as rejected for its reason", async () => {

@@ -360,7 +360,7 @@ describe("tracker", () => {
       const before = await count();
       await expect(trackers.createTracker({ value: "" })).rejects.toThrow(/invalid_argument.*value: required/);
       await expect(trackers.createTracker({ value: "x".repeat(1001) })).rejects.toThrow(/value: longer than 1000 characters/);
-      await expect(trackers.createTracker({ value: "a\0b" })).rejects.toThrow(/value: must not contain NUL/);
+      await expect(trackers.createTracker({ value: "a\0b" })).rejects.toThrow(/value: contains a NUL character/);
       await expect(trackers.getTracker({ uuid: "zzz" })).rejects.toThrow(/invalid_argument.*uuid: "zzz" is not a UUID/);
       await expect(trackers.updateTracker({ uuid: "00000000-0000-4000-8000-000000000001", value: "v" })).rejects.toThrow(/not_found/);
       await expect(trackers.listTrackers({ pageSize: 5000 })).rejects.toThrow(/page_size: must be from 1 to 1000/);

@@ -3,6 +3,7 @@ import { optionalBearerToken } from "../core/auth.js";
 import type { TrustedProxies } from "../core/client-address.js";
 import type { SeenIdentityField } from "../core/config.js";
 import type { Claims, IdentityResolver } from "../core/identity/index.js";
+import { checkText } from "../core/text.js";
 
 /** Who saw a notification: one of the three kinds of the seed. */
 export type SeenIdentity =
@@ -76,6 +77,8 @@ export function deliveredIdentity(identity: SeenIdentity): Record<string, unknow
 /** Checks one id; `source` names the header or claim in the error. */
 function checkId(value: string, source: string): string {
   if (value.length > MAX_ID) throw new ConnectError(`${source}: longer than ${MAX_ID} characters`, Code.InvalidArgument);
+  // A claim is JSON: it can hold a lone surrogate, which the marks' jsonb refuses.
+  checkText(value, source);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value)) throw new ConnectError(`${source}: must not contain control characters`, Code.InvalidArgument);
   return value;

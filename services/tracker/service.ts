@@ -5,6 +5,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { DayCountSchema, TrackerSchema, type Tracker, type TrackerService } from "../../gen/funnel/tracker/v1/tracker_pb.js";
 import type { ClickHouse } from "../core/clickhouse.js";
+import { checkText } from "../core/text.js";
 import type { TrackerCache } from "./cache.js";
 import type { TrackerRepository, TrackerRow } from "./repository.js";
 import { countHits, parseRange, RangeParameterError } from "./stats.js";
@@ -31,7 +32,7 @@ function requireUuid(field: string, value: string): string {
 function requireValue(value: string): string {
   if (value === "") throw new ConnectError("value: required", Code.InvalidArgument);
   if ([...value].length > MAX_VALUE) throw new ConnectError(`value: longer than ${MAX_VALUE} characters`, Code.InvalidArgument);
-  if (value.includes("\0")) throw new ConnectError("value: must not contain NUL characters", Code.InvalidArgument);
+  checkText(value, "value");
   return value;
 }
 
