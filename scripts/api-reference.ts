@@ -14,7 +14,8 @@ const buf = new URL("../node_modules/.bin/buf", import.meta.url).pathname;
 
 /** What Funnel means by each status code it returns; the rest are never returned on purpose. */
 const codeMeanings: Partial<Record<Code, string>> = {
-  [Code.InvalidArgument]: "The request is malformed; the message names the field and the reason. Nothing was stored. Do not retry unchanged.",
+  [Code.InvalidArgument]:
+    "The request is malformed; the message names the field and the reason (`partner.install.headers.x-id: contains a NUL character`). Text no store can hold, a NUL character or a lone UTF-16 surrogate, is refused in every string, map key and `Struct` value. Nothing was stored. Do not retry unchanged.",
   [Code.NotFound]: "The named object does not exist.",
   [Code.AlreadyExists]: "The object exists already.",
   [Code.FailedPrecondition]: "The request is valid but the system is not in a state to carry it out.",

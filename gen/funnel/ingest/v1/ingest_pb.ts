@@ -58,7 +58,9 @@ export type Event = Message<"funnel.ingest.v1.Event"> & {
   /**
    * The type's fields as a JSON object, e.g. `{"element_type": "movie",
    * "page_type": "category"}`. Unknown, missing, ill-typed or out-of-range
-   * fields fail with `invalid_argument` naming `data.<field>`.
+   * fields fail with `invalid_argument` naming `data.<field>`, and so does
+   * text that cannot be stored (a NUL character, or a lone UTF-16 surrogate
+   * such as `"\ud800"`) in any key or value.
    *
    * @generated from field: google.protobuf.Struct data = 3;
    */
@@ -74,8 +76,9 @@ export type Event = Message<"funnel.ingest.v1.Event"> & {
   eventId?: string | undefined;
 
   /**
-   * A client session (any string up to 128 characters) whose events carry
-   * consecutive `seq` numbers; missing numbers are counted as gaps.
+   * A client session (any text of 1 to 128 characters without NUL characters
+   * or lone surrogates) whose events carry consecutive `seq` numbers; missing
+   * numbers are counted as gaps.
    *
    * @generated from field: optional string session_id = 5;
    */
@@ -664,14 +667,16 @@ export enum RejectReason {
   UNKNOWN_TYPE = 1,
 
   /**
-   * `data` does not match the type's message and rules.
+   * `data` does not match the type's message and rules, or holds text that
+   * cannot be stored (a NUL character, a lone surrogate).
    *
    * @generated from enum value: REJECT_REASON_INVALID_DATA = 2;
    */
   INVALID_DATA = 2,
 
   /**
-   * An envelope field is wrong: `event_id`, `session_id`, `seq`.
+   * An envelope field is wrong: `event_id`, `session_id`, `seq`, or a NUL
+   * character or lone surrogate in `event`, `token` or `session_id`.
    *
    * @generated from enum value: REJECT_REASON_INVALID_ENVELOPE = 3;
    */

@@ -36,7 +36,8 @@ export type RecordDownloadRequest = Message<"funnel.postback.v1.RecordDownloadRe
 
   /**
    * Every query parameter of the download link, by name (at most 100, names up
-   * to 100 characters, values up to 2,000). Templates read them as `{params.NAME}`.
+   * to 100 characters, values up to 2,000, without NUL characters or lone
+   * surrogates). Templates read them as `{params.NAME}`.
    *
    * @generated from field: map<string, string> params = 2;
    */

@@ -189,8 +189,8 @@ export type MarkSeenRequest = Message<"funnel.seen.v1.MarkSeenRequest"> & {
   tag: string;
 
   /**
-   * The notification's id within its tag: 1 to 256 characters, no control
-   * characters.
+   * The notification's id within its tag: 1 to 256 characters of valid
+   * Unicode (no lone surrogates), no control characters.
    *
    * @generated from field: string id = 2;
    */
