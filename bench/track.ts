@@ -1,3 +1,4 @@
+import net from "node:net";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
@@ -41,11 +42,59 @@ export async function load(url: string, options: { connections: number; seconds?
   };
 }
 
+/** Connections that start a request and never finish it (see {@link holdSlowConnections}). */
+interface SlowConnections {
+  /** How many times the server closed one (each is opened again at once). */
+  readonly closedByServer: number;
+  stop(): void;
+}
+
+/**
+ * Keeps `count` connections open to `url` that each send the start of a
+ * `/track` request and then nothing, as a slow or hostile client does; each
+ * one the server closes is opened again, so `count` stay open throughout.
+ */
+async function holdSlowConnections(url: URL, count: number): Promise<SlowConnections> {
+  let running = true;
+  let closedByServer = 0;
+  const sockets = new Set<net.Socket>();
+  const open = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = net.connect(Number(url.port), url.hostname, () => {
+        socket.write("GET /track?id=");
+        resolve();
+      });
+      sockets.add(socket);
+      // Reads (and drops) the server's 408, so that its close is seen.
+      socket.resume();
+      socket.on("error", () => resolve());
+      socket.on("close", () => {
+        sockets.delete(socket);
+        if (!running) return;
+        closedByServer += 1;
+        void open();
+      });
+    });
+  await Promise.all(Array.from({ length: count }, open));
+  return {
+    get closedByServer() {
+      return closedByServer;
+    },
+    stop() {
+      running = false;
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
 /**
  * `npm run bench -- track [--seconds 20] [--soak-seconds 600]`: the bare-Node
  * limit (a plain http server answering 204), then `/track` on the all-in-one
  * process over embedded stores with 64 connections, then a 100 req/s soak; after
- * each `/track` run the rows in ClickHouse must equal the 204s.
+ * each `/track` run the rows in ClickHouse must equal the 204s. Last, `/track`
+ * at 1,000 req/s without and then with 1,000 slow connections open (each
+ * sends half a request line and stalls until the server's header timeout
+ * closes it, then comes back).
  */
 export async function run(argv: readonly string[]): Promise<void> {
   const { values } = parseArgs({
@@ -94,6 +143,19 @@ export async function run(argv: readonly string[]): Promise<void> {
     const soak = await load(`${base}/track?id=${soakTracker}`, { connections: 8, amount: 100 * soakSeconds, rate: 100 });
     const soakRows = await rowsOnceDrained(soakTracker, soakFrom);
 
+    const slowTracker = (await trackers.createTracker({ value: "bench-slow-clients" })).tracker!.uuid;
+    const slowFrom = new Date(Date.now() - 60_000);
+    const steady = { connections: 16, amount: 1_000 * seconds, rate: 1_000 };
+    const calm = await load(`${base}/track?id=${slowTracker}`, steady);
+    const slowClients = await holdSlowConnections(new URL(base), 1_000);
+    let besieged: Load;
+    try {
+      besieged = await load(`${base}/track?id=${slowTracker}`, steady);
+    } finally {
+      slowClients.stop();
+    }
+    const slowRows = await rowsOnceDrained(slowTracker, slowFrom);
+
     // Every hit has its own event_id: distinct ids equal rows when nothing was inserted twice.
     const clickhouse = await server.stopAndOpenClickHouse();
     const result = await clickhouse.client.query({
@@ -114,7 +176,17 @@ export async function run(argv: readonly string[]): Promise<void> {
       ["rows = 204s", "-", peakRows === peak.ok ? "yes" : `NO (${peakRows - peak.ok})`, soakRows === soak.ok ? "yes" : `NO (${soakRows - soak.ok})`],
     ]);
     console.log(`all tracker_events rows: ${totals?.n ?? "?"}, distinct event ids: ${totals?.distinct ?? "?"}`);
-    if (peakRows !== peak.ok || soakRows !== soak.ok || totals?.n !== totals?.distinct) process.exitCode = 1;
+    console.log("");
+    printTable([
+      ["/track, 16 conns at 1,000 req/s", "no slow connections", "1,000 slow connections open"],
+      ["requests/s", calm.rate.toFixed(0), besieged.rate.toFixed(0)],
+      ["latency p50 / p99 / max (ms)", `${calm.p50} / ${calm.p99} / ${calm.max}`, `${besieged.p50} / ${besieged.p99} / ${besieged.max}`],
+      ["204s / non-2xx / errors", `${calm.ok} / ${calm.notOk} / ${calm.errors}`, `${besieged.ok} / ${besieged.notOk} / ${besieged.errors}`],
+      ["slow connections closed by the server", "-", String(slowClients.closedByServer)],
+    ]);
+    const slowOk = calm.ok + besieged.ok;
+    console.log(`rows in ClickHouse for both: ${slowRows}${slowRows === slowOk ? " (= 204s)" : ` (NOT the ${slowOk} 204s)`}`);
+    if (peakRows !== peak.ok || soakRows !== soak.ok || slowRows !== slowOk || totals?.n !== totals?.distinct) process.exitCode = 1;
   } finally {
     await server.remove();
   }
