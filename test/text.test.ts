@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventSchema, SendBatchRequestSchema } from "../gen/funnel/ingest/v1/ingest_pb.js";
 import { PartnerSchema } from "../gen/funnel/postback/v1/partner_pb.js";
 import { MarkSeenResponseSchema } from "../gen/funnel/seen/v1/seen_pb.js";
 import type { App } from "../services/app.js";
 import { findBadText, textProblem } from "../services/core/text.js";
-import { JWT_SECRET, postSeen, token } from "./support/seen.js";
+import { adminClients, JWT_SECRET, postSeen, token } from "./support/seen.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
 describe("text Postgres can store", () => {
@@ -80,6 +81,15 @@ describe("every RPC and route refuses text Postgres would not store, naming the 
     expect(await call("funnel.ingest.v1.IngestService/GetQuality", { from: "\u0000" })).toEqual(refused("from: contains a NUL character"));
     expect((await app.pool.query("SELECT 1 FROM postback_partners WHERE id = 'nul'")).rows).toEqual([]);
     expect((await app.pool.query("SELECT 1 FROM postback_downloads WHERE stag = 'nul_1'")).rows).toEqual([]);
+  });
+
+  it("checks a server-streaming request as its handler reads it", async () => {
+    const stream = adminClients(app).feed.subscribe({ topic: "goals\u0000", consumer: "reader" });
+    const error = await (async () => {
+      for await (const message of stream) return message;
+    })().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConnectError);
+    expect([(error as ConnectError).code, (error as ConnectError).rawMessage]).toEqual([Code.InvalidArgument, "topic: contains a NUL character"]);
   });
 
   it("refuses a Seen identity whose token claim holds a lone surrogate, naming the claim", async () => {
