@@ -1,9 +1,13 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
+import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { startHttpServer, type HttpRoute } from "../services/core/http-server.js";
+import { createLogger } from "../services/core/logger.js";
+import { createMetricsRegistry } from "../services/core/metrics.js";
 import { clickhouseRows, drained } from "./support/ingest.js";
 import { eventually, startTestApp, testStores } from "./support/stores.js";
 
@@ -171,5 +175,82 @@ describe("shutdown under keep-alive load", () => {
     } finally {
       await again.stop();
     }
+  });
+});
+
+describe("the HTTP server's drain", () => {
+  it("closes idle connections at once, closes busy ones after their answer, and refuses a request that arrives late with 503", async () => {
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // /stream has sent its headers (keep-alive) and is still writing when the drain begins;
+    // /wait has sent nothing yet.
+    const routes = new Map<string, HttpRoute>([
+      ["/stream", async (_req, res) => {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("first part;");
+        await released;
+        res.end("last part");
+      }],
+      ["/wait", async (_req, res) => {
+        await released;
+        res.writeHead(200, { "content-type": "text/plain", "content-length": "4" });
+        res.end("done");
+      }],
+      ["/fast", (_req, res) => {
+        res.writeHead(200, { "content-length": "2" });
+        res.end("ok");
+      }],
+    ]);
+    const server = await startHttpServer({
+      port: 0,
+      host: "127.0.0.1",
+      log: createLogger("silent"),
+      rpc: () => undefined,
+      interceptors: [],
+      routes,
+      readMaxBytes: 1024,
+      metrics: createMetricsRegistry(),
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 60_000,
+      maxConnections: 100,
+    });
+    const connect = async (): Promise<{ socket: net.Socket; text: () => string; closed: Promise<void> }> => {
+      const socket = net.connect(server.port, "127.0.0.1");
+      let received = "";
+      socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+      const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+      await new Promise((resolve) => socket.once("connect", resolve));
+      return { socket, text: () => received, closed };
+    };
+    const request = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: funnel\r\n\r\n`;
+
+    const idle = await connect();
+    idle.socket.write(request("/fast"));
+    const streaming = await connect();
+    streaming.socket.write(request("/stream"));
+    const waiting = await connect();
+    waiting.socket.write(request("/wait"));
+    await eventually(async () => (idle.text().includes("\r\n\r\nok") && streaming.text().includes("first part;") ? true : undefined), 5_000, "the first answers");
+    await sleep(50);
+
+    const closing = server.close(10_000);
+    // A request on the busy keep-alive connection after the drain began.
+    streaming.socket.write(request("/fast"));
+    await idle.closed;
+    await sleep(100);
+    release();
+    await Promise.all([streaming.closed, waiting.closed]);
+    await closing;
+
+    // The idle connection was closed without another byte.
+    expect(idle.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*Connection: keep-alive\r\n[^]*ok$/);
+    // The answer in flight finished, told the connection closes, and the late request was refused.
+    const [first, late] = streaming.text().split(/(?=HTTP\/1\.1 )/);
+    expect(first).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*first part;[^]*last part/);
+    expect(late).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    expect(late).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(late).toMatch(/\r\nconnection: close\r\n/i);
+    expect(waiting.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*connection: close\r\n[^]*done$/i);
   });
 });
