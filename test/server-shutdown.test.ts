@@ -12,7 +12,7 @@ import { clickhouseRows, drained } from "./support/ingest.js";
 import { eventually, startTestApp, testStores } from "./support/stores.js";
 
 const SEND_PATH = "/funnel.ingest.v1.IngestService/Send";
-const SHUTDOWN_TIMEOUT_MS = 12_000;
+const SHUTDOWN_TIMEOUT_MS = 20_000;
 
 /**
  * How one request ended, as its client saw it: answered (`status`), or a

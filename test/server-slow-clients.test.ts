@@ -80,7 +80,7 @@ describe("slow clients", () => {
       const lifetimes = slow.map((connection) => connection.closedAfter ?? Infinity);
       // Closed for being slow (not refused at once), and within the header timeout plus one check of the server's.
       expect(Math.min(...lifetimes)).toBeGreaterThanOrEqual(900);
-      expect(Math.max(...lifetimes)).toBeLessThan(5_000);
+      expect(Math.max(...lifetimes)).toBeLessThan(8_000);
       // An unfinished HTTP/1.1 request is told why.
       expect(slow[2]?.received).toMatch(/^HTTP\/1\.1 408 /);
     } finally {
