@@ -23,6 +23,7 @@ import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { startMetricsServer } from "./core/metrics-server.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
 import { StatisticsKeeper } from "./core/statistics.js";
+import { createWellKnownTypesInterceptor } from "./core/well-known-types.js";
 import type { Role, ServiceModule, StartedModule } from "./module.js";
 import { serviceModules } from "./modules.js";
 import { createOpsService } from "./ops/service.js";
@@ -226,6 +227,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       interceptors: [
         createErrorInterceptor(log, metrics),
         createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
+        createWellKnownTypesInterceptor(),
         createTextInterceptor(Object.fromEntries(startedModules.flatMap((module) => Object.entries(module.textChecks ?? {})))),
       ],
       readMaxBytes: 4 * 1024 * 1024,

@@ -34,9 +34,28 @@ export function isStoreUnavailable(error: unknown): boolean {
 }
 
 /**
+ * The longest error message an answer carries. A message may quote what the
+ * caller sent, and gRPC carries it in a trailer: a megabyte there breaks the
+ * HTTP/2 stream instead of answering.
+ */
+export const MAX_ERROR_MESSAGE_CHARS = 1_000;
+
+/** `error` with its message cut to {@link MAX_ERROR_MESSAGE_CHARS}, never inside a surrogate pair. */
+function capMessage(error: ConnectError): ConnectError {
+  const raw = error.rawMessage;
+  if (raw.length <= MAX_ERROR_MESSAGE_CHARS) return error;
+  const last = raw.charCodeAt(MAX_ERROR_MESSAGE_CHARS - 1);
+  const end = last >= 0xd800 && last <= 0xdbff ? MAX_ERROR_MESSAGE_CHARS - 1 : MAX_ERROR_MESSAGE_CHARS;
+  const capped = new ConnectError(`${raw.slice(0, end)}…`, error.code, error.metadata, undefined, error.cause);
+  capped.details = error.details;
+  return capped;
+}
+
+/**
  * Logs unexpected errors once, with their cause, and hides their details from
  * callers; counts every RPC by method and code. Expected failures
- * (ConnectErrors raised by handlers) pass through unchanged.
+ * (ConnectErrors raised by handlers) pass through unchanged but for the
+ * length of their message.
  */
 export function createErrorInterceptor(log: Logger, registry: Registry): Interceptor {
   const calls = counter(registry, "funnel_rpc_requests_total", "RPCs by method and result code (Connect's names: ok, invalid_argument, unavailable, …).", ["method", "code"]);
@@ -51,7 +70,7 @@ export function createErrorInterceptor(log: Logger, registry: Registry): Interce
     } catch (error) {
       let wrapped: ConnectError;
       if (error instanceof ConnectError) {
-        wrapped = error;
+        wrapped = capMessage(error);
       } else if (isStoreUnavailable(error)) {
         log.warn({ err: error, method }, "store unavailable");
         wrapped = new ConnectError("storage is unavailable, retry later", Code.Unavailable);

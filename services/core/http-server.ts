@@ -7,6 +7,7 @@ import { createContextKey, createContextValues, type ConnectRouter, type Interce
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
 import { counter, gauge, type Registry } from "./metrics.js";
+import { answerRequestFaults, createRequestFaultInterceptor, requestParsing } from "./request-faults.js";
 import { MAX_TIMEOUT_MS, UnaryJsonRoutes } from "./unary-json.js";
 import type { Logger } from "./logger.js";
 
@@ -117,6 +118,21 @@ function cutUnlessSent(stream: http2.ServerHttp2Stream, timeoutMs: number): void
 }
 
 /**
+ * Ends an HTTP/2 stream once its answer is sent, when the client has not sent
+ * all of its request yet (an answer that refuses a body over `readMaxBytes`):
+ * nothing reads the rest, so the client could never finish, and the stream
+ * would stay open. RFC 9113 §8.1 ends it so: RST_STREAM with NO_ERROR, which
+ * Node sends after what is queued.
+ */
+function endWhenAnswered(stream: http2.ServerHttp2Stream): void {
+  // The compatibility layer sends every answer's trailers last; this listener
+  // runs after it has queued them, so the answer is whole.
+  stream.once("wantTrailers", () => {
+    if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  });
+}
+
+/**
  * The answer to a request that arrives after the drain began. Nothing of it
  * was done, and a `503` says so for certain (a connection closed unread would
  * look to the client like one cut after the work), so any client may send it
@@ -146,12 +162,21 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   };
   const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "");
-  const interceptors = [...options.interceptors];
-  const unaryJson = new UnaryJsonRoutes({ log, interceptors, readMaxBytes: options.readMaxBytes, contextValues });
+  // The request-fault interceptor goes first: it marks the calls whose
+  // interceptors ran, which tells a request that could not be read from a
+  // server fault (see request-faults.ts).
+  const interceptors = [createRequestFaultInterceptor(), ...options.interceptors];
+  const unaryJson = new UnaryJsonRoutes({ log, interceptors, readMaxBytes: options.readMaxBytes, contextValues, jsonOptions: requestParsing.jsonOptions });
   const connectHandler = connectNodeAdapter({
-    routes: (router) => options.rpc(unaryJson.recording(router)),
+    routes: (router) => {
+      options.rpc(unaryJson.recording(router));
+      // The adapter reads the handlers once this returns. Services are
+      // registered without options of their own, so all run the interceptors above.
+      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(answerRequestFaults));
+    },
     interceptors,
     readMaxBytes: options.readMaxBytes,
+    ...requestParsing,
     maxTimeoutMs: MAX_TIMEOUT_MS,
     contextValues,
     fallback: (req, res) => {
@@ -175,6 +200,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (cors?.(req as HttpRequest, res as unknown as HttpResponse, path) === true) return;
     const route = options.routes.get(path);
     if (route !== undefined) runRoute(route, path, req as HttpRequest, res as unknown as HttpResponse);
+    // connect-es throws, uncaught, on a request that names no authority
+    // (HTTP/1.0 without Host, HTTP/2 without :authority); both RPC paths refuse it.
+    else if (("authority" in req ? req.authority : req.headers.host) === undefined) sendJson(res as unknown as HttpResponse, 400, { error: "an RPC needs a Host header" });
     else if (!unaryJson.take(req as HttpRequest, res as unknown as HttpResponse, path)) connectHandler(req, res);
   };
 
@@ -203,6 +231,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (draining) session.close();
   });
   h2.on("stream", (stream) => cutUnlessSent(stream, options.requestTimeoutMs));
+  h2.on("stream", endWhenAnswered);
 
   const dropped = counter(options.metrics, "funnel_http_connections_dropped_total", "Connections closed on arrival because HTTP_MAX_CONNECTIONS were open");
   const connections = gauge(options.metrics, "funnel_http_connections", "Open client connections of the HTTP server");

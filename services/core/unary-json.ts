@@ -26,6 +26,8 @@ export interface UnaryJsonOptions {
   readonly interceptors: Interceptor[];
   readonly readMaxBytes: number;
   readonly contextValues: (req: http.IncomingMessage) => ContextValues;
+  /** How request JSON is read: the same options connect-es is given, so both paths parse alike. */
+  readonly jsonOptions?: Parameters<typeof createMethodSerializationLookup>[2];
 }
 
 /** `Content-Type` of a Connect unary JSON request (what connect-es accepts as such). */
@@ -93,7 +95,7 @@ export class UnaryJsonRoutes {
       if (method.methodKind !== "unary") continue;
       this.#methods.set(`/${service.typeName}/${method.name}`, {
         spec: spec.methods[method.localName] as UnarySpec,
-        serialization: createMethodSerializationLookup(method as DescMethodUnary, undefined, undefined, {
+        serialization: createMethodSerializationLookup(method as DescMethodUnary, undefined, this.#options.jsonOptions, {
           readMaxBytes: this.#options.readMaxBytes,
           writeMaxBytes: 0xffffffff,
         }),

@@ -1,0 +1,154 @@
+import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { createAsyncIterable, encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+
+/*
+ * Request bytes that do not parse are the caller's fault, but connect-es
+ * answers some of them `internal` (a server fault, HTTP 500): a binary
+ * message that does not parse (its serialization wraps every protobuf error
+ * so), a frame flagged compressed without an encoding, a body its
+ * decompressor cannot read. It offers no hook between reading a request and
+ * answering it: handler options cannot replace its serialization, and for a
+ * unary call the request is parsed before any interceptor runs. So Funnel
+ * corrects the answer where it can tell such failures apart:
+ *
+ * - a unary call that fails `internal` before its interceptors ran failed
+ *   while its request was read (connect-es does nothing else before them);
+ *   {@link answerRequestFaults} rewrites that answer to `invalid_argument`, in
+ *   the protocol's own encoding;
+ * - a streaming call reads its requests while the interceptors run: there,
+ *   {@link createRequestFaultInterceptor} turns an `internal` failure of the
+ *   request stream into `invalid_argument`.
+ *
+ * Failures after the interceptors started stay as they are: those are the
+ * server's.
+ */
+
+/**
+ * How deep a request may nest messages (protobuf-es counts every message,
+ * so a Struct costs two levels per level of JSON). Parsing is recursive: the
+ * limit keeps a hostile request from exhausting the stack, and leaves room for
+ * Struct fields well past MAX_STRUCT_DEPTH, so that those are refused by the
+ * depth check, which names the field.
+ */
+export const MAX_MESSAGE_NESTING = 512;
+
+/** JSON request bodies must be UTF-8: invalid bytes are refused, never replaced with U+FFFD. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * How both RPC paths (connect-es and Funnel's unary JSON path) parse
+ * requests. `textDecoder` is a documented option of connect-es's JSON
+ * serialization, passed through its handler options.
+ */
+export const requestParsing = {
+  binaryOptions: { recursionLimit: MAX_MESSAGE_NESTING },
+  jsonOptions: {
+    recursionLimit: MAX_MESSAGE_NESTING,
+    textDecoder: {
+      decode(input?: Uint8Array): string {
+        try {
+          return utf8.decode(input);
+        } catch {
+          throw new ConnectError("request body: not valid UTF-8", Code.InvalidArgument);
+        }
+      },
+    },
+  },
+};
+
+/** Set when a call's interceptors run: what tells a request fault from a server fault. */
+const callStartedKey = createContextKey(false, { description: "the RPC's interceptors ran" });
+
+/** The answer to a request that could not be read. */
+function requestFault(error: ConnectError): ConnectError {
+  return new ConnectError(`malformed request: ${error.rawMessage}`, Code.InvalidArgument);
+}
+
+async function* readingFaults<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw error instanceof ConnectError && error.code === Code.Internal ? requestFault(error) : error;
+  }
+}
+
+/**
+ * Marks each call whose interceptors run (see {@link answerRequestFaults}),
+ * and turns an `internal` failure to read a request stream into
+ * `invalid_argument`. Goes first among the interceptors.
+ */
+export function createRequestFaultInterceptor(): Interceptor {
+  return (next) => (req) => {
+    req.contextValues.set(callStartedKey, true);
+    return req.stream ? next({ ...req, message: readingFaults(req.message) }) : next(req);
+  };
+}
+
+async function readAll(body: AsyncIterable<Uint8Array> | undefined): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  if (body !== undefined) for await (const chunk of body) chunks.push(chunk);
+  return chunks.length === 1 ? (chunks[0] as Uint8Array) : new Uint8Array(Buffer.concat(chunks));
+}
+
+/** gRPC: the status is in the trailers, set by the time the handler resolves (nothing else was sent). */
+function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
+  const error = res.trailer !== undefined ? findTrailerError(res.trailer) : undefined;
+  if (error?.code !== Code.Internal) return res;
+  return { ...res, trailer: setTrailerStatus(new Headers(), requestFault(error)) };
+}
+
+/** gRPC-Web: the body is the one trailer frame. */
+async function rewriteGrpcWeb(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const body = await readAll(res.body);
+  const kept = { ...res, body: createAsyncIterable([body]) };
+  // A compressed trailer frame is left alone: an error message this short is never compressed.
+  if (body.byteLength < 5 || body[0] !== trailerFlag) return kept;
+  const error = findTrailerError(trailerParse(body.subarray(5)));
+  if (error?.code !== Code.Internal) return kept;
+  const trailer = setTrailerStatus(new Headers(), requestFault(error));
+  return { ...res, body: createAsyncIterable([encodeEnvelope(trailerFlag, trailerSerialize(trailer))]) };
+}
+
+/** Connect unary: the error is the JSON body, its code also the HTTP status. */
+async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const body = await readAll(res.body);
+  const kept = { ...res, body: createAsyncIterable([body]) };
+  if (res.header?.has("content-encoding") === true) return kept;
+  const error = errorFromJsonBytes(body, undefined, new ConnectError("", Code.Unknown));
+  if (error.code !== Code.Internal) return kept;
+  const fault = requestFault(error);
+  const answer = errorToJsonBytes(fault, undefined);
+  const header = new Headers(res.header);
+  header.set("content-length", String(answer.byteLength));
+  return { ...res, status: codeToHttpStatus(fault.code), header, body: createAsyncIterable([answer]) };
+}
+
+/**
+ * Wraps a connect-es handler so that a call failing `internal` before its
+ * interceptors ran answers `invalid_argument` instead (see
+ * {@link createRequestFaultInterceptor}, which must be among the handler's
+ * interceptors).
+ */
+export function answerRequestFaults(handler: UniversalHandler): UniversalHandler {
+  const guarded = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    const values = req.contextValues ?? createContextValues();
+    const res = await handler({ ...req, contextValues: values });
+    if (values.get(callStartedKey)) return res;
+    const type = res.header?.get("content-type") ?? "";
+    if (type.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
+    if (type.startsWith("application/grpc")) return rewriteGrpc(res);
+    if (res.status === codeToHttpStatus(Code.Internal)) return rewriteConnectUnary(res);
+    return res;
+  };
+  return Object.assign(guarded, {
+    service: handler.service,
+    method: handler.method,
+    requestPath: handler.requestPath,
+    protocolNames: handler.protocolNames,
+    supportedContentType: handler.supportedContentType,
+    allowedMethods: handler.allowedMethods,
+  });
+}
