@@ -19,8 +19,8 @@ import { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { createMetricsRegistry, type Registry } from "./core/metrics.js";
-import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { startMetricsServer } from "./core/metrics-server.js";
+import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
 import { StatisticsKeeper } from "./core/statistics.js";
 import { createWellKnownTypesInterceptor } from "./core/well-known-types.js";
@@ -57,10 +57,10 @@ export interface App {
   readonly adminToken: string;
   /** Base URL of the process's HTTP server (a worker-only process serves only health). */
   readonly url: string;
-  /** Drains and closes everything, in reverse order of start-up. */
-  stop(): Promise<void>;
   /** Base URL of the metrics server (`METRICS_HOST`:`METRICS_PORT`), which serves `/metrics` alone. */
   readonly metricsUrl: string;
+  /** Drains and closes everything, in reverse order of start-up. */
+  stop(): Promise<void>;
 }
 
 const migrationsDir = fileURLToPath(new URL("./migrations/", import.meta.url));
@@ -215,11 +215,11 @@ export async function startApp(options: AppOptions): Promise<App> {
       ...(api ? startedModules.flatMap((module) => [...(module.routes ?? [])]) : []),
       ...operationsRoutes,
     ]);
-    const server = await startHttpServer({
-      port: config.port,
     // Series name partners and integrations: never on the public port.
     const metricsServer = await startMetricsServer({ port: config.metricsPort, host: config.metricsHost, metrics, log });
     closers.push(() => metricsServer.close());
+    const server = await startHttpServer({
+      port: config.port,
       host: config.host,
       log,
       rpc,
@@ -257,11 +257,11 @@ export async function startApp(options: AppOptions): Promise<App> {
       metrics,
       adminToken,
       url: server.url,
+      metricsUrl: metricsServer.url,
       stop: closeAll,
     };
   } catch (error) {
     await closeAll();
-      metricsUrl: metricsServer.url,
     throw error;
   }
 }

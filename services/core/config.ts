@@ -88,11 +88,11 @@ export interface Config {
   readonly port: number;
   /** Address the API server binds to. */
   readonly host: string;
-  /** Postgres server URL; unset means an embedded Postgres in `dataDir/postgres`. */
   /** TCP port of the Prometheus `/metrics` endpoint, apart from the API (series name partners and integrations). */
   readonly metricsPort: number;
   /** Address the metrics server binds to: loopback unless the scraper runs elsewhere. */
   readonly metricsHost: string;
+  /** Postgres server URL; unset means an embedded Postgres in `dataDir/postgres`. */
   readonly databaseUrl: string | undefined;
   /** Size of the application's Postgres pool. */
   readonly databasePoolMax: number;
@@ -363,12 +363,12 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
   const config: Config = {
     port: integer("PORT", 8080, 0, 65535),
     host: read("HOST") ?? "0.0.0.0",
+    metricsPort: integer("METRICS_PORT", 9464, 0, 65535),
+    metricsHost: read("METRICS_HOST") ?? "127.0.0.1",
     databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
     databasePoolMax: integer("DATABASE_POOL_MAX", 20, 1, 1000),
     embeddedPostgresPort: integer("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535),
     embeddedPostgresRestartAttempts: integer("EMBEDDED_POSTGRES_RESTART_ATTEMPTS", 10, 0, 1_000),
-    metricsPort: integer("METRICS_PORT", 9464, 0, 65535),
-    metricsHost: read("METRICS_HOST") ?? "127.0.0.1",
     clickhouseUrl: url("CLICKHOUSE_URL", ["http:", "https:"]),
     clickhouseDatabase: identifier("CLICKHOUSE_DATABASE", "funnel"),
     clickhouseCluster: read("CLICKHOUSE_CLUSTER") === undefined ? undefined : identifier("CLICKHOUSE_CLUSTER", "funnel"),
@@ -435,9 +435,9 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
   if (config.authJwtSecret !== undefined && config.authJwtSecret.length < 16) {
     problems.push("AUTH_JWT_SECRET: must be at least 16 characters");
   }
-  if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze(config);
-}
   if (config.metricsPort !== 0 && config.metricsPort === config.port) {
     problems.push(`METRICS_PORT: must differ from PORT (${config.port})`);
   }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
