@@ -181,26 +181,31 @@ function viaHttp2(path: string, headers: Record<string, string>, body: Uint8Arra
   });
 }
 
-/** Sends `body` (already framed for `protocol`) to a method. */
-function send(method: DescMethod, protocol: Protocol, body: Uint8Array, token: boolean): Promise<Answer> {
+/**
+ * Sends `body` (already framed for `protocol`) to a method; `encoding` names
+ * a compression in the protocol's own header (the body is not compressed).
+ */
+function send(method: DescMethod, protocol: Protocol, body: Uint8Array, token: boolean, encoding?: string): Promise<Answer> {
   const path = `/${method.parent.typeName}/${method.name}`;
   const streaming = method.methodKind !== "unary";
   const auth: Record<string, string> = token ? { authorization: `Bearer ${ADMIN_TOKEN}` } : {};
+  const grpcEncoding: Record<string, string> = encoding !== undefined ? { "grpc-encoding": encoding } : {};
+  const connectEncoding: Record<string, string> = encoding === undefined ? {} : streaming ? { "connect-content-encoding": encoding } : { "content-encoding": encoding };
   switch (protocol) {
     case "connect-json-h1":
     case "connect-json-h2": {
-      const headers = { "content-type": streaming ? "application/connect+json" : "application/json", "connect-protocol-version": "1", ...auth };
+      const headers = { "content-type": streaming ? "application/connect+json" : "application/json", "connect-protocol-version": "1", ...connectEncoding, ...auth };
       return protocol === "connect-json-h1" ? viaHttp1(path, headers, body) : viaHttp2(path, headers, body);
     }
     case "connect-proto-h1":
     case "connect-proto-h2": {
-      const headers = { "content-type": streaming ? "application/connect+proto" : "application/proto", "connect-protocol-version": "1", ...auth };
+      const headers = { "content-type": streaming ? "application/connect+proto" : "application/proto", "connect-protocol-version": "1", ...connectEncoding, ...auth };
       return protocol === "connect-proto-h1" ? viaHttp1(path, headers, body) : viaHttp2(path, headers, body);
     }
     case "grpc-web":
-      return viaHttp1(path, { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", ...auth }, body);
+      return viaHttp1(path, { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", ...grpcEncoding, ...auth }, body);
     case "grpc":
-      return viaHttp2(path, { "content-type": "application/grpc", te: "trailers", ...auth }, body);
+      return viaHttp2(path, { "content-type": "application/grpc", te: "trailers", ...grpcEncoding, ...auth }, body);
   }
 }
 
@@ -354,6 +359,8 @@ async function forEveryMethod<T>(arb: (method: DescMethod) => fc.Arbitrary<T>, c
 }
 
 const protocolArb = fc.constantFrom(...PROTOCOLS);
+/** No compression named, or one the server knows or does not know (the body is never compressed). */
+const encodingArb = fc.constantFrom(undefined, undefined, "gzip", "br", "identity", "zstd");
 
 describe("hostile requests", () => {
   beforeAll(async () => {
@@ -389,6 +396,12 @@ describe("hostile requests", () => {
         assertCallersFault(answer, protocol);
       });
     }
+
+    it("a Connect call naming a compression the server does not know is a 400", async () => {
+      const answer = await send(ingestSend, "connect-proto-h1", new Uint8Array(), false, "zstd");
+      expect(answer).toMatchObject({ status: 400, code: "invalid_argument" });
+      expect(answer.message).toMatch(/unknown compression "zstd"/);
+    });
 
     it("a gRPC-Web frame whose message does not parse is invalid_argument", async () => {
       const answer = await send(ingestSend, "grpc-web", envelope(0, new Uint8Array([0x0a, 0x10, 0x41])), false);
@@ -507,8 +520,9 @@ describe("hostile requests", () => {
             flip: fc.option(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 }))),
             h2: fc.boolean(),
             token: fc.boolean(),
+            encoding: encodingArb,
           }),
-        async (method, { junk, cut, flip, h2, token }) => {
+        async (method, { junk, cut, flip, h2, token, encoding }) => {
           // A real message cut short or with one byte changed reaches deeper into the parser than noise.
           const body = junk.slice(0, junk.byteLength === 0 ? 0 : cut % (junk.byteLength + 1));
           if (flip !== null && body.byteLength > 0) {
@@ -516,7 +530,7 @@ describe("hostile requests", () => {
             body[at] = (body[at] ?? 0) ^ flip[1];
           }
           const protocol = h2 ? "connect-proto-h2" : "connect-proto-h1";
-          assertCallersFault(await send(method, protocol, method.methodKind === "unary" ? body : envelope(0, body), token), protocol);
+          assertCallersFault(await send(method, protocol, method.methodKind === "unary" ? body : envelope(0, body), token, encoding), protocol);
         },
         20,
       );
@@ -529,16 +543,17 @@ describe("hostile requests", () => {
       cut: fc.option(fc.nat()),
       more: fc.uint8Array({ maxLength: 12 }),
       token: fc.boolean(),
+      encoding: encodingArb,
     });
 
     for (const protocol of ["grpc-web", "grpc"] as const) {
       it(`truncated and garbled ${protocol} envelopes`, async () => {
         await forEveryMethod(
           () => frames,
-          async (method, { flags, payload, declared, cut, more, token }) => {
+          async (method, { flags, payload, declared, cut, more, token, encoding }) => {
             let body = Buffer.concat([envelope(flags, payload, declared ?? payload.byteLength), more]);
             if (cut !== null) body = body.subarray(0, cut % (body.byteLength + 1));
-            assertCallersFault(await send(method, protocol, new Uint8Array(body), token), protocol);
+            assertCallersFault(await send(method, protocol, new Uint8Array(body), token, encoding), protocol);
           },
           15,
         );

@@ -17,7 +17,8 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
  * - a unary call that fails `internal` before its interceptors ran failed
  *   while its request was read (connect-es does nothing else before them);
  *   {@link answerRequestFaults} rewrites that answer to `invalid_argument`, in
- *   the protocol's own encoding;
+ *   the protocol's own encoding (and over Connect also `unimplemented`, an
+ *   unknown compression, which Connect would send as HTTP 501);
  * - a streaming call reads its requests while the interceptors run: there,
  *   {@link createRequestFaultInterceptor} turns an `internal` failure of the
  *   request stream into `invalid_argument`.
@@ -112,13 +113,17 @@ async function rewriteGrpcWeb(res: UniversalServerResponse): Promise<UniversalSe
   return { ...res, body: createAsyncIterable([encodeEnvelope(trailerFlag, trailerSerialize(trailer))]) };
 }
 
-/** Connect unary: the error is the JSON body, its code also the HTTP status. */
+/**
+ * Connect unary: the error is the JSON body, its code also the HTTP status.
+ * Besides `internal`, `unimplemented` before the call is the caller's too (a
+ * compression the server does not know), and Connect would send it as a 501.
+ */
 async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
   const body = await readAll(res.body);
   const kept = { ...res, body: createAsyncIterable([body]) };
   if (res.header?.has("content-encoding") === true) return kept;
   const error = errorFromJsonBytes(body, undefined, new ConnectError("", Code.Unknown));
-  if (error.code !== Code.Internal) return kept;
+  if (error.code !== Code.Internal && error.code !== Code.Unimplemented) return kept;
   const fault = requestFault(error);
   const answer = errorToJsonBytes(fault, undefined);
   const header = new Headers(res.header);
@@ -140,7 +145,7 @@ export function answerRequestFaults(handler: UniversalHandler): UniversalHandler
     const type = res.header?.get("content-type") ?? "";
     if (type.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
     if (type.startsWith("application/grpc")) return rewriteGrpc(res);
-    if (res.status === codeToHttpStatus(Code.Internal)) return rewriteConnectUnary(res);
+    if (res.status >= 500) return rewriteConnectUnary(res);
     return res;
   };
   return Object.assign(guarded, {
