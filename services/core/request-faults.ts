@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { createAsyncIterable, encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, contentTypeUnaryJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 
@@ -119,10 +119,16 @@ async function rewriteGrpcWeb(res: UniversalServerResponse): Promise<UniversalSe
  * compression the server does not know), and Connect would send it as a 501.
  */
 async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  // Anything else is no Connect error body (a 505 for a bidi call over HTTP/1.1 has none).
+  if (res.header?.get("content-type") !== contentTypeUnaryJson || res.header.has("content-encoding")) return res;
   const body = await readAll(res.body);
   const kept = { ...res, body: createAsyncIterable([body]) };
-  if (res.header?.has("content-encoding") === true) return kept;
-  const error = errorFromJsonBytes(body, undefined, new ConnectError("", Code.Unknown));
+  let error: ConnectError;
+  try {
+    error = errorFromJsonBytes(body, undefined, new ConnectError("", Code.Unknown));
+  } catch {
+    return kept;
+  }
   if (error.code !== Code.Internal && error.code !== Code.Unimplemented) return kept;
   const fault = requestFault(error);
   const answer = errorToJsonBytes(fault, undefined);
