@@ -40,8 +40,10 @@ export interface KindOutcome {
   readonly storedOnce: number;
   /** Acknowledged calls not found. */
   readonly lost: number;
-  /** Calls (acknowledged or not) found more than once in ClickHouse, or delivered to a 2xx more than once where that must not happen. */
+  /** Calls (acknowledged or not) with a row more than once in ClickHouse. */
   readonly duplicates: number;
+  /** Calls whose postback or mark the peer answered 2xx more than once (sent again after a crash cut the record of the first answer). */
+  readonly redelivered: number;
   /** Calls not acknowledged that were stored anyway (allowed: the answer was lost, not the work). */
   readonly unacknowledgedStored: number;
 }
@@ -250,19 +252,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           if (kind === "seen") return storedMarks.has(call.key) ? Math.min(1, stored.seen.get(call.key) ?? 0) : 0;
           return stored[kind].get(call.key) ?? 0;
         };
+        // In ClickHouse, a row twice: an event or an attempt row (keyed by delivery and attempt) written again.
         const duplicated = (call: Call): boolean => {
-          if (kind === "install") {
-            return (stored.install.get(call.key) ?? 0) > 1 || (partner.succeeded.get(`chaos_${call.key}`) ?? 0) > 1 || repeatedAttempts.install.has(`chaos_${call.key}`);
-          }
+          if (kind === "install") return (stored.install.get(call.key) ?? 0) > 1 || repeatedAttempts.install.has(`chaos_${call.key}`);
           if (kind === "seen") return repeatedAttempts.seen.has(call.key);
           return found(call) > 1;
         };
+        // A peer that answered 2xx more than once for one call: a delivery sent again because the process that
+        // sent it died before it could record the answer. Delivery is at least once: a partner that must not count
+        // it twice deduplicates on `{delivery_id}`, a consumer on the `Idempotency-Key` header.
+        const peer = kind === "install" ? partner : kind === "seen" ? consumer : undefined;
+        const peerKey = (call: Call) => (kind === "install" ? `chaos_${call.key}` : call.key);
         return {
           kind,
           acknowledged: acked.length,
           storedOnce: acked.filter((call) => found(call) === 1).length,
           lost: acked.filter((call) => found(call) === 0).length,
           duplicates: calls.filter(duplicated).length,
+          redelivered: peer === undefined ? 0 : calls.filter((call) => (peer.succeeded.get(peerKey(call)) ?? 0) > 1).length,
           unacknowledgedStored: calls.filter((call) => !call.acked && found(call) > 0).length,
         };
       });
@@ -300,7 +307,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
 /** The report as an aligned table, one row per phase and kind. */
 export function formatReport(report: ChaosReport): string {
-  const rows: string[][] = [["fault", "kind", "acknowledged", "stored once", "lost", "duplicates", "unacked but stored", "recovered in", "in-flight postbacks in"]];
+  const rows: string[][] = [["fault", "kind", "acknowledged", "stored once", "lost", "duplicates in ClickHouse", "delivered twice", "unacked but stored", "recovered in", "in-flight postbacks in"]];
   const seconds = (ms: number | undefined) => (ms === undefined ? "-" : Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : "never");
   for (const phase of report.phases) {
     for (const [i, kind] of phase.kinds.entries()) {
@@ -311,6 +318,7 @@ export function formatReport(report: ChaosReport): string {
         String(kind.storedOnce),
         String(kind.lost),
         String(kind.duplicates),
+        kind.kind === "install" || kind.kind === "seen" ? String(kind.redelivered) : "-",
         String(kind.unacknowledgedStored),
         i === 0 ? seconds(phase.recoverMs) : "",
         i === 0 ? seconds(phase.deliveriesRecoverMs) : "",
