@@ -72,6 +72,23 @@ export const peerAddressKey = createContextKey<string>("", { description: "TCP p
 /** The connection preface every HTTP/2 client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = "PRI * HTTP/2.0";
 
+/**
+ * Binds `server` to `host`:`port` (0 picks a free port) and returns its base
+ * URL: a wildcard host is reached on loopback, an IPv6 host in brackets.
+ */
+export async function listen(server: net.Server, port: number, host: string): Promise<{ url: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const reachable = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  return { url: `http://${reachable}:${bound}`, port: bound };
+}
+
 /** Writes a small JSON answer on a plain route. */
 export function sendJson(res: HttpResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -276,18 +293,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   // Over the cap, Node closes a new connection as soon as it is accepted.
   server.maxConnections = options.maxConnections;
   server.on("drop", () => dropped.inc());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
+  const { url, port } = await listen(server, options.port, options.host);
 
   return {
-    url: `http://${host}:${port}`,
+    url,
     port,
     async close(timeoutMs: number) {
       draining = true;

@@ -1,6 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { sendJson } from "./http-server.js";
+import { listen, sendJson } from "./http-server.js";
 import type { Logger } from "./logger.js";
 import type { Registry } from "./metrics.js";
 
@@ -49,17 +48,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     );
   });
   server.maxConnections = 64;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host.includes(":") ? `[${options.host}]` : options.host;
+  const { url } = await listen(server, options.port, options.host);
   return {
-    url: `http://${host}:${port}`,
+    url,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
