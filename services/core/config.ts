@@ -9,9 +9,9 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 export type LogLevel = (typeof logLevels)[number];
 
 /**
- * Every environment variable the server reads, in the order of the README's
- * configuration table. `parseConfig` can read no other (its reader takes only
- * these names), and the tests hold this list, the README table and
+ * Every environment variable the server reads, in the order of the table in
+ * docs/configuration.md. `parseConfig` can read no other (its reader takes only
+ * these names), and the tests hold this list, that table and
  * docker-compose.yml to each other.
  */
 export const configVariables = [
@@ -81,7 +81,7 @@ export type ConfigVariable = (typeof configVariables)[number];
 
 /**
  * The whole runtime configuration, parsed once from the environment.
- * Every variable is documented in the README's configuration table.
+ * Every variable is documented in docs/configuration.md.
  */
 export interface Config {
   /** TCP port of the API server (HTTP/1.1 and HTTP/2 cleartext on the same port). */

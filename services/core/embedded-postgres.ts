@@ -269,11 +269,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         // A new WAL segment is created at its size without writing 16 MB of zeros
         // first. A young cluster has no old segments to recycle, so under load it
         // creates new ones often, each a burst of writes that commits' flushes
-        // can queue behind (measured in the README).
+        // can queue behind (measured in docs/benchmarks.md).
         ...["-c", "wal_init_zero=off"],
         // Recovery after a crash first flushes the whole data folder: one
         // syncfs() call instead of an fsync() per file cuts that from seconds
-        // to a fraction of one on Linux (measured in the README).
+        // to a fraction of one on Linux (measured in docs/benchmarks.md).
         ...(platform() === "linux" ? ["-c", "recovery_init_sync_method=syncfs"] : []),
       ],
       { ...(user ?? {}), detached: true, stdio: ["ignore", output.fd, output.fd], env: { ...process.env, LC_ALL: "C" } },

@@ -54,7 +54,7 @@ export function defineEventTypes(types: readonly EventType[]): EventTypes {
 
 /**
  * Every event type Funnel takes. Adding one: a message in ingest.proto, one
- * line here, then `npm run ingest:migration -- NAME` (see the README).
+ * line here, then `npm run ingest:migration -- NAME` (see docs/ingest.md).
  */
 export const eventTypes: EventTypes = defineEventTypes([
   { name: "element_click", data: ElementClickSchema },

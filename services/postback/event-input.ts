@@ -4,7 +4,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { textProblem } from "../core/text.js";
 
-/** Limits on what an event may carry; the README lists them. */
+/** Limits on what an event may carry; docs/postback.md lists them. */
 export const LIMITS = { params: 100, paramName: 100, paramValue: 2_000, url: 8_000, userAgent: 1_000, id: 200 } as const;
 
 const invalid = (message: string): never => {

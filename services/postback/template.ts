@@ -25,7 +25,7 @@ const PLACEHOLDERS: Readonly<Record<string, (values: TemplateValues) => string>>
   delivery_id: (v) => v.deliveryId,
 };
 
-/** Names listed in error messages, in the README's order. */
+/** Names listed in error messages, in the order of docs/postback.md. */
 export const PLACEHOLDER_NAMES = [...Object.keys(PLACEHOLDERS).map((name) => `{${name}}`), "{params.NAME}"];
 
 type Segment = { readonly text: string } | { readonly value: (values: TemplateValues) => string };

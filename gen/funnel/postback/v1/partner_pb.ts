@@ -141,8 +141,8 @@ export type EventPostback = Message<"funnel.postback.v1.EventPostback"> & {
 
   /**
    * The URL template (required when enabled): http or https, with
-   * placeholders such as `{stag_clickID}` whose values are URL-encoded. See
-   * the README for every placeholder.
+   * placeholders such as `{stag_clickID}` whose values are URL-encoded.
+   * docs/postback.md lists every placeholder.
    *
    * @generated from field: string url_template = 2;
    */

@@ -14,7 +14,7 @@
 // header at all, is unauthorized; its marks are keyed by `X-Funnel-Device-Id`
 // when it sends one. A header that is not exactly `Bearer <token>`, or a token
 // that is not valid (expired, not yet valid), fails with `unauthenticated`.
-// The README's "Seen" section gives the exact mapping.
+// docs/seen.md gives the exact mapping.
 //
 // MarkSeen is also plain HTTP for clients that do not speak Connect:
 //
