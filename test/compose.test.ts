@@ -104,7 +104,7 @@ describe("docker-compose.yml", () => {
     for (const [name, service] of funnelServices) {
       const env = service.environment ?? {};
       for (const variable of Object.keys(env)) expect(known.has(variable), `${name}: ${variable} is not a Funnel setting`).toBe(true);
-      // Separate roles need both servers and the token (README, "Process roles").
+      // Separate roles need both servers and the token (docs/operations.md, "Process roles").
       expect(Object.keys(env)).toEqual(expect.arrayContaining(["DATABASE_URL", "CLICKHOUSE_URL", "FUNNEL_ADMIN_TOKEN", "TRUSTED_PROXIES"]));
       const values = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, interpolate(String(value), { FUNNEL_ADMIN_TOKEN: "0123456789abcdef0123" })]));
       expect(() => parseConfig(values, "/app"), name).not.toThrow();
@@ -189,10 +189,9 @@ describe("configuration variables", () => {
     expect([...read].sort()).toEqual([...configVariables].sort());
   });
 
-  it("the README's configuration table documents exactly those", async () => {
-    const readme = await text("README.md");
-    const section = readme.split(/^## Configuration$/m)[1]?.split(/^## /m)[0] ?? "";
-    const documented = [...section.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((match) => match[1]);
+  it("docs/configuration.md documents exactly those", async () => {
+    const page = await text("docs/configuration.md");
+    const documented = [...page.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((match) => match[1]);
     expect(documented.sort()).toEqual([...configVariables].sort());
   });
 });
