@@ -12,7 +12,6 @@ import { createAdminAuthInterceptor } from "./core/auth.js";
 import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
 import { createErrorInterceptor } from "./core/errors.js";
-import { createTextInterceptor } from "./core/text-interceptor.js";
 import { probeClickHouse, probePostgres } from "./core/health.js";
 import { sendJson, startHttpServer, type HttpRoute } from "./core/http-server.js";
 import { Jobs } from "./core/jobs/jobs.js";
@@ -22,8 +21,8 @@ import { createMetricsRegistry, type Registry } from "./core/metrics.js";
 import { startMetricsServer } from "./core/metrics-server.js";
 import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
+import { createRequestCheckInterceptor } from "./core/request-check.js";
 import { StatisticsKeeper } from "./core/statistics.js";
-import { createWellKnownTypesInterceptor } from "./core/well-known-types.js";
 import type { Role, ServiceModule, StartedModule } from "./module.js";
 import { serviceModules } from "./modules.js";
 import { createOpsService } from "./ops/service.js";
@@ -227,8 +226,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       interceptors: [
         createErrorInterceptor(log, metrics),
         createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
-        createWellKnownTypesInterceptor(),
-        createTextInterceptor(Object.fromEntries(startedModules.flatMap((module) => Object.entries(module.textChecks ?? {})))),
+        createRequestCheckInterceptor(Object.fromEntries(startedModules.flatMap((module) => Object.entries(module.handlerChecks ?? {})))),
       ],
       readMaxBytes: 4 * 1024 * 1024,
       cors: { origins: config.corsAllowedOrigins, paths: new Set(api ? startedModules.flatMap((module) => module.corsPaths ?? []) : []) },

@@ -8,7 +8,7 @@ import type { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
 import type { Logger } from "./core/logger.js";
 import type { Registry } from "./core/metrics.js";
-import type { HandlerTextChecks } from "./core/text-interceptor.js";
+import type { HandlerChecks } from "./core/request-check.js";
 
 /** The process roles. `all` is both, for development and the embedded mode. */
 export type Role = "api" | "worker";
@@ -43,11 +43,11 @@ export interface StartedModule {
    */
   readonly adminOnly?: readonly string[];
   /**
-   * Request fields whose text the module's handlers check themselves, item by
-   * item, so one bad item fails alone; every other text field of every RPC is
-   * checked before its handler runs (see `createTextInterceptor`).
+   * Request fields the module's handlers check themselves (`findViolation`),
+   * item by item, so one bad item fails alone; every other field of every RPC
+   * is checked before its handler runs (see `createRequestCheckInterceptor`).
    */
-  readonly textChecks?: HandlerTextChecks;
+  readonly handlerChecks?: HandlerChecks;
   /**
    * Paths web pages on the origins of `CORS_ALLOWED_ORIGINS` may call from a
    * browser (e.g. `/funnel.ingest.v1.IngestService/Send`).

@@ -5,7 +5,8 @@ import { EventSchema, SendBatchRequestSchema } from "../gen/funnel/ingest/v1/ing
 import { PartnerSchema } from "../gen/funnel/postback/v1/partner_pb.js";
 import { MarkSeenResponseSchema } from "../gen/funnel/seen/v1/seen_pb.js";
 import type { App } from "../services/app.js";
-import { findBadText, textProblem } from "../services/core/text.js";
+import { findViolation, MAX_STRUCT_DEPTH } from "../services/core/request-check.js";
+import { textProblem } from "../services/core/text.js";
 import { adminClients, JWT_SECRET, postSeen, token } from "./support/seen.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
@@ -23,28 +24,35 @@ describe("text Postgres can store", () => {
   it("finds the first bad text of a message by its field path: nested, repeated, maps, oneofs and Struct data", () => {
     const batch = (data: Record<string, unknown>) =>
       create(SendBatchRequestSchema, { events: [{ event: "element_click", data: { ok: "fine" } }, { event: "element_click", data: data as never }] });
-    expect(findBadText(SendBatchRequestSchema, batch({ page_type: "x", list: ["a", { deep: "b" }] }))).toBeUndefined();
-    expect(findBadText(SendBatchRequestSchema, batch({ page_type: "a\u0000" }))).toEqual({ path: "events[1].data.page_type", reason: "contains a NUL character" });
-    expect(findBadText(SendBatchRequestSchema, batch({ list: ["a", { deep: "\ud800" }] }))).toEqual({
+    expect(findViolation(SendBatchRequestSchema, batch({ page_type: "x", list: ["a", { deep: "b" }] }))).toBeUndefined();
+    expect(findViolation(SendBatchRequestSchema, batch({ page_type: "a\u0000" }))).toEqual({ path: "events[1].data.page_type", reason: "contains a NUL character" });
+    expect(findViolation(SendBatchRequestSchema, batch({ list: ["a", { deep: "\ud800" }] }))).toEqual({
       path: "events[1].data.list[1].deep",
       reason: "contains a lone surrogate (not valid Unicode)",
     });
-    expect(findBadText(SendBatchRequestSchema, batch({ "bad\u0000key": 1 }))).toEqual({ path: "events[1].data", reason: "a key contains a NUL character" });
-    expect(findBadText(SendBatchRequestSchema, batch({ "odd key": "\u0000" }))?.path).toBe('events[1].data["odd key"]');
-    expect(findBadText(EventSchema, create(EventSchema, { event: "e", sessionId: "s\u0000" }))).toEqual({ path: "session_id", reason: "contains a NUL character" });
+    expect(findViolation(SendBatchRequestSchema, batch({ "bad\u0000key": 1 }))).toEqual({ path: "events[1].data", reason: "a key contains a NUL character" });
+    expect(findViolation(SendBatchRequestSchema, batch({ "odd key": "\u0000" }))?.path).toBe('events[1].data["odd key"]');
+    expect(findViolation(EventSchema, create(EventSchema, { event: "e", sessionId: "s\u0000" }))).toEqual({ path: "session_id", reason: "contains a NUL character" });
     // A skipped field is left to its handler.
-    expect(findBadText(EventSchema, create(EventSchema, { event: "e", sessionId: "s\u0000" }), new Set(["session_id"]))).toBeUndefined();
+    expect(findViolation(EventSchema, create(EventSchema, { event: "e", sessionId: "s\u0000" }), new Set(["session_id"]))).toBeUndefined();
     // A map of strings, and a oneof member inside a message.
     const partner = create(PartnerSchema, { id: "p", install: { enabled: true, urlTemplate: "https://x", headers: { "x-ok": "1", "x-bad": "\ud800" } } });
-    expect(findBadText(PartnerSchema, partner)).toEqual({ path: "install.headers.x-bad", reason: "contains a lone surrogate (not valid Unicode)" });
+    expect(findViolation(PartnerSchema, partner)).toEqual({ path: "install.headers.x-bad", reason: "contains a lone surrogate (not valid Unicode)" });
     const response = create(MarkSeenResponseSchema, { identity: { kind: { case: "client", value: { userId: "u", boundUids: ["1", "2\u0000"] } } } });
-    expect(findBadText(MarkSeenResponseSchema, response)).toEqual({ path: "identity.client.bound_uids[1]", reason: "contains a NUL character" });
+    expect(findViolation(MarkSeenResponseSchema, response)).toEqual({ path: "identity.client.bound_uids[1]", reason: "contains a NUL character" });
   });
 
-  it("stops at a Struct nested deeper than any request needs", () => {
-    let data: Record<string, unknown> = { leaf: "x" };
-    for (let i = 0; i < 100; i += 1) data = { d: data };
-    expect(findBadText(EventSchema, create(EventSchema, { event: "e", data: data as never }))?.reason).toBe("is nested more than 64 levels deep");
+  it("refuses a Struct nested deeper than the limit at the field that holds it, and times out of range", () => {
+    const nested = (levels: number) => {
+      let data: Record<string, unknown> = { leaf: "x" };
+      for (let i = 1; i < levels; i += 1) data = { d: data };
+      return create(EventSchema, { event: "e", data: data as never });
+    };
+    expect(findViolation(EventSchema, nested(MAX_STRUCT_DEPTH))).toBeUndefined();
+    expect(findViolation(EventSchema, nested(MAX_STRUCT_DEPTH + 1))).toEqual({ path: "data", reason: `nested deeper than ${MAX_STRUCT_DEPTH} levels` });
+    expect(findViolation(EventSchema, nested(5_000))).toEqual({ path: "data", reason: `nested deeper than ${MAX_STRUCT_DEPTH} levels` });
+    const far = create(EventSchema, { event: "e", clientTime: { seconds: 2n ** 62n, nanos: 0 } });
+    expect(findViolation(EventSchema, far)).toEqual({ path: "client_time", reason: "not a valid time (0001-01-01 to 9999-12-31 UTC)" });
   });
 });
 

@@ -32,7 +32,7 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
  * so a Struct costs two levels per level of JSON). Parsing is recursive: the
  * limit keeps a hostile request from exhausting the stack, and leaves room for
  * Struct fields well past MAX_STRUCT_DEPTH, so that those are refused by the
- * depth check, which names the field.
+ * request check (`findViolation`), which names the field.
  */
 export const MAX_MESSAGE_NESTING = 512;
 

@@ -43,8 +43,8 @@ export function createIngestModule(options: IngestModuleOptions = {}): ServiceMo
         rpc: (router) => router.service(IngestService, service),
         adminOnly: [`${IngestService.typeName}/GetQuality`],
         corsPaths: [`/${IngestService.typeName}/Send`, `/${IngestService.typeName}/SendBatch`],
-        // checkEvent checks each event's text, so a bad event of a batch is rejected alone.
-        textChecks: { [`${IngestService.typeName}/Send`]: "all", [`${IngestService.typeName}/SendBatch`]: ["events"] },
+        // checkEvent checks each event, so a bad event of a batch is rejected alone.
+        handlerChecks: { [`${IngestService.typeName}/Send`]: "all", [`${IngestService.typeName}/SendBatch`]: ["events"] },
         async stop() {
           await sweep?.stop();
           await writer.flush();

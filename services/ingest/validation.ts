@@ -2,7 +2,7 @@ import { type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Event, EventSchema, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.js";
-import { findBadText } from "../core/text.js";
+import { findViolation } from "../core/request-check.js";
 import { isUuid, parseMessage } from "../core/validate.js";
 import type { EventType, EventTypes } from "./registry.js";
 import type { AcceptedEvent } from "./writer.js";
@@ -56,10 +56,10 @@ export function checkEvent(event: Event, types: EventTypes, size: number, maxEve
   const reject = (reason: RejectReason, message: string) => new RejectedEvent(message, Code.InvalidArgument, reason, typeName);
   if (size > maxEventBytes) throw reject(RejectReason.TOO_LARGE, `event: ${size} bytes is over the limit of ${maxEventBytes} bytes per event`);
   // Checked here rather than for the whole request, so a bad event of a batch fails alone.
-  const badText = findBadText(EventSchema, event);
-  if (badText !== undefined) {
-    const reason = /^data(?:$|[.[])/.test(badText.path) ? RejectReason.INVALID_DATA : RejectReason.INVALID_ENVELOPE;
-    throw reject(reason, `${badText.path}: ${badText.reason}`);
+  const violation = findViolation(EventSchema, event);
+  if (violation !== undefined) {
+    const reason = /^data(?:$|[.[])/.test(violation.path) ? RejectReason.INVALID_DATA : RejectReason.INVALID_ENVELOPE;
+    throw reject(reason, `${violation.path}: ${violation.reason}`);
   }
   if (type === undefined) {
     const shown = JSON.stringify(event.event.slice(0, 64));
