@@ -21,6 +21,8 @@ export class Peer {
   readonly firstSuccessAt = new Map<string, number>();
   requests = 0;
   faults: PeerFaults = HEALTHY;
+  /** How long a 2xx answer takes, so that deliveries are in flight when a fault strikes. */
+  delayMs = 0;
   url = "";
   readonly #server: http.Server;
   readonly #hanging = new Set<http.ServerResponse>();
@@ -44,10 +46,16 @@ export class Peer {
           return;
         }
         const key = keyOf(new URL(req.url ?? "/", "http://peer"), body);
-        this.succeeded.set(key, (this.succeeded.get(key) ?? 0) + 1);
-        if (!this.firstSuccessAt.has(key)) this.firstSuccessAt.set(key, Date.now());
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.end("ok");
+        const answer = () => {
+          // A sender that is gone (killed, or timed out) never learns of this answer: it is not a delivery.
+          if (res.destroyed || req.socket.destroyed) return;
+          this.succeeded.set(key, (this.succeeded.get(key) ?? 0) + 1);
+          if (!this.firstSuccessAt.has(key)) this.firstSuccessAt.set(key, Date.now());
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end("ok");
+        };
+        if (this.delayMs > 0) setTimeout(answer, this.delayMs);
+        else answer();
       });
     });
   }

@@ -88,7 +88,10 @@ async function rpc(url: string, path: string, body: unknown): Promise<unknown> {
   return JSON.parse(text) as unknown;
 }
 
-/** The first moment after `since` at which a call of every kind that failed after `since` was acknowledged again. */
+/**
+ * The first moment after `since` at which a call of every kind that failed
+ * after `since` was acknowledged again; `calls` are one phase's.
+ */
 function recoveredAt(calls: readonly Call[], since: number): number {
   let latest = since;
   for (const kind of KINDS) {
@@ -170,12 +173,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       mixed.phase = fault;
       log(`phase ${fault}: ${DESCRIPTIONS[fault]}`);
       await sleep((options.phaseSeconds * 1000) / 3);
+      if (fault === "sigkill") {
+        // The partner answers slowly for a moment, so that the kill catches postbacks in flight.
+        partner.delayMs = 2_000;
+        await sleep(1_000);
+      }
       const at = Date.now();
       const inFlight = mixed.calls.filter((call) => call.kind === "install" && call.acked && !partner.succeeded.has(`chaos_${call.key}`));
       let healedAt = at;
       switch (fault) {
         case "sigkill":
           await server.killGroup();
+          partner.delayMs = 0;
           await server.start();
           break;
         case "postgres-kill":
@@ -277,7 +286,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const recoverMs =
         fault === "partner-faults"
           ? Math.max(0, ...mixed.of("install", fault).filter((call) => call.acked).map(delivered)) - healedAt
-          : recoveredAt(mixed.calls, at) - at;
+          : recoveredAt(
+              mixed.calls.filter((call) => call.phase === fault),
+              at,
+            ) - at;
       return {
         fault,
         description: DESCRIPTIONS[fault],
