@@ -21,6 +21,8 @@ interface Service {
   networks?: Record<string, { ipv4_address?: string }> | string[];
   deploy?: { replicas?: number };
   ports?: string[];
+  profiles?: string[];
+  depends_on?: Record<string, unknown>;
 }
 interface Compose {
   services: Record<string, Service>;
@@ -29,6 +31,10 @@ interface Compose {
 
 const compose = parse(await text("docker-compose.yml"), { maxAliasCount: -1 }) as Compose;
 const services = Object.entries(compose.services);
+/** The services `docker compose up` starts, without a `--profile`. */
+const defaultServices = services.filter(([, service]) => service.profiles === undefined);
+/** The services `--profile monitoring` adds. */
+const monitoringServices = services.filter(([, service]) => service.profiles?.includes("monitoring") === true);
 const pkg = JSON.parse(await text("package.json")) as { version: string; dependencies: Record<string, string> };
 /** The services running Funnel's own image. */
 const funnelServices = services.filter(([, service]) => service.image?.startsWith("funnel:") === true);
@@ -50,6 +56,8 @@ function interpolate(value: string, env: Record<string, string>): string {
 const imageVariables: Record<string, readonly string[]> = {
   postgres: ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"],
   "clickhouse/clickhouse-server": ["CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD", "CLICKHOUSE_DB"],
+  // Grafana reads any setting of grafana.ini as GF_<SECTION>_<KEY>.
+  "grafana/grafana": ["GF_SECURITY_ADMIN_PASSWORD", "GF_USERS_ALLOW_SIGN_UP", "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"],
 };
 
 /**
@@ -59,22 +67,67 @@ const imageVariables: Record<string, readonly string[]> = {
  */
 const releaseParts: Record<string, number> = { postgres: 2, "clickhouse/clickhouse-server": 4, nginx: 3, node: 3, funnel: 3 };
 
-/** Whether `image` names one release: `name:version[-variant]`, or a digest. */
+/** Whether `image` names one release: `name:[v]version[-variant]`, or a digest. */
 function isPinned(image: string): boolean {
   if (/@sha256:[0-9a-f]{64}$/.test(image)) return true;
-  const match = /^([a-z0-9./-]+):(\d+(?:\.\d+)*)(?:-[a-z0-9.-]+)?$/.exec(image);
+  const match = /^([a-z0-9./-]+):v?(\d+(?:\.\d+)*)(?:-[a-z0-9.-]+)?$/.exec(image);
   if (match === null) return false;
   return (match[2] ?? "").split(".").length >= (releaseParts[match[1] ?? ""] ?? 3);
 }
 
 describe("docker-compose.yml", () => {
   it("runs Postgres, ClickHouse, nginx, two API processes and a worker", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(["api", "clickhouse", "nginx", "postgres", "worker"]);
+    expect(defaultServices.map(([name]) => name).sort()).toEqual(["api", "clickhouse", "nginx", "postgres", "worker"]);
     expect(compose.services.api?.command).toEqual(["api"]);
     expect(compose.services.api?.deploy?.replicas).toBe(2);
     expect(compose.services.worker?.command).toEqual(["worker"]);
     // Only nginx is reachable from outside.
-    expect(services.filter(([, service]) => service.ports !== undefined).map(([name]) => name)).toEqual(["nginx"]);
+    expect(defaultServices.filter(([, service]) => service.ports !== undefined).map(([name]) => name)).toEqual(["nginx"]);
+  });
+
+  it("adds Prometheus and Grafana in the monitoring profile only, published on loopback alone", () => {
+    expect(monitoringServices.map(([name]) => name).sort()).toEqual(["grafana", "prometheus"]);
+    expect(services.length).toBe(defaultServices.length + monitoringServices.length);
+    for (const [name, service] of monitoringServices) {
+      expect(service.profiles, name).toEqual(["monitoring"]);
+      for (const port of service.ports ?? []) expect(port, `${name} publishes ${port} beyond this host`).toMatch(/^127\.0\.0\.1:/);
+    }
+    // Nothing a default `up` starts waits for a service it does not start.
+    for (const [name, service] of defaultServices) {
+      for (const dependency of Object.keys(service.depends_on ?? {})) expect(compose.services[dependency]?.profiles, `${name} depends on ${dependency}`).toBeUndefined();
+    }
+  });
+
+  it("mounts the repository's Prometheus and Grafana files, which provision the scrape config, the rules, the data source and the dashboard", async () => {
+    const prometheus = compose.services.prometheus!;
+    const grafana = compose.services.grafana!;
+    expect(prometheus.volumes).toContain("./deploy/prometheus:/etc/prometheus:ro");
+    expect(prometheus.command).toContain("--config.file=/etc/prometheus/prometheus.yml");
+    expect(grafana.volumes).toEqual(
+      expect.arrayContaining(["./deploy/grafana/provisioning:/etc/grafana/provisioning:ro", "./deploy/grafana/dashboards:/etc/grafana/dashboards:ro"]),
+    );
+    for (const [name, service] of monitoringServices) {
+      for (const volume of service.volumes ?? []) {
+        const source = volume.split(":")[0] ?? "";
+        if (source.startsWith("./")) expect(existsSync(join(root, source)), `${name}: ${source} does not exist`).toBe(true);
+      }
+    }
+    const config = parse(await text("deploy/prometheus/prometheus.yml")) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; port: number }[] }[];
+    };
+    for (const file of config.rule_files) expect(existsSync(join(root, "deploy/prometheus", file)), file).toBe(true);
+    // Every process of api and worker is scraped on the metrics port compose gives it.
+    for (const role of ["api", "worker"]) {
+      const job = config.scrape_configs.find((scrape) => scrape.job_name === `funnel-${role}`);
+      expect(job?.dns_sd_configs, role).toEqual([expect.objectContaining({ names: [role], port: Number(compose.services[role]?.environment?.METRICS_PORT) })]);
+    }
+    const datasources = parse(await text("deploy/grafana/provisioning/datasources/prometheus.yml")) as { datasources: { type: string; url: string; uid: string }[] };
+    expect(datasources.datasources).toEqual([expect.objectContaining({ type: "prometheus", url: "http://prometheus:9090" })]);
+    const providers = parse(await text("deploy/grafana/provisioning/dashboards/funnel.yml")) as { providers: { options: { path: string } }[] };
+    expect(providers.providers.map((provider) => provider.options.path)).toEqual(["/etc/grafana/dashboards"]);
+    expect(grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe("/etc/grafana/dashboards/funnel.json");
+    expect(existsSync(join(root, "deploy/grafana/dashboards/funnel.json"))).toBe(true);
   });
 
   it("pins every image to a release, and tags Funnel's own with package.json's version", () => {
@@ -87,6 +140,7 @@ describe("docker-compose.yml", () => {
     expect(isPinned("nginx:latest")).toBe(false);
     expect(isPinned("postgres")).toBe(false);
     expect(isPinned("clickhouse/clickhouse-server:25.8")).toBe(false);
+    expect(isPinned("prom/prometheus:v3")).toBe(false);
   });
 
   it("gives every service a healthcheck, or says why it has none", () => {

@@ -62,7 +62,7 @@ describe("adding an event type", () => {
   const throwaway: EventType = { name: "trailer_share", data: trailerShareMessage() };
 
   beforeAll(async () => {
-    // Step 2 of the README: one registry entry next to the others.
+    // Step 2 of docs/ingest.md, "Adding a type": one registry entry next to the others.
     const types = defineEventTypes([...eventTypes.values(), throwaway]);
     app = await startApp({ config: await testConfig(), roles: ["api", "worker"], modules: [createIngestModule({ types })] });
     // Step 3: the generated migration, applied as the runtime applies migrations.
