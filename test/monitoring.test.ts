@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import type { App } from "../services/app.js";
 import type { Registry } from "../services/core/metrics.js";
 import { freePort } from "./support/ports.js";
-import { startTestApp, testStores } from "./support/stores.js";
+import { eventually, startTestApp, testStores } from "./support/stores.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const dashboardPath = join(root, "deploy/grafana/dashboards/funnel.json");
@@ -190,11 +190,12 @@ describe("deploy/: the Grafana dashboard and the Prometheus alert rules", () => 
   let series: Series;
 
   beforeAll(async () => {
-    // The embedded Postgres, so that its restart counter is registered too.
+    // The embedded Postgres, so that its restart counter is registered too;
+    // never restarted, so that a test can watch the process turn unready.
     const { dataDir } = await testStores();
     // Run as root, Postgres runs as its own user, who must be able to enter the data folder.
     await chmod(dataDir, 0o755);
-    app = await startTestApp({ env: { DATABASE_URL: "", EMBEDDED_POSTGRES_PORT: String(await freePort()) } });
+    app = await startTestApp({ env: { DATABASE_URL: "", EMBEDDED_POSTGRES_PORT: String(await freePort()), EMBEDDED_POSTGRES_RESTART_ATTEMPTS: "0" } });
     series = await exposedSeries(app.metrics);
   });
   afterAll(async () => {
@@ -252,6 +253,7 @@ describe("deploy/: the Grafana dashboard and the Prometheus alert rules", () => 
       "funnel_ingest_seq_gaps_total",
       "funnel_group_commit_splits_total",
       "funnel_embedded_postgres_restarts_total",
+      "funnel_postgres_up",
     ]) {
       expect(read, metric).toContain(metric);
     }
@@ -273,6 +275,7 @@ describe("deploy/: the Grafana dashboard and the Prometheus alert rules", () => 
     expect(new Set(names).size).toBe(names.length);
     for (const alert of [
       "FunnelProcessDown",
+      "FunnelNotReady",
       "FunnelAnalyticsLagging",
       "FunnelDeadLettersGrowing",
       "FunnelPartnerFailing",
@@ -282,6 +285,19 @@ describe("deploy/: the Grafana dashboard and the Prometheus alert rules", () => 
     ]) {
       expect(names).toContain(alert);
     }
+  });
+
+  it("funnel_postgres_up, which the readiness alert reads, turns 0 with /readyz when Postgres stops answering", async () => {
+    const sample = async (selector: string) => {
+      const line = (await app.metrics.metrics()).split("\n").find((entry) => entry.startsWith(`${selector} `));
+      return line === undefined ? undefined : Number(line.slice(selector.length + 1));
+    };
+    expect(await sample("funnel_postgres_up")).toBe(1);
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+    const pid = Number((await readFile(join(app.config.dataDir, "postgres", "cluster", "postmaster.pid"), "utf8")).split("\n")[0]);
+    process.kill(pid, "SIGKILL");
+    await eventually(async () => ((await sample("funnel_postgres_up")) === 0 ? true : undefined), 15_000, "funnel_postgres_up to be 0");
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(503);
   });
 
   it.skipIf(promtool === undefined)("promtool accepts the rules and the scrape config, and the rules pass their unit tests", async () => {

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { ClickHouse } from "./clickhouse.js";
+import { Gauge, type Registry } from "./metrics.js";
 
 export interface StoreProbe {
   readonly backend: string;
@@ -32,6 +33,23 @@ export function probePostgres(pool: pg.Pool, backend: string, timeoutMs = 2_000)
   return probe(backend, timeoutMs, async () => {
     const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     return rows[0]?.v ?? "";
+  });
+}
+
+/**
+ * Registers `funnel_postgres_up`: the probe behind `/readyz`, taken at each
+ * scrape. A process whose Postgres does not answer is alive but unready, which
+ * Prometheus's own `up` cannot tell.
+ */
+export function registerReadinessGauge(registry: Registry, pool: pg.Pool, backend: string): void {
+  if (registry.getSingleMetric("funnel_postgres_up") !== undefined) return;
+  new Gauge({
+    name: "funnel_postgres_up",
+    help: "1 when Postgres answers the readiness probe (/readyz answers 200), 0 when it does not (/readyz answers 503).",
+    registers: [registry],
+    async collect(this: Gauge) {
+      this.set((await probePostgres(pool, backend)).healthy ? 1 : 0);
+    },
   });
 }
 
