@@ -52,10 +52,14 @@ async function documentedRoutes(root: string): Promise<Route[]> {
   return routes;
 }
 
-/** The .proto files under proto/, relative to it (as buf names them). */
+/**
+ * Funnel's own .proto files, under proto/funnel/, relative to proto/ (as buf
+ * names them). gRPC's reflection and health protocols and Google's error
+ * details beside them are documented by their owners; docs/clients.md links to them.
+ */
 async function protoFiles(root: string): Promise<string[]> {
   const dir = join(root, "proto");
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const entries = await readdir(join(dir, "funnel"), { recursive: true, withFileTypes: true });
   return entries
     .filter((entry) => entry.isFile() && entry.name.endsWith(".proto"))
     .map((entry) => relative(dir, join(entry.parentPath, entry.name)))

@@ -13,6 +13,7 @@ import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
 import { createErrorInterceptor } from "./core/errors.js";
 import { probeClickHouse, probePostgres } from "./core/health.js";
+import { registerHealth } from "./core/health-service.js";
 import { sendJson, startHttpServer, type HttpRoute } from "./core/http-server.js";
 import { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
@@ -21,6 +22,7 @@ import { createMetricsRegistry, type Registry } from "./core/metrics.js";
 import { startMetricsServer } from "./core/metrics-server.js";
 import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
+import { registerReflection } from "./core/reflection.js";
 import { createRequestCheckInterceptor } from "./core/request-check.js";
 import { StatisticsKeeper } from "./core/statistics.js";
 import type { Role, ServiceModule, StartedModule } from "./module.js";
@@ -38,6 +40,9 @@ export interface AppOptions {
   /** The service modules to run; all of them by default. */
   readonly modules?: readonly ServiceModule[];
 }
+
+/** How often a gRPC health Watch probes readiness. */
+const HEALTH_WATCH_INTERVAL_MS = 2_000;
 
 /** A running Funnel process: stores, jobs and (for the api role) the server. */
 export interface App {
@@ -179,12 +184,14 @@ export async function startApp(options: AppOptions): Promise<App> {
     // Every role serves health (and metrics on their own port), so a
     // worker-only process can be probed and scraped like an API process; only
     // the api role adds the RPCs and the services' plain routes.
+    // Ready means Postgres answers: /readyz and the gRPC health service ask the same probe.
+    const probeReadiness = () => probePostgres(postgres.pool, postgres.backend);
     const operationsRoutes: [string, HttpRoute][] = [
       ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
       [
         "/readyz",
         async (_req, res) => {
-          const [pg, ch] = await Promise.all([probePostgres(postgres.pool, postgres.backend), probeClickHouse(clickhouse)]);
+          const [pg, ch] = await Promise.all([probeReadiness(), probeClickHouse(clickhouse)]);
           // ClickHouse is not required to accept traffic: analytics rows wait in Postgres.
           sendJson(res, pg.healthy ? 200 : 503, {
             status: pg.healthy ? (ch.healthy ? "ready" : "degraded") : "unavailable",
@@ -209,6 +216,9 @@ export async function startApp(options: AppOptions): Promise<App> {
       if (ops === undefined) return;
       router.service(OpsService, ops);
       for (const module of startedModules) module.rpc?.(router);
+      // Last: both describe the services registered before them.
+      registerHealth(router, { ready: async () => (await probeReadiness()).healthy, intervalMs: HEALTH_WATCH_INTERVAL_MS });
+      registerReflection(router);
     };
     const routes = new Map<string, HttpRoute>([
       ...(api ? startedModules.flatMap((module) => [...(module.routes ?? [])]) : []),

@@ -342,7 +342,13 @@ async function generatedServices(): Promise<DescService[]> {
 }
 
 const services = await generatedServices();
-const methods = services.flatMap((service) => service.methods);
+/**
+ * Health/Watch answers until the caller hangs up and reflection is a
+ * bidirectional stream (HTTP/2 only, a 505 over HTTP/1.1): neither ends as a
+ * fuzzed request expects; test/grpc-tooling.test.ts covers both.
+ */
+const unending = new Set(["grpc.health.v1.Health/Watch", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]);
+const methods = services.flatMap((service) => service.methods).filter((method) => !unending.has(`${method.parent.typeName}/${method.name}`));
 
 /**
  * Runs a property for every method. A failure names the method, the seed and
