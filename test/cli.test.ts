@@ -62,6 +62,25 @@ describe("funnel CLI", () => {
   });
 });
 
+describe("funnel startup", () => {
+  const cache = new URL("../node_modules/.cache/funnel-cli/", import.meta.url);
+
+  it("runs from a bundle that is rebuilt when a file it was built from changes", async () => {
+    const { readFile, stat, writeFile } = await import("node:fs/promises");
+    await funnel(["--help"]);
+    const inputs = new URL("inputs.tsv", cache);
+    const read = async () => new Map((await readFile(inputs, "utf8")).split("\n").map((line) => line.split("\t") as [string, string]));
+    const stamps = await read();
+    expect([...stamps.keys()]).toEqual(expect.arrayContaining(["cli/main.ts", "cli/commands/trackers.ts"]));
+    await writeFile(inputs, [...stamps].map(([file, stamp]) => `${file}\t${file === "cli/main.ts" ? "0:0" : stamp}`).join("\n"));
+    const { code, stdout } = await funnel(["--help"]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^usage: funnel/);
+    const main = await stat(new URL("../cli/main.ts", import.meta.url));
+    expect((await read()).get("cli/main.ts")).toBe(`${main.size}:${main.mtimeMs}`);
+  });
+});
+
 describe("funnel jobs", () => {
   let app: App;
   beforeAll(async () => {
