@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import { chmod, readFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import type { App } from "../services/app.js";
 import type { Registry } from "../services/core/metrics.js";
 import { freePort } from "./support/ports.js";
@@ -300,10 +301,18 @@ describe("deploy/: the Grafana dashboard and the Prometheus alert rules", () => 
     expect((await fetch(`${app.url}/readyz`)).status).toBe(503);
   });
 
-  it.skipIf(promtool === undefined)("promtool accepts the rules and the scrape config, and the rules pass their unit tests", async () => {
+  it.skipIf(promtool === undefined)("promtool accepts the rules, the scrape config and the dashboard's queries, and the rules pass their unit tests", async () => {
     const tool = promtool ?? "promtool";
+    // The dashboard's queries as recording rules, Grafana's variables filled in, so promtool parses them too.
+    const dashboardRules = join(await mkdtemp(join(tmpdir(), "funnel-dashboard-")), "queries.yml");
+    const filled = queries.map(({ expr }, index) => ({
+      record: `dashboard:query_${index}`,
+      expr: expr.replaceAll("$__rate_interval", "1m").replace(/\$\w+/g, ".*"),
+    }));
+    await writeFile(dashboardRules, stringify({ groups: [{ name: "dashboard", rules: filled }] }));
     const checks = [
       ["check", "rules", alertsPath],
+      ["check", "rules", dashboardRules],
       ["check", "config", join(root, "deploy/prometheus/prometheus.yml")],
       ["test", "rules", join(root, "deploy/prometheus/alerts.test.yml")],
     ];
