@@ -15,7 +15,7 @@ const buf = new URL("../node_modules/.bin/buf", import.meta.url).pathname;
 /** What Funnel means by each status code it returns; the rest are never returned on purpose. */
 const codeMeanings: Partial<Record<Code, string>> = {
   [Code.InvalidArgument]:
-    "The request is malformed; the message names the field and the reason (`partner.install.headers.x-id: contains a NUL character`). Text no store can hold, a NUL character or a lone UTF-16 surrogate, is refused in every string, map key and `Struct` value; so are bytes that do not parse as the method's message (in any protocol), a JSON body that is not UTF-8, a `Struct` nested deeper than 32 levels and a `Timestamp` outside 0001-01-01..9999-12-31. Nothing was stored. Do not retry unchanged.",
+    "The request is malformed; the message names the field and the reason (`partner.install.headers.x-id: contains a NUL character`). Text no store can hold, a NUL character or a lone UTF-16 surrogate, is refused in every string, map key and `Struct` value; so are bytes that do not parse as the method's message (in any protocol), a JSON body that is not UTF-8, a `Struct` nested deeper than 32 levels and a `Timestamp` outside 0001-01-01..9999-12-31. The error carries a `google.rpc.BadRequest` detail with one field violation (`field`: the path, `description`: the reason) per refused field. Nothing was stored. Do not retry unchanged.",
   [Code.NotFound]: "The named object does not exist.",
   [Code.AlreadyExists]: "The object exists already.",
   [Code.FailedPrecondition]: "The request is valid but the system is not in a state to carry it out.",
@@ -25,7 +25,7 @@ const codeMeanings: Partial<Record<Code, string>> = {
   [Code.Unavailable]: "A store (Postgres, ClickHouse) cannot be reached right now. Nothing was stored; retry with backoff.",
   [Code.DeadlineExceeded]: "The caller's deadline passed before the answer.",
   [Code.Internal]: "An unexpected failure; the server logged it with its cause. The message carries no detail.",
-  [Code.Unimplemented]: "No such method (check the path and the package version), a compression the server does not know, or a gRPC unary call without exactly one request message.",
+  [Code.Unimplemented]: "No such service or method (check the path and the package version; gRPC and gRPC-Web answer status 12, Connect HTTP 404), a compression the server does not know, or a gRPC unary call without exactly one request message.",
 };
 
 /** The page whose "HTTP endpoints" table lists the plain routes; it sits next to the reference. */

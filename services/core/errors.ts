@@ -1,5 +1,7 @@
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { BadRequest_FieldViolationSchema, BadRequestSchema, type BadRequest_FieldViolation } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "./logger.js";
 import { counter, histogram, type Registry } from "./metrics.js";
 
@@ -51,6 +53,31 @@ function capMessage(error: ConnectError): ConnectError {
   return capped;
 }
 
+/** Where a message naming several fields starts the next: `a: reason; b.c: reason`. */
+const NEXT_VIOLATION = /; (?=[^\s;:]+: )/;
+
+/**
+ * The field violations an invalid_argument message names. Every check writes
+ * `<field path>: <reason>` (several joined by `; `); a message without a path,
+ * from a request that did not parse, is one violation of the request as a
+ * whole (field "").
+ */
+export function fieldViolations(message: string): BadRequest_FieldViolation[] {
+  return message.split(NEXT_VIOLATION).map((part) => {
+    const colon = part.indexOf(": ");
+    return colon > 0
+      ? create(BadRequest_FieldViolationSchema, { field: part.slice(0, colon), description: part.slice(colon + 2) })
+      : create(BadRequest_FieldViolationSchema, { field: "", description: part });
+  });
+}
+
+/** `error` with a google.rpc.BadRequest detail if it is invalid_argument and has none. */
+export function withBadRequest(error: ConnectError): ConnectError {
+  if (error.code !== Code.InvalidArgument || error.findDetails(BadRequestSchema).length > 0) return error;
+  error.details.push({ desc: BadRequestSchema, value: { fieldViolations: fieldViolations(error.rawMessage) } });
+  return error;
+}
+
 /**
  * Logs unexpected errors once, with their cause, and hides their details from
  * callers; counts every RPC by method and code. Expected failures
@@ -70,7 +97,8 @@ export function createErrorInterceptor(log: Logger, registry: Registry): Interce
     } catch (error) {
       let wrapped: ConnectError;
       if (error instanceof ConnectError) {
-        wrapped = capMessage(error);
+        // Typed clients map errors to form fields by the detail; people read the message.
+        wrapped = withBadRequest(capMessage(error));
       } else if (isStoreUnavailable(error)) {
         log.warn({ err: error, method }, "store unavailable");
         wrapped = new ConnectError("storage is unavailable, retry later", Code.Unavailable);

@@ -96,6 +96,34 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
+/** Content types of Connect calls (unary and streaming), with or without parameters. */
+const CONNECT_CONTENT_TYPE = /^application\/(connect\+)?(json|proto)(;|$)/i;
+
+/**
+ * Answers a path that is neither a plain route nor a method. A gRPC or
+ * gRPC-Web call gets the protocol's own unimplemented (grpc-status 12, in
+ * trailers-only form), a Connect call Connect's unimplemented error (HTTP
+ * 404), anything else a 404 with a JSON body.
+ */
+function answerNoRoute(req: http.IncomingMessage | http2.Http2ServerRequest, res: HttpResponse): void {
+  // The path is the caller's text: quoted short, in every answer.
+  const path = ((req.url ?? "/").split("?", 1)[0] ?? "/").slice(0, 200);
+  const contentType = req.headers["content-type"] ?? "";
+  if (contentType.startsWith("application/grpc")) {
+    const web = contentType.startsWith("application/grpc-web");
+    res.writeHead(200, {
+      "content-type": web ? "application/grpc-web+proto" : "application/grpc+proto",
+      "grpc-status": "12",
+      "grpc-message": encodeURIComponent(`${path} is not a method of this server`),
+    });
+    res.end();
+  } else if (req.method === "POST" && CONNECT_CONTENT_TYPE.test(contentType)) {
+    sendJson(res, 404, { code: "unimplemented", message: `${path} is not a method of this server` });
+  } else {
+    sendJson(res, 404, { error: `no route for ${path}` });
+  }
+}
+
 /**
  * Closes an HTTP/2 session (GOAWAY) whenever it has no stream for a while:
  * `firstMs` if it never opened one (a client that connects and stalls),
@@ -196,10 +224,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...requestParsing,
     maxTimeoutMs: MAX_TIMEOUT_MS,
     contextValues,
-    fallback: (req, res) => {
-      const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
-      sendJson(res as unknown as HttpResponse, 404, { error: `no route for ${path}` });
-    },
+    fallback: (req, res) => answerNoRoute(req, res as unknown as HttpResponse),
   });
   const cors = options.cors !== undefined ? createCors(options.cors) : undefined;
   const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {

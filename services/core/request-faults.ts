@@ -3,6 +3,7 @@ import { createAsyncIterable, encodeEnvelope, type UniversalHandler, type Univer
 import { codeToHttpStatus, contentTypeUnaryJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { withBadRequest } from "./errors.js";
 
 /*
  * Request bytes that do not parse are the caller's fault, but connect-es
@@ -63,9 +64,19 @@ export const requestParsing = {
 /** Set when a call's interceptors run: what tells a request fault from a server fault. */
 const callStartedKey = createContextKey(false, { description: "the RPC's interceptors ran" });
 
-/** The answer to a request that could not be read. */
+/**
+ * The answer to a request that could not be read: invalid_argument, with the
+ * google.rpc.BadRequest detail every invalid_argument carries (connect-es's
+ * own invalid_argument for a JSON body that is not the message has none).
+ */
 function requestFault(error: ConnectError): ConnectError {
-  return new ConnectError(`malformed request: ${error.rawMessage}`, Code.InvalidArgument);
+  const message = error.code === Code.InvalidArgument ? error.rawMessage : `malformed request: ${error.rawMessage}`;
+  return withBadRequest(new ConnectError(message, Code.InvalidArgument));
+}
+
+/** Whether a call that failed before its interceptors ran is answered anew: the request could not be read. */
+function isRequestFault(error: ConnectError): boolean {
+  return error.code === Code.Internal || error.code === Code.InvalidArgument;
 }
 
 async function* readingFaults<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
@@ -97,7 +108,7 @@ async function readAll(body: AsyncIterable<Uint8Array> | undefined): Promise<Uin
 /** gRPC: the status is in the trailers, set by the time the handler resolves (nothing else was sent). */
 function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
   const error = res.trailer !== undefined ? findTrailerError(res.trailer) : undefined;
-  if (error?.code !== Code.Internal) return res;
+  if (error === undefined || !isRequestFault(error)) return res;
   return { ...res, trailer: setTrailerStatus(new Headers(), requestFault(error)) };
 }
 
@@ -108,7 +119,7 @@ async function rewriteGrpcWeb(res: UniversalServerResponse): Promise<UniversalSe
   // A compressed trailer frame is left alone: an error message this short is never compressed.
   if (body.byteLength < 5 || body[0] !== trailerFlag) return kept;
   const error = findTrailerError(trailerParse(body.subarray(5)));
-  if (error?.code !== Code.Internal) return kept;
+  if (error === undefined || !isRequestFault(error)) return kept;
   const trailer = setTrailerStatus(new Headers(), requestFault(error));
   return { ...res, body: createAsyncIterable([encodeEnvelope(trailerFlag, trailerSerialize(trailer))]) };
 }
@@ -129,7 +140,7 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
   } catch {
     return kept;
   }
-  if (error.code !== Code.Internal && error.code !== Code.Unimplemented) return kept;
+  if (!isRequestFault(error) && error.code !== Code.Unimplemented) return kept;
   const fault = requestFault(error);
   const answer = errorToJsonBytes(fault, undefined);
   const header = new Headers(res.header);
@@ -151,7 +162,7 @@ export function answerRequestFaults(handler: UniversalHandler): UniversalHandler
     const type = res.header?.get("content-type") ?? "";
     if (type.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
     if (type.startsWith("application/grpc")) return rewriteGrpc(res);
-    if (res.status >= 500) return rewriteConnectUnary(res);
+    if (res.status >= 500 || res.status === 400) return rewriteConnectUnary(res);
     return res;
   };
   return Object.assign(guarded, {

@@ -10,6 +10,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { createMethodSerializationLookup, invokeUnaryImplementation, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { withBadRequest } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { codeToHttpStatus, contentTypeUnaryJson, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 
@@ -145,7 +146,8 @@ export class UnaryJsonRoutes {
       const output = await invokeUnaryImplementation(spec, context, input, this.#options.interceptors);
       body = serialization.getO(false).serialize(output);
     } catch (caught) {
-      const error = caught instanceof ConnectError ? caught : new ConnectError("internal error", Code.Internal, undefined, undefined, caught);
+      // A body that is not the message fails before the interceptors, which add the detail to the rest.
+      const error = caught instanceof ConnectError ? withBadRequest(caught) : new ConnectError("internal error", Code.Internal, undefined, undefined, caught);
       context.abort(error);
       status = codeToHttpStatus(error.code);
       context.responseHeader.set("content-type", contentTypeUnaryJson);
