@@ -26,6 +26,8 @@ export interface CommandSet {
   readonly help: string;
   /** Options beyond the common ones (`--json`, `--url`, `--token`). */
   readonly options?: ParseArgsConfig["options"];
+  /** Example calls, each starting with `funnel` and the command's words; shown in its help. */
+  readonly examples?: readonly string[];
   /** Commands by their words, e.g. `"jobs stats"`. */
   readonly commands: Readonly<Record<string, Command>>;
 }

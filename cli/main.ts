@@ -5,23 +5,16 @@ import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { UsageError, type Command, type Flags } from "./command.js";
 import { commandSets } from "./commands/index.js";
-
-const help = `usage: funnel <command> [options]
-
-commands:
-${commandSets.map((set) => set.help).join("\n")}
-
-options:
-  --json                        machine-readable output
-  --url URL                     server (default $FUNNEL_URL or http://127.0.0.1:8080)
-  --token TOKEN                 admin token (default $FUNNEL_ADMIN_TOKEN or $FUNNEL_DATA_DIR/admin-token)
-  -h, --help                    this text`;
+import { completionScript } from "./completion.js";
+import { closest, helpFor, suggestCommand } from "./help.js";
+import pkg from "../package.json" with { type: "json" };
 
 const options: NonNullable<ParseArgsConfig["options"]> = {
   json: { type: "boolean", default: false },
   url: { type: "string" },
   token: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
+  version: { type: "boolean", default: false },
 };
 const commands: Record<string, Command> = {};
 for (const set of commandSets) {
@@ -54,26 +47,67 @@ function describe(error: unknown, url: string): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+const completionHelp = `usage: funnel completion bash|zsh|fish
+
+Prints a script that completes funnel's commands and options in the shell.
+
+examples:
+  source <(funnel completion bash)        # add to ~/.bashrc
+  source <(funnel completion zsh)         # add to ~/.zshrc
+  funnel completion fish > ~/.config/fish/completions/funnel.fish`;
+
+/** Reports words that name no command, with the nearest command when one is close. */
+function unknownCommand(names: readonly string[], words: readonly string[], err: (text: string) => void): number {
+  const guess = suggestCommand(names, words);
+  const group = names.some((name) => name.startsWith(`${words.join(" ")} `));
+  const hint = guess !== undefined ? `did you mean "funnel ${guess}"?` : group ? `see funnel ${words.join(" ")} --help` : "see funnel --help";
+  err(`funnel: unknown command "${words.join(" ")}" (${hint})`);
+  return 2;
+}
+
 /** Runs the CLI; returns the process exit status. */
 export async function main(argv: readonly string[], out = (text: string) => console.log(text), err = (text: string) => console.error(text)): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (error) {
-    err(`funnel: ${(error as Error).message.split("\n")[0]}`);
+    // Node's message for an unknown option goes on about positionals after "--"; its first sentence is enough.
+    const message = ((error as Error).message.split("\n")[0] ?? "").replace(/^(Unknown option '[^']+')\..*$/, "$1");
+    const flag = /^Unknown option '--([^']+)'/.exec(message)?.[1];
+    const guess = flag === undefined ? undefined : closest(flag, Object.keys(options));
+    err(`funnel: ${message}${guess === undefined ? "" : ` (did you mean --${guess}?)`}`);
     return 2;
   }
   const flags = parsed.values as Flags;
   const positionals = parsed.positionals;
-  if (flags.help || positionals.length === 0) {
-    out(help);
-    return flags.help ? 0 : 2;
+  if (flags.version === true) {
+    out(`funnel ${pkg.version}`);
+    return 0;
+  }
+  const names = Object.keys(commands);
+  if (positionals[0] === "help" || flags.help === true || positionals.length === 0) {
+    const words = (positionals[0] === "help" ? positionals.slice(1) : positionals).join(" ");
+    const text = words === "completion" ? completionHelp : helpFor(commandSets, names, words);
+    if (text === undefined) return unknownCommand(names, words.split(" "), err);
+    out(text);
+    return positionals.length === 0 && flags.help !== true ? 2 : 0;
+  }
+  if (positionals[0] === "completion") {
+    const script = positionals.length === 2 ? completionScript(positionals[1] ?? "", names, options) : undefined;
+    if (script === undefined) {
+      err("funnel: completion: expected bash, zsh or fish (see funnel completion --help)");
+      return 2;
+    }
+    out(script);
+    return 0;
   }
   // The longest match wins: `seen integrations add` (three words), `jobs stats` (two), `status` (one).
   const name = [3, 2, 1].map((words) => positionals.slice(0, words).join(" ")).find((words) => commands[words] !== undefined) ?? "";
   const command = commands[name];
   if (command === undefined) {
-    err(`funnel: unknown command "${positionals.join(" ")}" (see funnel --help)`);
+    const groupHelp = helpFor(commandSets, names, positionals.join(" "));
+    if (groupHelp === undefined) return unknownCommand(names, positionals, err);
+    out(groupHelp);
     return 2;
   }
   const url = (typeof flags.url === "string" ? flags.url : undefined) ?? (process.env.FUNNEL_URL?.trim() || "http://127.0.0.1:8080");

@@ -62,6 +62,59 @@ describe("funnel CLI", () => {
   });
 });
 
+describe("funnel help and discovery", () => {
+  it("prints the help of the CLI, a group or one command, with examples", async () => {
+    const all = await funnel(["help"]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toMatch(/^ {2}jobs stats\s/m);
+    expect(all.stdout).toMatch(/^ {2}partners import\s/m);
+    const group = await funnel(["jobs", "--help"]);
+    expect(group.code).toBe(0);
+    expect(group.stdout).toMatch(/^usage: funnel jobs <command>/);
+    expect(group.stdout).toMatch(/^ {2}jobs failed\s/m);
+    expect(group.stdout).toMatch(/^ {2}funnel jobs stats --json$/m);
+    expect(group.stdout).not.toMatch(/trackers|partners/);
+    const command = await funnel(["help", "trackers", "create"]);
+    expect(command.code).toBe(0);
+    expect(command.stdout).toMatch(/^usage: funnel trackers create/);
+    expect(command.stdout).toMatch(/^ {2}funnel trackers create --value summer-sale$/m);
+    expect(command.stdout).not.toMatch(/trackers list|set-value/);
+    expect(await funnel(["seen", "integrations", "add", "-h"])).toMatchObject({ code: 0, stdout: expect.stringMatching(/--tags T1,T2/) as unknown });
+  });
+
+  it("prints its version", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const { version } = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(await funnel(["--version"])).toMatchObject({ code: 0, stdout: `funnel ${version}\n` });
+  });
+
+  it("suggests the nearest command or flag for a typo", async () => {
+    expect(await funnel(["trakers", "list"])).toMatchObject({ code: 2, stderr: 'funnel: unknown command "trakers list" (did you mean "funnel trackers list"?)\n' });
+    expect(await funnel(["jobs", "stat"])).toMatchObject({ code: 2, stderr: 'funnel: unknown command "jobs stat" (did you mean "funnel jobs stats"?)\n' });
+    expect(await funnel(["seen", "integratons", "ad"])).toMatchObject({ code: 2, stderr: expect.stringContaining('did you mean "funnel seen integrations add"?') as unknown });
+    expect(await funnel(["jobs", "failed", "--limt", "3"])).toMatchObject({ code: 2, stderr: "funnel: Unknown option '--limt' (did you mean --limit?)\n" });
+  });
+
+  it("prints shell completion scripts that list the commands", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const bash = await funnel(["completion", "bash"]);
+    expect(bash.code).toBe(0);
+    const complete = async (words: string) => {
+      const script = `${bash.stdout}\nCOMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); _funnel; echo "\${COMPREPLY[*]}"`;
+      return (await promisify(execFile)("bash", ["-c", script])).stdout.trim();
+    };
+    expect(await complete('funnel jobs ""')).toBe("stats failed show retry redrive cancel");
+    expect(await complete("funnel --url http://x seen in")).toBe("integrations");
+    expect((await complete("funnel jobs failed --li")).split(" ")).toContain("--limit");
+    const zsh = await funnel(["completion", "zsh"]);
+    expect(zsh.stdout).toMatch(/bashcompinit/);
+    const fish = await funnel(["completion", "fish"]);
+    expect(fish.stdout).toMatch(/^complete -c funnel .*"jobs".*'stats failed show retry redrive cancel'$/m);
+    expect(await funnel(["completion", "tcsh"])).toMatchObject({ code: 2 });
+  });
+});
+
 describe("funnel startup", () => {
   const cache = new URL("../node_modules/.cache/funnel-cli/", import.meta.url);
 

@@ -73,6 +73,11 @@ export const deliveryCommands: CommandSet = {
   deliveries replay --partner P [--status dead] [--event E] [--from T] [--to T] [--limit N]
                                 replay every postback the filter matches`,
   options: { partner: { type: "string" }, status: { type: "string" }, stag: { type: "string" }, from: { type: "string" }, to: { type: "string" } },
+  examples: [
+    "funnel deliveries list --partner acme --status dead --from 24h",
+    "funnel deliveries show ID",
+    "funnel deliveries replay --partner acme --status dead",
+  ],
   commands: {
     async "deliveries list"({ transport, flags, json, out }) {
       const { deliveries, nextPageToken } = await createClient(DeliveryService, transport).listDeliveries({ filter: filterFlags(flags), limit: limitFlag(flags) });

@@ -18,6 +18,10 @@ export const ingestCommands: CommandSet = {
                                 per UTC day and event type: accepted, rejected (by reason),
                                 duplicates, seq gaps, page-view pairing (default: the last 7 days)`,
   options: { from: { type: "string" }, to: { type: "string" } },
+  examples: [
+    "funnel ingest quality",
+    "funnel ingest quality --from 2026-01-01 --to 2026-01-07 --json",
+  ],
   commands: {
     async "ingest quality"({ transport, flags, json, out }) {
       const { rows } = await createClient(IngestService, transport).getQuality({ from: day(flags, "from"), to: day(flags, "to") });

@@ -39,6 +39,13 @@ export const opsCommands: CommandSet = {
                                 replay dead letters of queue Q (all, or at most N)
   jobs cancel ID...             cancel jobs that have not finished`,
   options: { queue: { type: "string" }, limit: { type: "string" } },
+  examples: [
+    "funnel status",
+    "funnel jobs stats --json",
+    "funnel jobs failed --queue postback.deliver --limit 20",
+    "funnel jobs show ID",
+    "funnel jobs redrive --queue postback.deliver.dead --limit 100",
+  ],
   commands: {
     async status({ transport, json, out }) {
       const status = await createClient(OpsService, transport).getStatus({});

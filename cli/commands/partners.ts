@@ -209,6 +209,13 @@ export const partnerCommands: CommandSet = {
     "url-template": { type: "string" },
     "body-template": { type: "string" },
   },
+  examples: [
+    "funnel partners add acme --install-url \"https://acme.example/pb?click={stag_clickID}\"",
+    "funnel partners list",
+    "funnel partners import partners.csv --dry-run",
+    "funnel partners export partners.csv",
+    "funnel partners preview acme --event install --click-id abc",
+  ],
   commands: {
     async "partners list"({ transport, json, out }) {
       const { partners } = await createClient(PartnerService, transport).listPartners({});

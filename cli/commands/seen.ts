@@ -115,6 +115,12 @@ export const seenCommands: CommandSet = {
     enable: { type: "boolean" },
     disable: { type: "boolean" },
   },
+  examples: [
+    "funnel seen integrations add crm --tags order,invoice --endpoint https://crm.example/seen",
+    "funnel seen integrations list",
+    "funnel seen integrations show crm",
+    "funnel seen tags set-retention order 30d",
+  ],
   commands: {
     async "seen integrations add"({ transport, flags, json, out, args }) {
       const [name = ""] = positionals(args, ["NAME"], "seen integrations add");

@@ -20,6 +20,12 @@ export const trackerCommands: CommandSet = {
                                 hits per UTC day and in total; F and T are YYYY-MM-DD
                                 (inclusive) or RFC 3339 timestamps`,
   options: { value: { type: "string" }, from: { type: "string" }, to: { type: "string" } },
+  examples: [
+    "funnel trackers create --value summer-sale",
+    "funnel trackers list --limit 10",
+    "funnel trackers set-value UUID winter-sale",
+    "funnel trackers stats UUID --from 2026-01-01 --to 2026-01-31",
+  ],
   commands: {
     async "trackers create"({ transport, flags, json, out, args }) {
       positionals(args, [], "trackers create");
