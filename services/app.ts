@@ -241,6 +241,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       readMaxBytes: 4 * 1024 * 1024,
       cors: { origins: config.corsAllowedOrigins, paths: new Set(api ? startedModules.flatMap((module) => module.corsPaths ?? []) : []) },
       metrics,
+      accessLogTrackSample: config.accessLogTrackSample,
       headersTimeoutMs: config.httpHeadersTimeoutSeconds * 1000,
       requestTimeoutMs: config.httpRequestTimeoutSeconds * 1000,
       keepAliveTimeoutMs: config.httpKeepAliveTimeoutSeconds * 1000,

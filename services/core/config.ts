@@ -29,6 +29,7 @@ export const configVariables = [
   "FUNNEL_DATA_DIR",
   "FUNNEL_ADMIN_TOKEN",
   "LOG_LEVEL",
+  "ACCESS_LOG_TRACK_SAMPLE",
   "SHUTDOWN_TIMEOUT_MS",
   "HTTP_HEADERS_TIMEOUT_SECONDS",
   "HTTP_REQUEST_TIMEOUT_SECONDS",
@@ -111,6 +112,8 @@ export interface Config {
   /** Token required by admin RPCs; unset in embedded mode means a generated one. */
   readonly adminToken: string | undefined;
   readonly logLevel: LogLevel;
+  /** The share of `/track` requests that get an access log line (0..1); every other request gets one. */
+  readonly accessLogTrackSample: number;
   /** How long a graceful shutdown may take before it is forced, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   /** Longest wait for a request's headers (and for a new connection's first byte), in seconds. */
@@ -321,6 +324,10 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     problems.push(`LOG_LEVEL: must be one of ${logLevels.join(", ")}, got "${logLevel}"`);
   }
+  const accessLogTrackSample = Number(read("ACCESS_LOG_TRACK_SAMPLE") ?? "0.01");
+  if (!(accessLogTrackSample >= 0 && accessLogTrackSample <= 1)) {
+    problems.push(`ACCESS_LOG_TRACK_SAMPLE: must be a number from 0 to 1, got "${read("ACCESS_LOG_TRACK_SAMPLE")}"`);
+  }
   const adminToken = read("FUNNEL_ADMIN_TOKEN");
   if (adminToken !== undefined && adminToken.length < 16) {
     problems.push("FUNNEL_ADMIN_TOKEN: must be at least 16 characters");
@@ -375,6 +382,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
     adminToken,
     logLevel: logLevel as LogLevel,
+    accessLogTrackSample,
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     httpHeadersTimeoutSeconds: integer("HTTP_HEADERS_TIMEOUT_SECONDS", 10, 1, 600),
     httpRequestTimeoutSeconds: integer("HTTP_REQUEST_TIMEOUT_SECONDS", 60, 1, 3_600),

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { BadRequest_FieldViolationSchema, BadRequestSchema, type BadRequest_FieldViolation } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "./logger.js";
+import { requestScopeKey } from "./request-scope.js";
 import { counter, histogram, type Registry } from "./metrics.js";
 
 /**
@@ -84,17 +85,21 @@ export function withBadRequest(error: ConnectError): ConnectError {
  * (ConnectErrors raised by handlers) pass through unchanged but for the
  * length of their message.
  */
-export function createErrorInterceptor(log: Logger, registry: Registry): Interceptor {
+export function createErrorInterceptor(processLog: Logger, registry: Registry): Interceptor {
   const calls = counter(registry, "funnel_rpc_requests_total", "RPCs by method and result code (Connect's names: ok, invalid_argument, unavailable, …).", ["method", "code"]);
   const seconds = histogram(registry, "funnel_rpc_duration_seconds", "RPC handling time.", ["method"]);
   return (next) => async (req) => {
     const method = `${req.service.typeName}/${req.method.name}`;
     const end = seconds.startTimer({ method });
+    const scope = req.contextValues.get(requestScopeKey);
     try {
       const res = await next(req);
       calls.inc({ method, code: "ok" });
+      if (scope !== undefined) scope.code = "ok";
       return res;
     } catch (error) {
+      // The request's logger: its lines carry the request id.
+      const log = scope?.log ?? processLog;
       let wrapped: ConnectError;
       if (error instanceof ConnectError) {
         // Typed clients map errors to form fields by the detail; people read the message.
@@ -107,6 +112,7 @@ export function createErrorInterceptor(log: Logger, registry: Registry): Interce
         wrapped = new ConnectError("internal error", Code.Internal);
       }
       calls.inc({ method, code: codeToString(wrapped.code) });
+      if (scope !== undefined) scope.code = codeToString(wrapped.code);
       throw wrapped;
     } finally {
       end();

@@ -8,6 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
 import { counter, gauge, type Registry } from "./metrics.js";
 import { answerRequestFaults, createRequestFaultInterceptor, requestParsing } from "./request-faults.js";
+import { RequestScope, requestId, requestScopeKey } from "./request-scope.js";
 import { MAX_TIMEOUT_MS, UnaryJsonRoutes } from "./unary-json.js";
 import type { Logger } from "./logger.js";
 
@@ -36,6 +37,8 @@ export interface HttpServerOptions {
   readonly cors?: CorsOptions;
   /** Where the connection metrics go. */
   readonly metrics: Registry;
+  /** The share of `/track` requests that get an access log line (0..1); every other request gets one. */
+  readonly accessLogTrackSample?: number;
   /**
    * Longest wait for a request's headers, counted from its first byte (or,
    * for a new connection, from the connect: one that sends nothing is closed
@@ -199,14 +202,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   /** Requests being answered, on either protocol. */
   const inFlight = new Set<HttpResponse | http2.Http2ServerResponse>();
   let draining = false;
+  const trackSample = options.accessLogTrackSample ?? 1;
+  /** Each request's scope, for its RPC context values and {@link requestLog}. */
+  const scopes = new WeakMap<object, RequestScope>();
   const runRoute = (route: HttpRoute, path: string, request: HttpRequest, response: HttpResponse): void => {
     Promise.resolve(route(request, response)).catch((error: unknown) => {
-      log.error({ err: error, path }, "plain route failed");
+      (scopes.get(request)?.log ?? log).error({ err: error, path }, "plain route failed");
       if (!response.headersSent) sendJson(response, 500, { error: "internal error" });
       else response.end();
     });
   };
-  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "");
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
+    createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "").set(requestScopeKey, scopes.get(req));
   // The request-fault interceptor goes first: it marks the calls whose
   // interceptors ran, which tells a request that could not be read from a
   // server fault (see request-faults.ts).
@@ -228,17 +235,31 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   const cors = options.cors !== undefined ? createCors(options.cors) : undefined;
   const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query === -1 ? url : url.slice(0, query);
+    const scope = new RequestScope(requestId(req.headers["x-request-id"]), log);
+    scopes.set(req, scope);
+    res.setHeader("x-request-id", scope.id);
+    const started = performance.now();
+    // /track is the hot path: only a sample of it is logged.
+    const logged = path !== "/track" || Math.random() < trackSample;
     inFlight.add(res);
-    res.once("close", () => inFlight.delete(res));
+    res.once("close", () => {
+      inFlight.delete(res);
+      if (logged) {
+        scope.log.info(
+          { method: req.method, route: path.slice(0, 200), status: res.statusCode, code: scope.code, ms: Math.round((performance.now() - started) * 10) / 10 },
+          "request",
+        );
+      }
+    });
     if (draining) {
       refuseWhileDraining(req, res as unknown as HttpResponse);
       return;
     }
     // Plain routes (pixel, health, metrics) first: they are the hot path and
     // need nothing from the RPC router.
-    const url = req.url ?? "/";
-    const query = url.indexOf("?");
-    const path = query === -1 ? url : url.slice(0, query);
     if (cors?.(req as HttpRequest, res as unknown as HttpResponse, path) === true) return;
     const route = options.routes.get(path);
     if (route !== undefined) runRoute(route, path, req as HttpRequest, res as unknown as HttpResponse);

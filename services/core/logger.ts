@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
 import type { LogLevel } from "./config.js";
 
 export type { Logger } from "pino";
@@ -7,9 +7,10 @@ export type { Logger } from "pino";
  * Creates the process logger: JSON lines on stdout, human-readable only when
  * stdout is a terminal. Secrets never reach it: request headers are not logged,
  * and known secret fields are redacted as a second line of defence.
+ * `destination` replaces stdout (tests read the lines).
  */
-export function createLogger(level: LogLevel, pretty: boolean = process.stdout.isTTY): Logger {
-  return pino({
+export function createLogger(level: LogLevel, pretty: boolean = process.stdout.isTTY, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     level,
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -17,6 +18,10 @@ export function createLogger(level: LogLevel, pretty: boolean = process.stdout.i
       paths: ["token", "*.token", "password", "*.password", "authorization", "*.authorization", "adminToken"],
       censor: "[redacted]",
     },
-    ...(pretty ? { transport: { target: "pino-pretty", options: { translateTime: "SYS:HH:MM:ss.l", ignore: "pid" } } } : {}),
-  });
+    // Levels by name ("level":"info"), as log pipelines filter them; pino-pretty prints its own.
+    ...(pretty
+      ? { transport: { target: "pino-pretty", options: { translateTime: "SYS:HH:MM:ss.l", ignore: "pid" } } }
+      : { formatters: { level: (label: string) => ({ level: label }) } }),
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }
