@@ -36,6 +36,12 @@ function describe(error: unknown, url: string): string {
     if (error.code === Code.Unauthenticated) {
       return `${error.rawMessage} (set FUNNEL_ADMIN_TOKEN or pass --token)`;
     }
+    // Connect's client names only the HTTP status or content type when the answer is no Connect
+    // answer at all: a web server, a proxy's error page, another service on that port.
+    const foreign = (error.code === Code.Unimplemented && /^HTTP \d+$/.test(error.rawMessage)) || (error.code === Code.Unknown && /^unsupported content type/.test(error.rawMessage));
+    if (foreign) {
+      return `the server at ${url} is not a Funnel server (it answered ${error.rawMessage.replace(/^unsupported content type /, "")}; set FUNNEL_URL or --url to Funnel's API)`;
+    }
     if (error.code === Code.Unavailable || error.code === Code.Unknown || error.code === Code.Internal) {
       const cause = error.cause as { code?: string } | undefined;
       if (cause?.code === "ECONNREFUSED" || /ECONNREFUSED|fetch failed|connect/i.test(error.rawMessage)) {
@@ -56,17 +62,22 @@ examples:
   source <(funnel completion zsh)         # add to ~/.zshrc
   funnel completion fish > ~/.config/fish/completions/funnel.fish`;
 
-/** Reports words that name no command, with the nearest command when one is close. */
-function unknownCommand(names: readonly string[], words: readonly string[], err: (text: string) => void): number {
+/** Explains words that name no command, with the nearest command when one is close. */
+function unknownCommand(names: readonly string[], words: readonly string[]): string {
   const guess = suggestCommand(names, words);
   const group = names.some((name) => name.startsWith(`${words.join(" ")} `));
   const hint = guess !== undefined ? `did you mean "funnel ${guess}"?` : group ? `see funnel ${words.join(" ")} --help` : "see funnel --help";
-  err(`funnel: unknown command "${words.join(" ")}" (${hint})`);
-  return 2;
+  return `unknown command "${words.join(" ")}" (${hint})`;
 }
 
 /** Runs the CLI; returns the process exit status. */
 export async function main(argv: readonly string[], out = (text: string) => console.log(text), err = (text: string) => console.error(text)): Promise<number> {
+  const asJson = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : argv.length).includes("--json");
+  /** Reports an error in one line (one JSON object with --json) and gives the exit status. */
+  const fail = (status: 1 | 2, message: string, code = status === 2 ? "usage" : "failed"): number => {
+    err(asJson ? JSON.stringify({ error: { code, message } }) : `funnel: ${message}`);
+    return status;
+  };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
@@ -75,8 +86,7 @@ export async function main(argv: readonly string[], out = (text: string) => cons
     const message = ((error as Error).message.split("\n")[0] ?? "").replace(/^(Unknown option '[^']+')\..*$/, "$1");
     const flag = /^Unknown option '--([^']+)'/.exec(message)?.[1];
     const guess = flag === undefined ? undefined : closest(flag, Object.keys(options));
-    err(`funnel: ${message}${guess === undefined ? "" : ` (did you mean --${guess}?)`}`);
-    return 2;
+    return fail(2, `${message}${guess === undefined ? "" : ` (did you mean --${guess}?)`}`);
   }
   const flags = parsed.values as Flags;
   const positionals = parsed.positionals;
@@ -88,15 +98,14 @@ export async function main(argv: readonly string[], out = (text: string) => cons
   if (positionals[0] === "help" || flags.help === true || positionals.length === 0) {
     const words = (positionals[0] === "help" ? positionals.slice(1) : positionals).join(" ");
     const text = words === "completion" ? completionHelp : helpFor(commandSets, names, words);
-    if (text === undefined) return unknownCommand(names, words.split(" "), err);
+    if (text === undefined) return fail(2, unknownCommand(names, words.split(" ")));
     out(text);
     return positionals.length === 0 && flags.help !== true ? 2 : 0;
   }
   if (positionals[0] === "completion") {
     const script = positionals.length === 2 ? completionScript(positionals[1] ?? "", names, options) : undefined;
     if (script === undefined) {
-      err("funnel: completion: expected bash, zsh or fish (see funnel completion --help)");
-      return 2;
+      return fail(2, "completion: expected bash, zsh or fish (see funnel completion --help)");
     }
     out(script);
     return 0;
@@ -106,7 +115,7 @@ export async function main(argv: readonly string[], out = (text: string) => cons
   const command = commands[name];
   if (command === undefined) {
     const groupHelp = helpFor(commandSets, names, positionals.join(" "));
-    if (groupHelp === undefined) return unknownCommand(names, positionals, err);
+    if (groupHelp === undefined) return fail(2, unknownCommand(names, positionals));
     out(groupHelp);
     return 2;
   }
@@ -114,8 +123,7 @@ export async function main(argv: readonly string[], out = (text: string) => cons
   try {
     new URL(url);
   } catch {
-    err(`funnel: --url: not a valid URL: ${url}`);
-    return 2;
+    return fail(2, `--url: not a valid URL: ${url}`);
   }
   const token = adminToken(flags);
   const transport: Transport = createConnectTransport({
@@ -133,11 +141,10 @@ export async function main(argv: readonly string[], out = (text: string) => cons
     await command({ flags, args, transport, out, json: flags.json === true });
     return 0;
   } catch (error) {
-    if (error instanceof UsageError) {
-      err(`funnel: ${error.message}`);
-      return 2;
-    }
-    err(`funnel: ${describe(error, url)}`);
-    return 1;
+    if (error instanceof UsageError) return fail(2, error.message);
+    if (!(error instanceof ConnectError)) return fail(1, describe(error, url));
+    // The server judged the request itself wrong: a usage mistake, like one the CLI catches.
+    const status = error.code === Code.InvalidArgument ? 2 : 1;
+    return fail(status, describe(error, url), Code[error.code].replace(/[A-Z]/g, (letter, at: number) => `${at === 0 ? "" : "_"}${letter.toLowerCase()}`));
   }
 }

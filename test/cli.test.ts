@@ -51,6 +51,52 @@ describe("funnel CLI", () => {
     expect(stderr.trim().split("\n")).toEqual(["funnel: cannot reach the Funnel server at http://127.0.0.1:9 (is it running? set FUNNEL_URL or --url)"]);
   });
 
+  it("prints JSON of one shape: every field, 64-bit numbers as numbers, enums as lower-case words", async () => {
+    const env = { FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN };
+    const uuid = (await funnel(["trackers", "create", "--value", "json-shape"], env)).stdout.trim();
+    const stats = JSON.parse((await funnel(["trackers", "stats", uuid, "--from", "2026-01-01", "--to", "2026-01-02", "--json"], env)).stdout) as { count: unknown; days: unknown[] };
+    expect(stats).toMatchObject({ count: 0, days: [] });
+    const queues = JSON.parse((await funnel(["jobs", "stats", "--json"], env)).stdout) as Record<string, unknown>[];
+    expect(queues[0]).toMatchObject({ queued: 0, active: 0, retrying: 0, failed: 0, dead: 0, oldestWaitingSeconds: 0 });
+    await funnel(["partners", "add", "json-shape", "--install-url", "https://x.example/?c={stag_clickID}"], env);
+    const partner = JSON.parse((await funnel(["partners", "show", "json-shape", "--json"], env)).stdout) as { install: { method: string }; download: { enabled: boolean; urlTemplate: string } };
+    expect(partner.install.method).toBe("get");
+    expect(partner.download).toMatchObject({ enabled: false, urlTemplate: "" });
+  });
+
+  it("exits 2 for a request the server calls invalid, and writes errors as JSON with --json", async () => {
+    const env = { FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN };
+    const invalid = await funnel(["trackers", "stats", "00000000-0000-0000-0000-000000000000", "--from", "2026-01-02", "--to", "2026-01-01", "--json"], env);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stdout).toBe("");
+    expect(JSON.parse(invalid.stderr)).toMatchObject({ error: { code: "invalid_argument", message: expect.any(String) as unknown } });
+    const unknown = await funnel(["jobs", "stat", "--json"]);
+    expect(unknown.code).toBe(2);
+    expect(JSON.parse(unknown.stderr)).toEqual({ error: { code: "usage", message: 'unknown command "jobs stat" (did you mean "funnel jobs stats"?)' } });
+    const unreachable = await funnel(["status", "--json", "--url", "http://127.0.0.1:9"]);
+    expect(unreachable.code).toBe(1);
+    expect(JSON.parse(unreachable.stderr)).toMatchObject({ error: { message: expect.stringContaining("cannot reach the Funnel server") as unknown } });
+  });
+
+  it("says so when the server at the URL is not Funnel", async () => {
+    const { createServer } = await import("node:http");
+    const server = createServer((req, res) => {
+      res.writeHead(req.url?.startsWith("/missing/") === true ? 404 : 200, { "content-type": "text/html" });
+      res.end("<html>a web site</html>");
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as { port: number };
+    try {
+      for (const url of [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}/missing`]) {
+        const answer = await funnel(["status", "--url", url]);
+        expect(answer.code).toBe(1);
+        expect(answer.stderr).toMatch(new RegExp(`^funnel: the server at ${url} is not a Funnel server \\(it answered (text/html|HTTP 404);`));
+      }
+    } finally {
+      server.close();
+    }
+  });
+
   it("rejects unknown commands and flags with exit status 2", async () => {
     const unknown = await funnel(["frobnicate"]);
     expect(unknown.code).toBe(2);
@@ -156,7 +202,7 @@ describe("funnel jobs", () => {
     const redrive = await funnel(["jobs", "redrive"], env());
     expect(redrive).toMatchObject({ code: 2, stderr: "funnel: jobs redrive: --queue is required\n" });
     const unknown = await funnel(["jobs", "redrive", "--queue", "no.such"], env());
-    expect(unknown).toMatchObject({ code: 1, stderr: 'funnel: InvalidArgument: queue: unknown queue "no.such"\n' });
+    expect(unknown).toMatchObject({ code: 2, stderr: 'funnel: InvalidArgument: queue: unknown queue "no.such"\n' });
     const show = await funnel(["jobs", "show", "00000000-0000-0000-0000-000000000000"], env());
     expect(show).toMatchObject({ code: 1, stderr: "funnel: NotFound: id: no job 00000000-0000-0000-0000-000000000000\n" });
   });

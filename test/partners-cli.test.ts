@@ -33,7 +33,7 @@ describe("funnel partners and deliveries (CLI as a process)", () => {
     const listed = await funnel("partners", "list");
     expect(listed.stdout).toMatch(/^777\s+Seven\s+yes\s+-\s+on\s+on\s+3s\s+2$/m);
     const bad = await funnel("partners", "add", "888", "--install-url", "https://x.example/{nope}");
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^funnel: InvalidArgument: partner\.install\.url_template: position 19: unknown placeholder \{nope\}/);
   });
 

@@ -1,4 +1,5 @@
-import { create, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { jsonOf } from "../json.js";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { DeliveryFilterSchema, DeliverySchema, DeliveryService, DeliveryStatus, type Delivery, type DeliveryFilter } from "../../gen/funnel/postback/v1/delivery_pb.js";
@@ -81,7 +82,7 @@ export const deliveryCommands: CommandSet = {
   commands: {
     async "deliveries list"({ transport, flags, json, out }) {
       const { deliveries, nextPageToken } = await createClient(DeliveryService, transport).listDeliveries({ filter: filterFlags(flags), limit: limitFlag(flags) });
-      if (json) return printJson(out, deliveries.map((d) => toJson(DeliverySchema, d)));
+      if (json) return printJson(out, deliveries.map((d) => jsonOf(DeliverySchema, d)));
       if (deliveries.length === 0) return out("no deliveries");
       out(rows(deliveries));
       if (nextPageToken !== "") out(`(more: narrow the filter or raise --limit)`);
@@ -90,7 +91,7 @@ export const deliveryCommands: CommandSet = {
       const [id = ""] = positionals(args, ["ID"], "deliveries show");
       const { delivery } = await createClient(DeliveryService, transport).getDelivery({ id });
       if (delivery === undefined) throw new UsageError(`no delivery ${id}`);
-      if (json) return printJson(out, toJson(DeliverySchema, delivery));
+      if (json) return printJson(out, jsonOf(DeliverySchema, delivery));
       out(`delivery    ${delivery.id}`);
       out(`partner     ${delivery.partnerId}   event ${eventName(delivery.event)}   stag ${delivery.stag}`);
       out(`status      ${statusName(delivery.status)}, ${delivery.attempts} of ${delivery.attemptLimit} attempts${delivery.nextAttemptAt !== undefined ? `, next at ${iso(delivery.nextAttemptAt)}` : ""}`);

@@ -1,4 +1,4 @@
-import { toJson } from "@bufbuild/protobuf";
+import { jsonOf } from "../json.js";
 import { createClient } from "@connectrpc/connect";
 import { IngestService, QualityRowSchema } from "../../gen/funnel/ingest/v1/ingest_pb.js";
 import { type Flags, printJson, stringFlag, UsageError, type CommandSet } from "../command.js";
@@ -25,7 +25,7 @@ export const ingestCommands: CommandSet = {
   commands: {
     async "ingest quality"({ transport, flags, json, out }) {
       const { rows } = await createClient(IngestService, transport).getQuality({ from: day(flags, "from"), to: day(flags, "to") });
-      if (json) return printJson(out, rows.map((row) => toJson(QualityRowSchema, row, { alwaysEmitImplicit: true })));
+      if (json) return printJson(out, rows.map((row) => jsonOf(QualityRowSchema, row)));
       if (rows.length === 0) return out("no ingest traffic in that range");
       out(
         table(

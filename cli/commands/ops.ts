@@ -1,4 +1,4 @@
-import { toJson } from "@bufbuild/protobuf";
+import { jsonOf } from "../json.js";
 import { createClient } from "@connectrpc/connect";
 import { GetStatusResponseSchema, JobSchema, OpsService, QueueStatusSchema, type Job, type QueueStatus } from "../../gen/funnel/ops/v1/ops_pb.js";
 import { limitFlag, printJson, stringFlag, UsageError, type CommandSet } from "../command.js";
@@ -49,7 +49,7 @@ export const opsCommands: CommandSet = {
   commands: {
     async status({ transport, json, out }) {
       const status = await createClient(OpsService, transport).getStatus({});
-      if (json) return printJson(out, toJson(GetStatusResponseSchema, status));
+      if (json) return printJson(out, jsonOf(GetStatusResponseSchema, status));
       const store = (name: string, s = status.postgres) =>
         [name, s?.backend ?? "", s?.healthy === true ? "healthy" : `DOWN ${s?.error ?? ""}`, s?.version ?? "", `${(s?.latencyMs ?? 0).toFixed(1)} ms`];
       out(`Funnel ${status.version}, up ${status.uptimeSeconds.toFixed(0)} s, roles: ${status.roles.join(", ")}`);
@@ -61,12 +61,12 @@ export const opsCommands: CommandSet = {
     },
     async "jobs stats"({ transport, json, out }) {
       const { queues } = await createClient(OpsService, transport).getStatus({});
-      if (json) return printJson(out, queues.map((q) => toJson(QueueStatusSchema, q)));
+      if (json) return printJson(out, queues.map((q) => jsonOf(QueueStatusSchema, q)));
       out(queueRows(queues));
     },
     async "jobs failed"({ transport, flags, json, out }) {
       const { jobs } = await createClient(OpsService, transport).listJobs({ queue: stringFlag(flags, "queue") ?? "", state: "failed", limit: limitFlag(flags) });
-      if (json) return printJson(out, jobs.map((job) => toJson(JobSchema, job)));
+      if (json) return printJson(out, jobs.map((job) => jsonOf(JobSchema, job)));
       out(jobs.length === 0 ? "no failed jobs" : jobRows(jobs));
     },
     async "jobs show"({ transport, args, out }) {
@@ -74,25 +74,25 @@ export const opsCommands: CommandSet = {
       if (id === undefined || args.length !== 1) throw new UsageError("jobs show: exactly one job ID is required");
       const { job } = await createClient(OpsService, transport).getJob({ id });
       if (job === undefined) throw new UsageError(`no job ${id}`);
-      printJson(out, toJson(JobSchema, job));
+      printJson(out, jsonOf(JobSchema, job));
     },
     async "jobs retry"({ transport, json, args, out }) {
       if (args.length === 0) throw new UsageError("jobs retry: at least one job ID is required");
       const res = await createClient(OpsService, transport).retryJobs({ ids: [...args] });
-      if (json) return out(JSON.stringify({ retried: res.retried, notFound: res.notFound }));
+      if (json) return printJson(out, { retried: res.retried, notFound: res.notFound });
       out(`retried ${res.retried.length}${res.notFound.length > 0 ? `; not found: ${res.notFound.join(", ")}` : ""}`);
     },
     async "jobs redrive"({ transport, flags, json, out }) {
       const queue = stringFlag(flags, "queue");
       if (queue === undefined) throw new UsageError("jobs redrive: --queue is required");
       const res = await createClient(OpsService, transport).redriveDeadLetters({ queue, limit: limitFlag(flags) });
-      if (json) return out(JSON.stringify({ redriven: Number(res.redriven) }));
+      if (json) return printJson(out, { redriven: Number(res.redriven) });
       out(`redriven ${res.redriven} dead letter(s) back to ${queue.replace(/\.dead$/, "")}`);
     },
     async "jobs cancel"({ transport, json, args, out }) {
       if (args.length === 0) throw new UsageError("jobs cancel: at least one job ID is required");
       const res = await createClient(OpsService, transport).cancelJobs({ ids: [...args] });
-      if (json) return out(JSON.stringify({ cancelled: res.cancelled, notFound: res.notFound }));
+      if (json) return printJson(out, { cancelled: res.cancelled, notFound: res.notFound });
       out(`cancelled ${res.cancelled.length}${res.notFound.length > 0 ? `; not found: ${res.notFound.join(", ")}` : ""}`);
     },
   },

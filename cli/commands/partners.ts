@@ -1,5 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
-import { create, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { jsonOf } from "../json.js";
 import { durationFromMs, durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
@@ -219,7 +220,7 @@ export const partnerCommands: CommandSet = {
   commands: {
     async "partners list"({ transport, json, out }) {
       const { partners } = await createClient(PartnerService, transport).listPartners({});
-      if (json) return printJson(out, partners.map((p) => toJson(PartnerSchema, p)));
+      if (json) return printJson(out, partners.map((p) => jsonOf(PartnerSchema, p)));
       if (partners.length === 0) return out("no partners");
       const on = (e: EventPostback | undefined) => (e?.enabled === true ? "on" : "-");
       out(
@@ -233,14 +234,14 @@ export const partnerCommands: CommandSet = {
       const [id = ""] = positionals(args, ["ID"], "partners show");
       const { partner } = await createClient(PartnerService, transport).getPartner({ id });
       if (partner === undefined) throw new UsageError(`no partner ${id}`);
-      if (json) return printJson(out, toJson(PartnerSchema, partner));
+      if (json) return printJson(out, jsonOf(PartnerSchema, partner));
       out(describePartner(partner));
     },
     async "partners add"({ transport, args, flags, json, out }) {
       const [id = ""] = positionals(args, ["ID"], "partners add");
       const base = create(PartnerSchema, { id, enabled: true });
       const { partner } = await createClient(PartnerService, transport).createPartner({ partner: applyFlags(flags, base) });
-      if (json && partner !== undefined) return printJson(out, toJson(PartnerSchema, partner));
+      if (json && partner !== undefined) return printJson(out, jsonOf(PartnerSchema, partner));
       out(`added partner ${id}`);
     },
     async "partners update"({ transport, args, flags, json, out }) {
@@ -249,7 +250,7 @@ export const partnerCommands: CommandSet = {
       const { partner: current } = await client.getPartner({ id });
       if (current === undefined) throw new UsageError(`no partner ${id}`);
       const { partner } = await client.updatePartner({ partner: applyFlags(flags, current) });
-      if (json && partner !== undefined) return printJson(out, toJson(PartnerSchema, partner));
+      if (json && partner !== undefined) return printJson(out, jsonOf(PartnerSchema, partner));
       out(`updated partner ${id}`);
     },
     async "partners remove"({ transport, args, out }) {

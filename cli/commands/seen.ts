@@ -1,4 +1,5 @@
-import { create, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { jsonOf } from "../json.js";
 import { durationFromMs, durationMs, timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import {
@@ -127,7 +128,7 @@ export const seenCommands: CommandSet = {
       if (flags.enable === true) throw new UsageError("seen integrations add: --enable is the default; --disable adds it disabled");
       const { integration } = await createClient(SeenAdminService, transport).createIntegration({ integration: applyFlags(name, flags, undefined) });
       if (integration === undefined) return;
-      if (json) return printJson(out, toJson(IntegrationSchema, integration));
+      if (json) return printJson(out, jsonOf(IntegrationSchema, integration));
       out(table(HEADER, [row(integration)]));
     },
     async "seen integrations update"({ transport, flags, json, out, args }) {
@@ -136,20 +137,20 @@ export const seenCommands: CommandSet = {
       const { integration: current } = await client.getIntegration({ name });
       const { integration } = await client.updateIntegration({ integration: applyFlags(name, flags, current) });
       if (integration === undefined) return;
-      if (json) return printJson(out, toJson(IntegrationSchema, integration));
+      if (json) return printJson(out, jsonOf(IntegrationSchema, integration));
       out(table(HEADER, [row(integration)]));
     },
     async "seen integrations list"({ transport, json, out, args }) {
       positionals(args, [], "seen integrations list");
       const { integrations } = await createClient(SeenAdminService, transport).listIntegrations({});
-      if (json) return printJson(out, integrations.map((integration) => toJson(IntegrationSchema, integration)));
+      if (json) return printJson(out, integrations.map((integration) => jsonOf(IntegrationSchema, integration)));
       if (integrations.length === 0) return out("no integrations");
       out(table(HEADER, integrations.map(row)));
     },
     async "seen integrations show"({ transport, json, out, args }) {
       const [name = ""] = positionals(args, ["NAME"], "seen integrations show");
       const answer = await createClient(SeenAdminService, transport).getIntegration({ name });
-      if (json) return printJson(out, toJson(GetIntegrationResponseSchema, answer));
+      if (json) return printJson(out, jsonOf(GetIntegrationResponseSchema, answer));
       if (answer.integration === undefined) return;
       out(table([...HEADER, "pending", "dead"], [[...row(answer.integration), String(answer.pendingDeliveries), String(answer.deadDeliveries)]]));
     },
@@ -165,13 +166,13 @@ export const seenCommands: CommandSet = {
       if (ms === undefined) throw new UsageError(`seen tags set-retention: DURATION must be like 30d, 12h or 90s, got "${text}"`);
       const { tag: stored } = await createClient(SeenAdminService, transport).setTagRetention({ tag, retention: durationFromMs(ms) });
       if (stored === undefined) return;
-      if (json) return printJson(out, toJson(TagRetentionSchema, stored));
+      if (json) return printJson(out, jsonOf(TagRetentionSchema, stored));
       out(`${stored.tag}: marks are remembered for ${show(stored.retention)}`);
     },
     async "seen tags list"({ transport, json, out, args }) {
       positionals(args, [], "seen tags list");
       const answer = await createClient(SeenAdminService, transport).listTags({});
-      if (json) return printJson(out, toJson(ListTagsResponseSchema, answer));
+      if (json) return printJson(out, jsonOf(ListTagsResponseSchema, answer));
       const rows = answer.tags.map((tag) => [tag.tag, show(tag.retention), tag.updatedAt === undefined ? "" : timestampDate(tag.updatedAt).toISOString()]);
       out(table(["tag", "retention", "updated"], [...rows, ["(every other tag)", show(answer.defaultRetention), ""]]));
     },

@@ -1,4 +1,4 @@
-import { toJson } from "@bufbuild/protobuf";
+import { jsonOf } from "../json.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { GetStatsResponseSchema, TrackerSchema, TrackerService, type Tracker } from "../../gen/funnel/tracker/v1/tracker_pb.js";
@@ -31,7 +31,7 @@ export const trackerCommands: CommandSet = {
       positionals(args, [], "trackers create");
       const { tracker } = await createClient(TrackerService, transport).createTracker({ value: requiredFlag(flags, "value", "trackers create") });
       if (tracker === undefined) return;
-      if (json) return printJson(out, toJson(TrackerSchema, tracker));
+      if (json) return printJson(out, jsonOf(TrackerSchema, tracker));
       out(tracker.uuid);
     },
     async "trackers list"({ transport, flags, json, out }) {
@@ -45,7 +45,7 @@ export const trackerCommands: CommandSet = {
         trackers.push(...page.trackers);
         pageToken = page.nextPageToken;
       } while (pageToken !== "" && (limit === 0 || trackers.length < limit));
-      if (json) return printJson(out, trackers.map((tracker) => toJson(TrackerSchema, tracker)));
+      if (json) return printJson(out, trackers.map((tracker) => jsonOf(TrackerSchema, tracker)));
       if (trackers.length === 0) return out("no trackers");
       out(table(["uuid", "value", "created", "updated"], trackers.map((t) => [t.uuid, t.value, when(t, "createdAt"), when(t, "updatedAt")])));
     },
@@ -53,14 +53,14 @@ export const trackerCommands: CommandSet = {
       const [uuid = ""] = positionals(args, ["UUID"], "trackers show");
       const { tracker } = await createClient(TrackerService, transport).getTracker({ uuid });
       if (tracker === undefined) return;
-      if (json) return printJson(out, toJson(TrackerSchema, tracker));
+      if (json) return printJson(out, jsonOf(TrackerSchema, tracker));
       out(table(["uuid", "value", "created", "updated"], [[tracker.uuid, tracker.value, when(tracker, "createdAt"), when(tracker, "updatedAt")]]));
     },
     async "trackers set-value"({ transport, json, out, args }) {
       const [uuid = "", value = ""] = positionals(args, ["UUID", "VALUE"], "trackers set-value");
       const { tracker } = await createClient(TrackerService, transport).updateTracker({ uuid, value });
       if (tracker === undefined) return;
-      if (json) return printJson(out, toJson(TrackerSchema, tracker));
+      if (json) return printJson(out, jsonOf(TrackerSchema, tracker));
       out(`${tracker.uuid}: ${tracker.value}`);
     },
     async "trackers stats"({ transport, flags, json, out, args }) {
@@ -70,7 +70,7 @@ export const trackerCommands: CommandSet = {
         from: requiredFlag(flags, "from", "trackers stats"),
         to: requiredFlag(flags, "to", "trackers stats"),
       });
-      if (json) return printJson(out, toJson(GetStatsResponseSchema, stats));
+      if (json) return printJson(out, jsonOf(GetStatsResponseSchema, stats));
       out(table(["date", "hits"], stats.days.map((day) => [day.date, String(day.count)])));
       out(`total ${stats.count} hits from ${stats.from} to ${stats.to}`);
     },
