@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createContextKey, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
-import { counter, gauge, type Registry } from "./metrics.js";
+import { counter, gauge, histogram, type Registry } from "./metrics.js";
 import { answerRequestFaults, createRequestFaultInterceptor, requestParsing } from "./request-faults.js";
 import { RequestScope, requestId, requestScopeKey } from "./request-scope.js";
 import { MAX_TIMEOUT_MS, UnaryJsonRoutes } from "./unary-json.js";
@@ -98,6 +98,9 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
   res.end(text);
 }
+
+/** The public plain routes whose answer time `funnel_http_request_duration_seconds` records. */
+const TIMED_ROUTES = new Set(["/track", "/download", "/v1/seen"]);
 
 /** Content types of Connect calls (unary and streaming), with or without parameters. */
 const CONNECT_CONTENT_TYPE = /^application\/(connect\+)?(json|proto)(;|$)/i;
@@ -203,6 +206,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const inFlight = new Set<HttpResponse | http2.Http2ServerResponse>();
   let draining = false;
   const trackSample = options.accessLogTrackSample ?? 1;
+  const latency = histogram(options.metrics, "funnel_http_request_duration_seconds", "Time to answer the public plain routes (/track, /download, /v1/seen), by route.", ["route"]);
   /** Each request's scope, for its RPC context values and {@link requestLog}. */
   const scopes = new WeakMap<object, RequestScope>();
   const runRoute = (route: HttpRoute, path: string, request: HttpRequest, response: HttpResponse): void => {
@@ -244,9 +248,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const started = performance.now();
     // /track is the hot path: only a sample of it is logged.
     const logged = path !== "/track" || Math.random() < trackSample;
+    const timed = TIMED_ROUTES.has(path);
     inFlight.add(res);
     res.once("close", () => {
       inFlight.delete(res);
+      if (timed) latency.observe({ route: path }, (performance.now() - started) / 1000);
       if (logged) {
         scope.log.info(
           { method: req.method, route: path.slice(0, 200), status: res.statusCode, code: scope.code, ms: Math.round((performance.now() - started) * 10) / 10 },

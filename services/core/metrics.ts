@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { version } from "./version.js";
 
 export { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -9,6 +10,15 @@ export { Counter, Gauge, Histogram, Registry } from "prom-client";
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "funnel_" });
+  // prom-client's active handle, request and resource counts are gauges named
+  // like counters (`…_total`), which rate() and linters take for counters; each
+  // is the sum over `type` of its gauge without the suffix, which stays.
+  for (const metric of registry.getMetricsAsArray()) {
+    if (metric instanceof Gauge && (metric as unknown as { name: string }).name.endsWith("_total")) {
+      registry.removeSingleMetric((metric as unknown as { name: string }).name);
+    }
+  }
+  gauge(registry, "funnel_build_info", "Always 1; the labels name the running Funnel and Node.js versions.", ["version", "node"]).set({ version, node: process.version }, 1);
   return registry;
 }
 
