@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
 import { runCli } from "./support/cli.js";
-import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
+import { defineQueue } from "../services/core/jobs/queue.js";
+import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
 const funnel = runCli;
 
@@ -196,6 +197,29 @@ describe("funnel jobs", () => {
     expect(Array.isArray(JSON.parse(stats.stdout))).toBe(true);
     const failed = await funnel(["jobs", "failed"], env());
     expect(failed).toMatchObject({ code: 0, stdout: "no failed jobs\n" });
+  });
+
+  it("shows why a job failed, whole, and one job as a table unless --json", async () => {
+    const failing = defineQueue<{ n: number }>("test.cli-failing", { retry: { limit: 0, delay: 1, backoff: false } });
+    await app.jobs.addQueue(failing as never);
+    const reason = `the consumer answered 503 Service Unavailable after ${"a very long wait, ".repeat(6)}so it gave up`;
+    await app.jobs.work(failing, () => {
+      throw new Error(reason);
+    });
+    const id = await app.jobs.send(failing, { n: 1 });
+    const failed = await eventually(async () => {
+      const answer = await funnel(["jobs", "failed", "--queue", "test.cli-failing"], env());
+      return answer.stdout.includes(id) ? answer : undefined;
+    }, 10_000, "the failed job");
+    expect(failed.stdout).toContain(reason);
+    const shown = await funnel(["jobs", "show", id], env());
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^id\\s+${id}$`, "m"));
+    expect(shown.stdout).toMatch(/^state\s+failed$/m);
+    expect(shown.stdout).toMatch(/^attempts\s+1 of 1$/m);
+    expect(shown.stdout).toMatch(new RegExp(`^error\\s+${reason}$`, "m"));
+    const asJson = JSON.parse((await funnel(["jobs", "show", id, "--json"], env())).stdout) as { id: string; state: string };
+    expect(asJson).toMatchObject({ id, state: "failed" });
   });
 
   it("explains bad job commands in one line", async () => {

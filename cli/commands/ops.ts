@@ -22,10 +22,18 @@ function jobRows(jobs: readonly Job[]): string {
       job.state,
       String(job.retryCount + 1),
       iso(job.createdAt?.seconds),
-      String((job.output?.message as string | undefined) ?? "").slice(0, 60),
+      reason(job),
     ]),
   );
 }
+
+/** Why a job failed: its error message on one line, whole. */
+function reason(job: Job): string {
+  const message = job.output?.message;
+  return typeof message === "string" ? message.replace(/\s*\n\s*/g, " ") : "";
+}
+
+const timeOf = (stamp: Job["createdAt"]): string => (stamp === undefined ? "" : iso(stamp.seconds));
 
 /** `funnel status` and `funnel jobs …`: the OpsService. */
 export const opsCommands: CommandSet = {
@@ -69,12 +77,26 @@ export const opsCommands: CommandSet = {
       if (json) return printJson(out, jobs.map((job) => jsonOf(JobSchema, job)));
       out(jobs.length === 0 ? "no failed jobs" : jobRows(jobs));
     },
-    async "jobs show"({ transport, args, out }) {
+    async "jobs show"({ transport, args, json, out }) {
       const [id] = args;
       if (id === undefined || args.length !== 1) throw new UsageError("jobs show: exactly one job ID is required");
       const { job } = await createClient(OpsService, transport).getJob({ id });
       if (job === undefined) throw new UsageError(`no job ${id}`);
-      printJson(out, jsonOf(JobSchema, job));
+      if (json) return printJson(out, jsonOf(JobSchema, job));
+      const rows: [string, string][] = [
+        ["id", job.id],
+        ["queue", job.queue],
+        ["state", job.state],
+        ["attempts", `${job.retryCount + 1} of ${job.retryLimit + 1}`],
+        ["created", timeOf(job.createdAt)],
+        ["started", timeOf(job.startedAt)],
+        ["completed", timeOf(job.completedAt)],
+      ];
+      if (job.sourceQueue !== "") rows.push(["dead letter of", `${job.sourceQueue} ${job.sourceId}`]);
+      if (reason(job) !== "") rows.push(["error", reason(job)]);
+      rows.push(["data", JSON.stringify(job.data ?? {})]);
+      if (job.output !== undefined) rows.push(["output", JSON.stringify(job.output)]);
+      out(table(["field", "value"], rows));
     },
     async "jobs retry"({ transport, json, args, out }) {
       if (args.length === 0) throw new UsageError("jobs retry: at least one job ID is required");
