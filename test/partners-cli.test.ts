@@ -61,6 +61,22 @@ describe("funnel partners and deliveries (CLI as a process)", () => {
     expect((await funnel("partners", "list", "--json")).stdout).not.toContain("new1");
   });
 
+  it("summarises a large import instead of naming every partner", async () => {
+    const file = join(app.config.dataDir, "many.csv");
+    expect((await funnel("partners", "export", file)).code).toBe(0);
+    const csv = await readFile(file, "utf8");
+    const columns = csv.split("\r\n")[0]!.split(",");
+    const row = (cells: Record<string, string>) => columns.map((column) => cells[column] ?? "").join(",");
+    const ids = Array.from({ length: 25 }, (_, i) => `bulk${String(i).padStart(2, "0")}`);
+    await writeFile(file, `${csv}${ids.map((id) => `${row({ partner_id: id })}\r\n`).join("")}`);
+    const dry = await funnel("partners", "import", file, "--dry-run");
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/^dry run, nothing applied: created 25 \(bulk00, bulk01, .*, bulk09, …and 15 more; --json lists every id\), updated 0, /);
+    expect(dry.stdout).not.toContain("bulk10");
+    const asJson = JSON.parse((await funnel("partners", "import", file, "--dry-run", "--json")).stdout) as { created: string[] };
+    expect(asJson.created).toEqual(ids);
+  });
+
   it("previews a postback without sending it", async () => {
     const preview = await funnel("partners", "preview", "777", "--event", "install", "--click-id", "abc", "--param", "clickID=x 1", "--timestamp", "1700000000");
     expect(preview.code).toBe(0);

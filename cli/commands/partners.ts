@@ -166,6 +166,9 @@ const eventOptions = Object.fromEntries(
   ]),
 ) as NonNullable<CommandSet["options"]>;
 
+/** Ids or problems an import names one by one before it only counts the rest. */
+const SHOWN = 10;
+
 /** `funnel partners …`: the PartnerService. */
 export const partnerCommands: CommandSet = {
   help: `  partners list                 every partner with its enabled events
@@ -272,9 +275,11 @@ export const partnerCommands: CommandSet = {
       if (json) {
         printJson(out, { applied: res.applied, created: res.created, updated: res.updated, unchanged: res.unchanged, deleted: res.deleted, errors: res.errors.map((e) => ({ line: e.line, partnerId: e.partnerId, column: e.column, message: e.message })) });
       } else if (res.errors.length > 0) {
-        for (const e of res.errors) out(`line ${e.line}${e.partnerId !== "" ? ` (${e.partnerId})` : ""}${e.column !== "" ? ` ${e.column}` : ""}: ${e.message}`);
+        for (const e of res.errors.slice(0, SHOWN)) out(`line ${e.line}${e.partnerId !== "" ? ` (${e.partnerId})` : ""}${e.column !== "" ? ` ${e.column}` : ""}: ${e.message}`);
+        if (res.errors.length > SHOWN) out(`…and ${res.errors.length - SHOWN} more problem(s) (--json lists every one)`);
       } else {
-        const list = (ids: readonly string[]) => `${ids.length}${ids.length > 0 ? ` (${ids.join(", ")})` : ""}`;
+        const list = (ids: readonly string[]) =>
+          ids.length === 0 ? "0" : ids.length <= SHOWN ? `${ids.length} (${ids.join(", ")})` : `${ids.length} (${ids.slice(0, SHOWN).join(", ")}, …and ${ids.length - SHOWN} more; --json lists every id)`;
         out(`${res.applied ? "applied" : "dry run, nothing applied"}: created ${list(res.created)}, updated ${list(res.updated)}, unchanged ${res.unchanged.length}, deleted ${list(res.deleted)}`);
       }
       if (res.errors.length > 0) throw new Error(`${file}: ${res.errors.length} problem(s), nothing applied`);
