@@ -119,7 +119,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   try {
     const adminToken = await resolveAdminToken(config, log);
-    const metrics = createMetricsRegistry();
+    const metrics = createMetricsRegistry({ maxLabelValues: config.metricsMaxPartnerSeries });
     const postgres = await openPostgres(config, log, metrics);
     closers.push(() => postgres.close());
     const clickhouse = await openClickHouse(config);

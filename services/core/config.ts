@@ -30,6 +30,7 @@ export const configVariables = [
   "FUNNEL_ADMIN_TOKEN",
   "LOG_LEVEL",
   "ACCESS_LOG_TRACK_SAMPLE",
+  "METRICS_MAX_PARTNER_SERIES",
   "SHUTDOWN_TIMEOUT_MS",
   "HTTP_HEADERS_TIMEOUT_SECONDS",
   "HTTP_REQUEST_TIMEOUT_SECONDS",
@@ -114,6 +115,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** The share of `/track` requests that get an access log line (0..1); every other request gets one. */
   readonly accessLogTrackSample: number;
+  /** How many partners (and Seen integrations) get series of their own; the rest are counted as `other`. */
+  readonly metricsMaxPartnerSeries: number;
   /** How long a graceful shutdown may take before it is forced, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   /** Longest wait for a request's headers (and for a new connection's first byte), in seconds. */
@@ -383,6 +386,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     adminToken,
     logLevel: logLevel as LogLevel,
     accessLogTrackSample,
+    metricsMaxPartnerSeries: integer("METRICS_MAX_PARTNER_SERIES", 100, 1, 100_000),
     shutdownTimeoutMs: integer("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     httpHeadersTimeoutSeconds: integer("HTTP_HEADERS_TIMEOUT_SECONDS", 10, 1, 600),
     httpRequestTimeoutSeconds: integer("HTTP_REQUEST_TIMEOUT_SECONDS", 60, 1, 3_600),

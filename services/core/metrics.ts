@@ -3,12 +3,50 @@ import { version } from "./version.js";
 
 export { Counter, Gauge, Histogram, Registry } from "prom-client";
 
+/** The value a bounded label takes once its distinct values are used up. */
+export const OTHER_LABEL_VALUE = "other";
+
+/** How many values a bounded label keeps unless told otherwise (`METRICS_MAX_PARTNER_SERIES`). */
+const DEFAULT_MAX_LABEL_VALUES = 100;
+
+/** Per registry: how many values a bounded label keeps, and each such label's bound. */
+const labelBounds = new WeakMap<Registry, { readonly max: number; readonly labels: Map<string, (value: string) => string> }>();
+
+/**
+ * The bound of `label` (`partner`, `integration`) in `registry`'s series: the
+ * first `maxLabelValues` distinct values (see {@link createMetricsRegistry})
+ * pass as they are, every later one becomes {@link OTHER_LABEL_VALUE}. Every
+ * metric with a label named after callers' data passes its values through
+ * this, so a thousand partners cannot make a thousand series per metric.
+ */
+export function boundedLabel(registry: Registry, label: string): (value: string) => string {
+  let bounds = labelBounds.get(registry);
+  if (bounds === undefined) {
+    bounds = { max: DEFAULT_MAX_LABEL_VALUES, labels: new Map() };
+    labelBounds.set(registry, bounds);
+  }
+  const existing = bounds.labels.get(label);
+  if (existing !== undefined) return existing;
+  const { max } = bounds;
+  const kept = new Set<string>();
+  const bound = (value: string): string => {
+    if (kept.has(value)) return value;
+    if (kept.size >= max) return OTHER_LABEL_VALUE;
+    kept.add(value);
+    return value;
+  };
+  bounds.labels.set(label, bound);
+  return bound;
+}
+
 /**
  * Creates the registry served at `/metrics`. One per runtime (never the global
  * default registry) so several runtimes can live in one test process.
+ * `maxLabelValues` bounds the partner and integration labels ({@link boundedLabel}).
  */
-export function createMetricsRegistry(): Registry {
+export function createMetricsRegistry(options: { readonly maxLabelValues?: number } = {}): Registry {
   const registry = new Registry();
+  labelBounds.set(registry, { max: options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES, labels: new Map() });
   collectDefaultMetrics({ register: registry, prefix: "funnel_" });
   // prom-client's active handle, request and resource counts are gauges named
   // like counters (`…_total`), which rate() and linters take for counters; each

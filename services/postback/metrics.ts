@@ -1,4 +1,4 @@
-import { counter, Gauge, histogram, type Registry } from "../core/metrics.js";
+import { boundedLabel, counter, Gauge, histogram, type Registry } from "../core/metrics.js";
 import type { PostbackRepository } from "./repository.js";
 
 /** The postback service's metrics (all prefixed `funnel_postback_`). */
@@ -30,6 +30,8 @@ export function createPostbackMetrics(registry: Registry, repository: PostbackRe
     });
   }
   return {
+    /** The `partner` label value of a partner id, bounded (METRICS_MAX_PARTNER_SERIES). */
+    partner: boundedLabel(registry, "partner"),
     events: counter(registry, "funnel_postback_events_total", "Funnel events recorded, by event and outcome (queued, duplicate, unknown_partner, disabled, skipped_unattributed).", ["event", "outcome"]),
     unattributed: counter(registry, "funnel_postback_unattributed_total", "Installs and authorizations with no stored download of their stag.", ["event", "partner"]),
     attempts: counter(registry, "funnel_postback_attempts_total", "Postback attempts by partner and outcome (delivered, retry, dead).", ["partner", "outcome"]),

@@ -119,7 +119,7 @@ export function createRecorder(deps: RecorderDeps) {
     deps.analytics.committed();
     metrics.events.inc({ event: event.kind, outcome: result.outcome });
     if (event.kind !== "download" && result.outcome !== "duplicate" && !result.attributed) {
-      metrics.unattributed.inc({ event: event.kind, partner: config !== undefined ? event.stag.partnerId : "unknown" });
+      metrics.unattributed.inc({ event: event.kind, partner: config !== undefined ? metrics.partner(event.stag.partnerId) : "unknown" });
     }
     return { ...result, redirectUrl };
   };

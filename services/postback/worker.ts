@@ -72,14 +72,14 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const templates = partner?.templates[row.event];
     if (partner === undefined || !partner.config.enabled || event === undefined || !event.enabled || templates === undefined) {
       const reason = partner === undefined ? `partner ${row.partnerId} was removed` : `partner ${row.partnerId} or its ${row.event} postback is disabled`;
-      if (await deps.repository.cancelDelivery(row.id, row.generation, reason)) deps.metrics.cancelled.inc({ partner: row.partnerId });
+      if (await deps.repository.cancelDelivery(row.id, row.generation, reason)) deps.metrics.cancelled.inc({ partner: deps.metrics.partner(row.partnerId) });
       return;
     }
     const config = partner.config;
     const request = renderRequest(event, templates, valuesOf(row), config.timeoutMs);
     const attemptedAt = new Date();
     const sent = await withAnySignal([context.signal, deps.stopping], (signal) => deps.send(request, signal));
-    deps.metrics.requestSeconds.observe({ partner: row.partnerId }, sent.durationMs / 1000);
+    deps.metrics.requestSeconds.observe({ partner: deps.metrics.partner(row.partnerId) }, sent.durationMs / 1000);
 
     const budgetEnd = row.attemptBase + config.retry.maxAttempts;
     let outcome: AttemptOutcome = sent.verdict;
@@ -109,7 +109,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
       nextAttemptAt,
     });
     if (!recorded) return;
-    deps.metrics.attempts.inc({ partner: row.partnerId, outcome });
+    deps.metrics.attempts.inc({ partner: deps.metrics.partner(row.partnerId), outcome });
     if (outcome === "dead") {
       deps.log.warn({ deliveryId: row.id, partner: row.partnerId, event: row.event, attempt: job.attempt, error }, "postback failed for good");
       throw new PermanentJobError(`postback ${row.id} to ${row.partnerId}: ${error}`);

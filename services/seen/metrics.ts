@@ -1,4 +1,4 @@
-import { counter, Gauge, histogram, type Registry } from "../core/metrics.js";
+import { boundedLabel, counter, Gauge, histogram, type Registry } from "../core/metrics.js";
 import type { SeenRepository } from "./repository.js";
 
 /** Seen's metrics; the backlog gauges are read from Postgres when scraped. */
@@ -9,6 +9,17 @@ export function createSeenMetrics(registry: Registry, repository: SeenRepository
     if (scrape === undefined || Date.now() - scrape.at > 1_000) scrape = { at: Date.now(), rows: repository.backlog().catch(() => []) };
     return scrape.rows;
   };
+  const integration = boundedLabel(registry, "integration");
+  /** The backlog by bounded integration: pending summed, oldest the oldest, where several share "other". */
+  const boundedBacklog = async (): Promise<Map<string, { pending: number; oldestSeconds: number }>> => {
+    const out = new Map<string, { pending: number; oldestSeconds: number }>();
+    for (const row of await backlog()) {
+      const key = integration(row.integration);
+      const seen = out.get(key);
+      out.set(key, { pending: (seen?.pending ?? 0) + row.pending, oldestSeconds: Math.max(seen?.oldestSeconds ?? 0, row.oldestSeconds) });
+    }
+    return out;
+  };
   if (registry.getSingleMetric("funnel_seen_delivery_queue") === undefined) {
     new Gauge({
       name: "funnel_seen_delivery_queue",
@@ -17,7 +28,7 @@ export function createSeenMetrics(registry: Registry, repository: SeenRepository
       registers: [registry],
       async collect(this: Gauge<"integration">) {
         this.reset();
-        for (const row of await backlog()) this.set({ integration: row.integration }, row.pending);
+        for (const [name, row] of await boundedBacklog()) this.set({ integration: name }, row.pending);
       },
     });
     new Gauge({
@@ -27,11 +38,13 @@ export function createSeenMetrics(registry: Registry, repository: SeenRepository
       registers: [registry],
       async collect(this: Gauge<"integration">) {
         this.reset();
-        for (const row of await backlog()) this.set({ integration: row.integration }, row.oldestSeconds);
+        for (const [name, row] of await boundedBacklog()) this.set({ integration: name }, row.oldestSeconds);
       },
     });
   }
   return {
+    /** The `integration` label value of an integration name, bounded (METRICS_MAX_PARTNER_SERIES). */
+    integration,
     /** MarkSeen calls (RPC and plain HTTP) by result: ok, or the Connect code of the failure (invalid_argument, unauthenticated, unavailable, internal, …). */
     requests: counter(registry, "funnel_seen_mark_requests_total", "MarkSeen calls by result.", ["result"]),
     /** Marks by whether the call created them. */

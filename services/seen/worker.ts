@@ -74,7 +74,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     const attempt = row.attempts + 1;
     if (row.kind !== "api" || row.enabled !== true || row.url === null) {
       const reason = row.kind === null ? `integration ${row.integration} was removed` : `integration ${row.integration} is disabled or no longer an api integration`;
-      if (await repository.cancel(row.id, row.attempts, reason)) metrics.deliveries.inc({ integration: row.integration, outcome: "cancelled" });
+      if (await repository.cancel(row.id, row.attempts, reason)) metrics.deliveries.inc({ integration: metrics.integration(row.integration), outcome: "cancelled" });
       return;
     }
     const settings = {
@@ -122,10 +122,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps) {
     };
     const recorded = await attempts.record({ record, tag: row.tag, itemId: row.itemId });
     if (!recorded) return;
-    metrics.deliveries.inc({ integration: row.integration, outcome });
+    metrics.deliveries.inc({ integration: metrics.integration(row.integration), outcome });
     if (outcome === "delivered") {
       const seenAt = Date.parse(String(row.body.seen_at));
-      if (!Number.isNaN(seenAt)) metrics.latency.observe({ integration: row.integration }, (Date.now() - seenAt) / 1000);
+      if (!Number.isNaN(seenAt)) metrics.latency.observe({ integration: metrics.integration(row.integration) }, (Date.now() - seenAt) / 1000);
     }
     if (outcome === "dead") {
       log.warn({ deliveryId: row.id, integration: row.integration, attempt, error }, "seen delivery failed for good");
