@@ -1,14 +1,21 @@
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import { startApp, type App } from "../services/app.js";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "../services/core/embedded-postgres.js";
 import { createLogger } from "../services/core/logger.js";
+import { databaseUrl, ensureDatabase } from "../services/core/postgres.js";
+import { freePort } from "./support/ports.js";
 import { ADMIN_TOKEN, eventually, testConfig } from "./support/stores.js";
 
 interface Line {
   level?: unknown;
   msg?: string;
+  module?: string;
   requestId?: string;
   method?: string;
   route?: string;
@@ -86,4 +93,37 @@ describe("the /track sample", () => {
       await app.stop();
     }
   });
+});
+
+describe("the lines a request logs", () => {
+  let dir: string;
+  let server: EmbeddedPostgres;
+  let app: App;
+  let lines: Line[];
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "funnel-request-log-pg-"));
+    // Run as root, Postgres runs as its own user, who must be able to enter the folder.
+    await chmod(dir, 0o755);
+    server = await startEmbeddedPostgres({ dir, port: await freePort(), log: createLogger("silent", false) });
+    await ensureDatabase(server.url, "funnel");
+    ({ app, lines } = await loggedApp({ DATABASE_URL: databaseUrl(server.url, "funnel") }));
+    await server.stop();
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("carry the request id, on a plain route and on an RPC", async () => {
+    const track = await fetch(`${app.url}/track?id=0b7e2a54-6c1f-4d0e-9a51-3f2d8c9e7a10`, { headers: { "x-request-id": "pg-down-track" } });
+    expect(track.status).toBe(503);
+    const warned = await eventually(async () => lines.find((line) => line.msg === "tracker lookup failed"));
+    expect(warned).toMatchObject({ level: "warn", requestId: "pg-down-track", module: "tracker" });
+
+    const admin: Interceptor = (next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), req.header.set("x-request-id", "pg-down-rpc"), next(req));
+    const trackers = createClient(TrackerService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: [admin] }));
+    await expect(trackers.getTracker({ uuid: "0b7e2a54-6c1f-4d0e-9a51-3f2d8c9e7a10" })).rejects.toThrow();
+    const failed = await eventually(async () => lines.find((line) => line.requestId === "pg-down-rpc" && line.msg !== "request"));
+    expect(failed.level).toBe("warn");
+  }, 30_000);
 });

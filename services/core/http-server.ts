@@ -8,7 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createCors, type CorsOptions } from "./cors.js";
 import { counter, gauge, histogram, type Registry } from "./metrics.js";
 import { answerRequestFaults, createRequestFaultInterceptor, requestParsing } from "./request-faults.js";
-import { RequestScope, requestId, requestScopeKey } from "./request-scope.js";
+import { bindRequestScope, RequestScope, requestId, requestScopeKey, requestScopeOf } from "./request-scope.js";
 import { MAX_TIMEOUT_MS, UnaryJsonRoutes } from "./unary-json.js";
 import type { Logger } from "./logger.js";
 
@@ -207,17 +207,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   let draining = false;
   const trackSample = options.accessLogTrackSample ?? 1;
   const latency = histogram(options.metrics, "funnel_http_request_duration_seconds", "Time to answer the public plain routes (/track, /download, /v1/seen), by route.", ["route"]);
-  /** Each request's scope, for its RPC context values and {@link requestLog}. */
-  const scopes = new WeakMap<object, RequestScope>();
   const runRoute = (route: HttpRoute, path: string, request: HttpRequest, response: HttpResponse): void => {
     Promise.resolve(route(request, response)).catch((error: unknown) => {
-      (scopes.get(request)?.log ?? log).error({ err: error, path }, "plain route failed");
+      (requestScopeOf(request)?.log ?? log).error({ err: error, path }, "plain route failed");
       if (!response.headersSent) sendJson(response, 500, { error: "internal error" });
       else response.end();
     });
   };
   const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
-    createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "").set(requestScopeKey, scopes.get(req));
+    createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? "").set(requestScopeKey, requestScopeOf(req));
   // The request-fault interceptor goes first: it marks the calls whose
   // interceptors ran, which tells a request that could not be read from a
   // server fault (see request-faults.ts).
@@ -243,7 +241,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const query = url.indexOf("?");
     const path = query === -1 ? url : url.slice(0, query);
     const scope = new RequestScope(requestId(req.headers["x-request-id"]), log);
-    scopes.set(req, scope);
+    bindRequestScope(req, scope);
     res.setHeader("x-request-id", scope.id);
     const started = performance.now();
     // /track is the hot path: only a sample of it is logged.

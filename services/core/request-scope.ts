@@ -31,5 +31,28 @@ export class RequestScope {
   }
 }
 
+/** Each request's scope, by its request object (HTTP/1.1 or HTTP/2). */
+const scopes = new WeakMap<object, RequestScope>();
+
+/** Gives `req` its scope: the server does this as a request arrives. */
+export function bindRequestScope(req: object, scope: RequestScope): void {
+  scopes.set(req, scope);
+}
+
+/** The scope of `req`, if the server gave it one. */
+export function requestScopeOf(req: object): RequestScope | undefined {
+  return scopes.get(req);
+}
+
+/**
+ * `log` with the request id of `req` on every line: plain routes log through
+ * this, keeping their own logger's bindings (their module). Made when a line
+ * is written, which on a plain route is rare.
+ */
+export function requestLog(req: object, log: Logger): Logger {
+  const scope = scopes.get(req);
+  return scope === undefined ? log : log.child({ requestId: scope.id });
+}
+
 /** The request's scope, in an RPC's context values (`ctx.values.get(requestScopeKey)`). */
 export const requestScopeKey = createContextKey<RequestScope | undefined>(undefined, { description: "the request's id and logger" });

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { TrustedProxies } from "../core/client-address.js";
 import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
+import { requestLog } from "../core/request-scope.js";
 import { downloadParams, LIMITS } from "./event-input.js";
 import type { Recorder } from "./recorder.js";
 import { parseStag } from "./stag.js";
@@ -55,7 +56,7 @@ export function createDownloadRoute(deps: {
         sendJson(res, 400, { error: error.rawMessage });
         return;
       }
-      deps.log.error({ err: error }, "could not record a download");
+      requestLog(req, deps.log).error({ err: error }, "could not record a download");
       sendJson(res, 503, { error: "the download could not be recorded, retry later" }, { "retry-after": "1" });
       return;
     }

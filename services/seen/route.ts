@@ -4,6 +4,7 @@ import { MarkSeenResponseSchema } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { sendJson, type HttpRequest, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
+import { requestLog } from "../core/request-scope.js";
 import type { CallerIdentity } from "./identity.js";
 import type { Marker } from "./marker.js";
 import type { SeenMetrics } from "./metrics.js";
@@ -98,7 +99,7 @@ export function createSeenRoute(deps: { mark: Marker; caller: CallerIdentity; me
         return;
       }
       if (isStoreUnavailable(error)) {
-        deps.log.warn({ err: error }, "seen mark not stored: storage unavailable");
+        requestLog(req, deps.log).warn({ err: error }, "seen mark not stored: storage unavailable");
         sendJson(res, 503, { error: "mark not stored: storage is unavailable, retry" }, { "retry-after": "1" });
         return;
       }

@@ -6,6 +6,7 @@ import type { TrustedProxies } from "../core/client-address.js";
 import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
 import { counter, type Registry } from "../core/metrics.js";
+import { requestLog } from "../core/request-scope.js";
 import type { TrackerCache } from "./cache.js";
 import { countHits, parseRange, RangeParameterError } from "./stats.js";
 
@@ -79,7 +80,7 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
       try {
         value = await cache.lookup(trackerId);
       } catch (error) {
-        log.warn({ error: (error as Error).message }, "tracker lookup failed");
+        requestLog(req, log).warn({ error: (error as Error).message }, "tracker lookup failed");
         outcome.unavailable.inc();
         return sendJson(res, 503, { error: "tracker lookup unavailable; retry" }, { "retry-after": "1", ...NO_STORE });
       }
@@ -105,7 +106,7 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
       });
     } catch (error) {
       // Not durable, so not acknowledged: the browser (or the page) may retry.
-      log.warn({ error: (error as Error).message }, "pixel hit not recorded");
+      requestLog(req, log).warn({ error: (error as Error).message }, "pixel hit not recorded");
       outcome.unavailable.inc();
       return sendJson(res, 503, { error: "hit not recorded; retry" }, { "retry-after": "1", ...NO_STORE });
     }
@@ -145,7 +146,7 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
     try {
       count = (await countHits(clickhouse, id, range)).total;
     } catch (error) {
-      log.warn({ error: (error as Error).message }, "stats query failed");
+      requestLog(req, log).warn({ error: (error as Error).message }, "stats query failed");
       return sendJson(res, 503, { error: "statistics unavailable (ClickHouse); retry" }, { "retry-after": "5" });
     }
     sendJson(res, 200, { tracker_id: id, from, to, count });
