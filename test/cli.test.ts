@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
 import { runCli } from "./support/cli.js";
 import { defineQueue } from "../services/core/jobs/queue.js";
+import { deliverQueue } from "../services/postback/queue.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
 const funnel = runCli;
@@ -220,6 +221,17 @@ describe("funnel jobs", () => {
     expect(shown.stdout).toMatch(new RegExp(`^error\\s+${reason}$`, "m"));
     const asJson = JSON.parse((await funnel(["jobs", "show", id, "--json"], env())).stdout) as { id: string; state: string };
     expect(asJson).toMatchObject({ id, state: "failed" });
+  });
+
+  it("refuses to retry or redrive postback jobs, pointing to deliveries replay", async () => {
+    const redrive = await funnel(["jobs", "redrive", "--queue", "postback.deliver.dead"], env());
+    expect(redrive.code).toBe(1);
+    expect(redrive.stderr).toMatch(/^funnel: FailedPrecondition: queue: jobs of postback\.deliver are not retried or redriven, .*funnel deliveries replay/);
+    const id = await app.jobs.send(deliverQueue, { deliveryId: "00000000-0000-0000-0000-000000000001", attempt: 1, generation: 1 });
+    const retry = await funnel(["jobs", "retry", id], env());
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toMatch(new RegExp(`^funnel: FailedPrecondition: ids: ${id}: jobs of postback\\.deliver are not retried or redriven, .*funnel deliveries replay`));
+    await funnel(["jobs", "cancel", id], env());
   });
 
   it("explains bad job commands in one line", async () => {

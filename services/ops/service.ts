@@ -67,6 +67,15 @@ function requireKnownQueue(jobs: Jobs, queue: string, field = "queue"): void {
   }
 }
 
+/** Refuses to retry or redrive jobs of a queue whose work is replayed another way. */
+function requireRedrivable(jobs: Jobs, queue: string, what: string): void {
+  const source = queue.replace(/\.dead$/, "");
+  const hint = jobs.queueNames().includes(source) ? jobs.queue(source).replayInstead : undefined;
+  if (hint !== undefined) {
+    throw new ConnectError(`${what}: jobs of ${source} are not retried or redriven, their work has moved on and they would do nothing; replay it with ${hint}`, Code.FailedPrecondition);
+  }
+}
+
 /** Implements `funnel.ops.v1.OpsService` over the runtime's stores and jobs. */
 export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> {
   return {
@@ -110,6 +119,10 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
 
     async retryJobs(req) {
       requireIds(req.ids);
+      for (const id of req.ids) {
+        const job = await deps.jobs.get(id);
+        if (job !== null) requireRedrivable(deps.jobs, job.queue, `ids: ${id}`);
+      }
       const { done, notFound } = await deps.jobs.retry(req.ids);
       return { retried: done, notFound };
     },
@@ -119,6 +132,7 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       requireKnownQueue(deps.jobs, req.queue);
       if (req.limit < 0) throw new ConnectError("limit: must not be negative", Code.InvalidArgument);
       if (req.ids.length > 0) requireIds(req.ids);
+      requireRedrivable(deps.jobs, req.queue, "queue");
       const redriven = await deps.jobs.redrive(req.queue, { limit: req.limit, ids: req.ids });
       return { redriven: BigInt(redriven) };
     },

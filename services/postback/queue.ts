@@ -22,4 +22,6 @@ export const deliverQueue = defineQueue<DeliverJob>("postback.deliver", {
   retry: { limit: 10, delay: 5, backoff: true, maxDelay: 600 },
   expireInSeconds: 300,
   keepCompletedSeconds: 3_600,
+  // A dead postback's job finds its postback no longer pending and would do nothing.
+  replayInstead: "DeliveryService.Redeliver (funnel deliveries replay), which gives the postback a fresh retry budget",
 });

@@ -37,6 +37,12 @@ export interface QueueDefinition<T> {
    */
   readonly batchSize: number;
   readonly localConcurrency: number;
+  /**
+   * How the work of this queue's failed and dead-lettered jobs is replayed instead, when the
+   * job alone cannot restart it (its record has already moved on): retrying or redriving
+   * such jobs is refused with this hint rather than run as a silent no-op.
+   */
+  readonly replayInstead?: string;
   /** Type witness only; never read. */
   readonly __payload?: T;
 }

@@ -641,7 +641,11 @@ export const OpsService: GenService<{
     output: typeof GetJobResponseSchema;
   },
   /**
-   * RetryJobs puts failed jobs back to work (pg-boss `retry`).
+   * RetryJobs puts failed jobs back to work (pg-boss `retry`). Fails with
+   * `failed_precondition`, retrying none, when a job belongs to a queue whose
+   * work is replayed another way (`postback.deliver`: a dead postback's job
+   * would find it no longer pending and do nothing); the message names that
+   * way, for postbacks `DeliveryService.Redeliver`.
    *
    * @generated from rpc funnel.ops.v1.OpsService.RetryJobs
    */
@@ -653,7 +657,8 @@ export const OpsService: GenService<{
   /**
    * RedriveDeadLetters moves jobs from a dead-letter queue back to the queue
    * they came from (pg-boss `redrive`): all of them, up to `limit`, or the
-   * listed ids.
+   * listed ids. Fails with `failed_precondition` for a queue whose work is
+   * replayed another way, as `RetryJobs` does.
    *
    * @generated from rpc funnel.ops.v1.OpsService.RedriveDeadLetters
    */
