@@ -190,6 +190,8 @@ describe("jobs core", () => {
     expect((job?.output?.history as { error: string }[] | undefined)?.map((h) => h.error)).toEqual(["exhaust-1 always fails", "exhaust-1 always fails"]);
     const status = await ops.getStatus({});
     expect(status.queues.find((q) => q.name === "test.doomed")?.dead).toBe(1n);
+    // A dead letter is dead, not waiting: it adds nothing to queued or to the oldest wait.
+    expect(status.queues.find((q) => q.name === "test.doomed.dead")).toMatchObject({ queued: 0n, retrying: 0n, dead: 1n, oldestWaitingSeconds: 0 });
     const { redriven } = await ops.redriveDeadLetters({ queue: "test.doomed", limit: 0 });
     expect(redriven).toBe(1n);
     await eventually(async () => ((attempts.get("exhaust-1") ?? 0) >= 3 ? true : undefined), 10_000, "the redriven job to run again");

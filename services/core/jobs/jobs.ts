@@ -567,14 +567,16 @@ export class Jobs {
       const row = byName.get(name);
       const isDead = name.endsWith(".dead");
       const dead = isDead ? undefined : byName.get(deadLetterQueueOf(name));
+      // A dead letter waits in its queue's `created` state for a redrive that may never come: it
+      // is counted as dead only, so it neither looks like work queued nor ages "oldest waiting".
       return {
         name,
-        queued: (row?.created ?? 0) + (row?.retry ?? 0),
+        queued: isDead ? 0 : (row?.created ?? 0) + (row?.retry ?? 0),
         active: row?.active ?? 0,
-        retrying: row?.retry ?? 0,
+        retrying: isDead ? 0 : (row?.retry ?? 0),
         failed: row?.failed ?? 0,
         dead: isDead ? (row?.created ?? 0) : (dead?.created ?? 0),
-        oldestWaitingSeconds: row?.oldest ?? 0,
+        oldestWaitingSeconds: isDead ? 0 : (row?.oldest ?? 0),
         deadLetterQueue: isDead ? "" : deadLetterQueueOf(name),
       };
     });

@@ -157,7 +157,8 @@ export type QueueStatus = Message<"funnel.ops.v1.QueueStatus"> & {
   name: string;
 
   /**
-   * Waiting to start, including deferred and retrying jobs.
+   * Waiting to start, including deferred and retrying jobs; always 0 for a
+   * dead-letter queue, whose jobs are counted in `dead`.
    *
    * @generated from field: int64 queued = 2;
    */
@@ -185,14 +186,16 @@ export type QueueStatus = Message<"funnel.ops.v1.QueueStatus"> & {
   failed: bigint;
 
   /**
-   * Jobs waiting in this queue's dead-letter queue.
+   * Jobs waiting in this queue's dead-letter queue (for a dead-letter queue:
+   * its own jobs).
    *
    * @generated from field: int64 dead = 6;
    */
   dead: bigint;
 
   /**
-   * Age in seconds of the oldest job ready to start; 0 when none waits.
+   * Age in seconds of the oldest job ready to start; 0 when none waits, and
+   * always 0 for a dead-letter queue.
    *
    * @generated from field: double oldest_waiting_seconds = 7;
    */
