@@ -6,6 +6,7 @@ import { PartnerService } from "../gen/funnel/postback/v1/partner_pb.js";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { App } from "../services/app.js";
+import { adminClients } from "./support/seen.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
 const admin: Interceptor = (next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), next(req));
@@ -67,6 +68,16 @@ describe("error details", () => {
       expect(answer.details?.map((detail) => detail.type)).toEqual(["google.rpc.BadRequest"]);
     });
   }
+
+  it("a server stream that ends invalid_argument carries the detail too", async () => {
+    const { feed } = adminClients(app);
+    const read = async (): Promise<void> => {
+      for await (const message of feed.subscribe({ topic: "no-such-topic", consumer: "not a valid name!" })) void message;
+    };
+    const { code, violations: found } = await violations(read());
+    expect(code).toBe(Code.InvalidArgument);
+    expect(found.map((violation) => violation.field)).toEqual(["consumer"]);
+  });
 
   it("a request check (NUL in a string) names the field in the detail", async () => {
     const trackers = createClient(TrackerService, transports.grpc());

@@ -127,7 +127,11 @@ describe("one caller's bad text never fails another caller's request", () => {
     const body = toBinary(EventSchema, create(EventSchema, { event: "element_click", sessionId: "bin\u0000ary", data: click }));
     const res = await fetch(`${app.url}/funnel.ingest.v1.IngestService/Send`, { method: "POST", headers: { "content-type": "application/proto" }, body });
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ code: "invalid_argument", message: "session_id: contains a NUL character" });
+    expect(await res.json()).toMatchObject({
+      code: "invalid_argument",
+      message: "session_id: contains a NUL character",
+      details: [{ type: "google.rpc.BadRequest", debug: { fieldViolations: [{ field: "session_id", description: "contains a NUL character" }] } }],
+    });
   });
 
   it("the ingest writer fails only the request Postgres refuses, even one that slipped past validation", async () => {

@@ -72,9 +72,17 @@ describe("every RPC and route refuses text Postgres would not store, naming the 
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
       body: JSON.stringify(body),
     });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    const answer = (await res.json()) as { details?: { type: string; debug?: unknown }[]; [key: string]: unknown };
+    // The detail's bytes (`value`) say what its `debug` JSON says.
+    if (answer.details !== undefined) answer.details = answer.details.map(({ type, debug }) => ({ type, debug }));
+    return { status: res.status, body: answer };
   };
-  const refused = (message: string) => ({ status: 400, body: { code: "invalid_argument", message } });
+  /** The answer naming one field: the message, and the same field and reason in the BadRequest detail. */
+  const refused = (message: string) => {
+    const colon = message.indexOf(": ");
+    const violation = { field: message.slice(0, colon), description: message.slice(colon + 2) };
+    return { status: 400, body: { code: "invalid_argument", message, details: [{ type: "google.rpc.BadRequest", debug: { fieldViolations: [violation] } }] } };
+  };
 
   it("answers invalid_argument with the field path on Postback, Seen, Tracker and Ingest RPCs, storing nothing", async () => {
     expect(await call("funnel.postback.v1.DeliveryService/ListDeliveries", { filter: { stag: "p_\u0000" } })).toEqual(refused("filter.stag: contains a NUL character"));

@@ -80,6 +80,19 @@ export function withBadRequest(error: ConnectError): ConnectError {
 }
 
 /**
+ * A response stream whose failure, raised while its handler runs (after this
+ * interceptor returned), still carries the capped message and the details
+ * of an error raised before.
+ */
+async function* streamEnding<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw error instanceof ConnectError ? withBadRequest(capMessage(error)) : error;
+  }
+}
+
+/**
  * Logs unexpected errors once, with their cause, and hides their details from
  * callers; counts every RPC by method and code. Expected failures
  * (ConnectErrors raised by handlers) pass through unchanged but for the
@@ -96,7 +109,7 @@ export function createErrorInterceptor(processLog: Logger, registry: Registry): 
       const res = await next(req);
       calls.inc({ method, code: "ok" });
       if (scope !== undefined) scope.code = "ok";
-      return res;
+      return res.stream ? { ...res, message: streamEnding(res.message) } : res;
     } catch (error) {
       // The request's logger: its lines carry the request id.
       const log = scope?.log ?? processLog;
