@@ -10,10 +10,12 @@ import {
   SeenAdminService,
   TagRetentionSchema,
   TopicDeliverySchema,
+  SeenDeliverySchema,
   type Integration,
+  type SeenDelivery,
 } from "../../gen/funnel/seen/v1/admin_pb.js";
 import { formatDuration, parseDuration } from "../../services/core/duration.js";
-import { positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { limitFlag, positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
 import { table } from "../table.js";
 
 /** `--NAME 30s` as a Duration, or undefined when absent. */
@@ -89,6 +91,15 @@ function describeDelivery(integration: Integration): [string, string] {
 const row = (integration: Integration): string[] => [integration.name, integration.enabled ? "yes" : "no", integration.tags.join(","), ...describeDelivery(integration)];
 const HEADER = ["name", "enabled", "tags", "kind", "delivery"];
 
+const stamp = (ts: SeenDelivery["createdAt"]): string => (ts === undefined ? "" : timestampDate(ts).toISOString().replace(/\.\d+Z$/, "Z"));
+
+function deliveryRows(deliveries: readonly SeenDelivery[]): string {
+  return table(
+    ["id", "integration", "tag", "item", "status", "attempts", "error", "created"],
+    deliveries.map((d) => [d.id, d.integration, d.tag, d.itemId, d.status, String(d.attempts), d.lastError.replace(/\s*\n\s*/g, " "), stamp(d.createdAt)]),
+  );
+}
+
 /** `funnel seen …`: the SeenAdminService. */
 export const seenCommands: CommandSet = {
   help: `  seen integrations add NAME --tags T1,T2 (--endpoint URL | --topic TOPIC) [options]
@@ -103,7 +114,12 @@ export const seenCommands: CommandSet = {
   seen integrations remove NAME remove an integration (pending deliveries are cancelled)
   seen tags set-retention TAG DURATION
                                 how long marks of TAG are remembered (e.g. 30d, 12h)
-  seen tags list                tags with a retention of their own, and the default`,
+  seen tags list                tags with a retention of their own, and the default
+  seen deliveries list [--integration NAME] [--status S] [--limit N]
+                                api deliveries, newest first (S: pending, delivered, dead,
+                                cancelled; at most N, default 100)
+  seen deliveries show ID       one api delivery
+  seen deliveries replay ID...  start a new round of attempts for dead deliveries, now`,
   options: {
     tags: { type: "string" },
     endpoint: { type: "string" },
@@ -113,6 +129,7 @@ export const seenCommands: CommandSet = {
     "initial-backoff": { type: "string" },
     "max-backoff": { type: "string" },
     retention: { type: "string" },
+    integration: { type: "string" },
     enable: { type: "boolean" },
     disable: { type: "boolean" },
   },
@@ -121,6 +138,8 @@ export const seenCommands: CommandSet = {
     "funnel seen integrations list",
     "funnel seen integrations show crm",
     "funnel seen tags set-retention order 30d",
+    "funnel seen deliveries list --integration crm --status dead",
+    "funnel seen deliveries replay ID",
   ],
   commands: {
     async "seen integrations add"({ transport, flags, json, out, args }) {
@@ -168,6 +187,43 @@ export const seenCommands: CommandSet = {
       if (stored === undefined) return;
       if (json) return printJson(out, jsonOf(TagRetentionSchema, stored));
       out(`${stored.tag}: marks are remembered for ${show(stored.retention)}`);
+    },
+    async "seen deliveries list"({ transport, flags, json, out, args }) {
+      positionals(args, [], "seen deliveries list");
+      const status = stringFlag(flags, "status") ?? "";
+      const { deliveries } = await createClient(SeenAdminService, transport).listDeliveries({ integration: stringFlag(flags, "integration") ?? "", status, limit: limitFlag(flags) });
+      if (json) return printJson(out, deliveries.map((d) => jsonOf(SeenDeliverySchema, d)));
+      out(deliveries.length === 0 ? "no deliveries" : deliveryRows(deliveries));
+    },
+    async "seen deliveries show"({ transport, json, out, args }) {
+      const [id = ""] = positionals(args, ["ID"], "seen deliveries show");
+      const { delivery } = await createClient(SeenAdminService, transport).getDelivery({ id });
+      if (delivery === undefined) return;
+      if (json) return printJson(out, jsonOf(SeenDeliverySchema, delivery));
+      out(
+        table(
+          ["field", "value"],
+          [
+            ["id", delivery.id],
+            ["integration", delivery.integration],
+            ["tag", delivery.tag],
+            ["item", delivery.itemId],
+            ["status", delivery.status],
+            ["attempts", String(delivery.attempts)],
+            ["error", delivery.lastError.replace(/\s*\n\s*/g, " ")],
+            ["created", stamp(delivery.createdAt)],
+            ["next attempt", stamp(delivery.nextAttemptAt)],
+            ["finished", stamp(delivery.finishedAt)],
+          ],
+        ),
+      );
+    },
+    async "seen deliveries replay"({ transport, json, out, args }) {
+      if (args.length === 0) throw new UsageError("seen deliveries replay: at least one delivery ID is required");
+      const res = await createClient(SeenAdminService, transport).replayDeliveries({ ids: [...args] });
+      if (json) return printJson(out, { replayed: res.replayed, notFound: res.notFound, notDead: res.notDead });
+      out(`replayed ${res.replayed.length} delivery(ies)${res.notDead.length > 0 ? `; not dead, left as they are: ${res.notDead.join(", ")}` : ""}`);
+      if (res.notFound.length > 0) throw new Error(`no such delivery: ${res.notFound.join(", ")}`);
     },
     async "seen tags list"({ transport, json, out, args }) {
       positionals(args, [], "seen tags list");

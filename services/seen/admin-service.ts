@@ -1,18 +1,48 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { TagRetentionSchema, type SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
+import { SeenDeliverySchema, TagRetentionSchema, type SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
+import type { Jobs } from "../core/jobs/jobs.js";
 import { integrationFromMessage, integrationToMessage } from "./integration.js";
-import type { SeenRepository } from "./repository.js";
+import { deliverQueue } from "./queue.js";
+import type { DeliverySummary, SeenRepository } from "./repository.js";
 import { requireIntegrationName, requireMs, requireTag } from "./validation.js";
 
 const TEN_YEARS_MS = 3_650 * 86_400_000;
+const STATUSES = ["pending", "delivered", "dead", "cancelled"];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const invalid = (message: string) => new ConnectError(message, Code.InvalidArgument);
+
+/** Delivery ids: 1 to 1000 UUIDs. */
+function requireDeliveryIds(ids: readonly string[], field = "ids"): string[] {
+  if (ids.length === 0) throw invalid(`${field}: at least one delivery id is required`);
+  if (ids.length > 1000) throw invalid(`${field}: at most 1000 ids, got ${ids.length}`);
+  ids.forEach((id, i) => {
+    if (!UUID.test(id)) throw invalid(`${field}[${i}]: "${id.slice(0, 80)}" is not a UUID`);
+  });
+  return ids.map((id) => id.toLowerCase());
+}
+
+const deliveryMessage = (row: DeliverySummary) =>
+  create(SeenDeliverySchema, {
+    id: row.id,
+    integration: row.integration,
+    tag: row.tag,
+    itemId: row.itemId,
+    status: row.status,
+    attempts: row.attempts,
+    lastError: row.lastError,
+    createdAt: timestampFromDate(row.createdAt),
+    ...(row.nextAttemptAt !== null ? { nextAttemptAt: timestampFromDate(row.nextAttemptAt) } : {}),
+    ...(row.finishedAt !== null ? { finishedAt: timestampFromDate(row.finishedAt) } : {}),
+  });
 
 const tagRetention = (row: { tag: string; retentionSeconds: number; updatedAt: Date }) =>
   create(TagRetentionSchema, { tag: row.tag, retention: durationFromMs(row.retentionSeconds * 1000), updatedAt: timestampFromDate(row.updatedAt) });
 
 /** The SeenAdminService: integrations and tag retention (admin token). */
-export function createSeenAdminService(deps: { repository: SeenRepository; defaultRetentionSeconds: number }): ServiceImpl<typeof SeenAdminService> {
+export function createSeenAdminService(deps: { repository: SeenRepository; jobs: Jobs; defaultRetentionSeconds: number }): ServiceImpl<typeof SeenAdminService> {
   const { repository } = deps;
   const notFound = (name: string) => new ConnectError(`name: no integration "${name}"`, Code.NotFound);
   return {
@@ -57,6 +87,38 @@ export function createSeenAdminService(deps: { repository: SeenRepository; defau
 
     async listTags() {
       return { tags: (await repository.listTags()).map(tagRetention), defaultRetention: durationFromMs(deps.defaultRetentionSeconds * 1000) };
+    },
+
+    async listDeliveries(req) {
+      const integration = req.integration === "" ? "" : requireIntegrationName(req.integration, "integration");
+      if (req.status !== "" && !STATUSES.includes(req.status)) throw invalid(`status: one of ${STATUSES.join(", ")}, got "${req.status.slice(0, 80)}"`);
+      if (req.limit < 0 || req.limit > 1000) throw invalid(`limit: 0 to 1000, got ${req.limit}`);
+      const rows = await repository.listDeliveries({ integration, status: req.status, limit: req.limit === 0 ? 100 : req.limit });
+      return { deliveries: rows.map(deliveryMessage) };
+    },
+
+    async getDelivery(req) {
+      const [id = ""] = requireDeliveryIds([req.id], "id");
+      const [row] = await repository.deliverySummaries([id]);
+      if (row === undefined) throw new ConnectError(`id: no delivery ${id}`, Code.NotFound);
+      return { delivery: deliveryMessage(row) };
+    },
+
+    async replayDeliveries(req) {
+      const ids = [...new Set(requireDeliveryIds(req.ids))];
+      const rows = new Map((await repository.deliverySummaries(ids)).map((row) => [row.id, row]));
+      const dead = ids.flatMap((id) => {
+        const row = rows.get(id);
+        return row?.status === "dead" ? [row] : [];
+      });
+      // A job for the attempt a dead delivery ended on is what the worker takes as a redrive:
+      // it revives the delivery and starts a new round (see worker.ts).
+      if (dead.length > 0) await deps.jobs.sendMany(deliverQueue, dead.map((row) => ({ payload: { deliveryId: row.id, attempt: row.attempts } })));
+      return {
+        replayed: dead.map((row) => row.id),
+        notFound: ids.filter((id) => !rows.has(id)),
+        notDead: ids.filter((id) => rows.has(id) && rows.get(id)?.status !== "dead"),
+      };
     },
   };
 }

@@ -93,7 +93,7 @@ export const seenModule: ServiceModule = {
     await waker.start();
     stops.push(() => waker.stop());
     const seen = createSeenService({ repository, mark, caller, metrics, serviceTokens, defaultRetentionSeconds });
-    const admin = createSeenAdminService({ repository, defaultRetentionSeconds });
+    const admin = createSeenAdminService({ repository, jobs: ctx.jobs, defaultRetentionSeconds });
     const feed = createFeedService({ repository, waker, metrics, serviceTokens, pollMs: FEED_POLL_MS });
     return {
       stop,

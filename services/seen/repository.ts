@@ -53,6 +53,23 @@ export interface DeliveryRow {
   readonly maxBackoffMs: number | null;
 }
 
+/** An api delivery as the admin API shows it. */
+export interface DeliverySummary {
+  readonly id: string;
+  readonly integration: string;
+  readonly tag: string;
+  readonly itemId: string;
+  readonly status: DeliveryRow["status"];
+  readonly attempts: number;
+  readonly lastError: string;
+  readonly createdAt: Date;
+  readonly nextAttemptAt: Date | null;
+  readonly finishedAt: Date | null;
+}
+
+const SUMMARY = `id::text AS id, integration, tag, item_id AS "itemId", status, attempts, last_error AS "lastError",
+  created_at AS "createdAt", next_attempt_at AS "nextAttemptAt", finished_at AS "finishedAt"`;
+
 /** One attempt, as recorded. */
 export interface AttemptRecord {
   readonly deliveryId: string;
@@ -373,6 +390,23 @@ export function createSeenRepository(pool: pg.Pool) {
         [integration],
       );
       return rows[0] ?? { pending: 0, dead: 0 };
+    },
+
+    /** Api deliveries, newest first, of one integration and in one status (each optional). */
+    async listDeliveries(filter: { integration: string; status: string; limit: number }): Promise<DeliverySummary[]> {
+      const { rows } = await pool.query<DeliverySummary>(
+        `SELECT ${SUMMARY} FROM seen_deliveries
+          WHERE ($1 = '' OR integration = $1) AND ($2 = '' OR status = $2)
+          ORDER BY created_at DESC, id DESC LIMIT $3`,
+        [filter.integration, filter.status, filter.limit],
+      );
+      return rows;
+    },
+
+    /** Api deliveries by id; ids that name none are left out. */
+    async deliverySummaries(ids: readonly string[]): Promise<DeliverySummary[]> {
+      const { rows } = await pool.query<DeliverySummary>(`SELECT ${SUMMARY} FROM seen_deliveries WHERE id = ANY($1::uuid[])`, [ids]);
+      return rows;
     },
 
     /** Pending api deliveries per integration, and the age of the oldest, for metrics. */

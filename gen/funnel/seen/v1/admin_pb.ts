@@ -2,10 +2,11 @@
 // @generated from file funnel/seen/v1/admin.proto (package funnel.seen.v1, syntax proto3)
 /* eslint-disable */
 
-// Seen administration: the integrations that receive marks, and how long each
-// tag's marks are remembered. Every method requires the admin token
+// Seen administration: the integrations that receive marks, their api
+// deliveries, and how long each tag's marks are remembered. Every method requires the admin token
 // (`authorization: Bearer <FUNNEL_ADMIN_TOKEN>`). The CLI's
-// `funnel seen integrations …` and `funnel seen tags …` call these methods.
+// `funnel seen integrations …`, `funnel seen deliveries …` and
+// `funnel seen tags …` call these methods.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -17,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file funnel/seen/v1/admin.proto.
  */
 export const file_funnel_seen_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChpmdW5uZWwvc2Vlbi92MS9hZG1pbi5wcm90bxIOZnVubmVsLnNlZW4udjEiggIKC0ludGVncmF0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIPCgdlbmFibGVkGAMgASgIEioKA2FwaRgEIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkFwaURlbGl2ZXJ5SAASLgoFdG9waWMYBSABKAsyHS5mdW5uZWwuc2Vlbi52MS5Ub3BpY0RlbGl2ZXJ5SAASLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIZGVsaXZlcnkiwAEKC0FwaURlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgDIAEoDRIyCg9pbml0aWFsX2JhY2tvZmYYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLbWF4X2JhY2tvZmYYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoNVG9waWNEZWxpdmVyeRINCgV0b3BpYxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoYQ3JlYXRlSW50ZWdyYXRpb25SZXF1ZXN0EjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iTQoZQ3JlYXRlSW50ZWdyYXRpb25SZXNwb25zZRIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIkwKGFVwZGF0ZUludGVncmF0aW9uUmVxdWVzdBIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIk0KGVVwZGF0ZUludGVncmF0aW9uUmVzcG9uc2USMAoLaW50ZWdyYXRpb24YASABKAsyGy5mdW5uZWwuc2Vlbi52MS5JbnRlZ3JhdGlvbiIlChVHZXRJbnRlZ3JhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJ/ChZHZXRJbnRlZ3JhdGlvblJlc3BvbnNlEjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24SGgoScGVuZGluZ19kZWxpdmVyaWVzGAIgASgDEhcKD2RlYWRfZGVsaXZlcmllcxgDIAEoAyIZChdMaXN0SW50ZWdyYXRpb25zUmVxdWVzdCJNChhMaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USMQoMaW50ZWdyYXRpb25zGAEgAygLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iKAoYRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGwoZRGVsZXRlSW50ZWdyYXRpb25SZXNwb25zZSJTChZTZXRUYWdSZXRlbnRpb25SZXF1ZXN0EgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoXU2V0VGFnUmV0ZW50aW9uUmVzcG9uc2USKQoDdGFnGAEgASgLMhwuZnVubmVsLnNlZW4udjEuVGFnUmV0ZW50aW9uIhEKD0xpc3RUYWdzUmVxdWVzdCJ0ChBMaXN0VGFnc1Jlc3BvbnNlEioKBHRhZ3MYASADKAsyHC5mdW5uZWwuc2Vlbi52MS5UYWdSZXRlbnRpb24SNAoRZGVmYXVsdF9yZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieQoMVGFnUmV0ZW50aW9uEgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyywUKEFNlZW5BZG1pblNlcnZpY2USaAoRQ3JlYXRlSW50ZWdyYXRpb24SKC5mdW5uZWwuc2Vlbi52MS5DcmVhdGVJbnRlZ3JhdGlvblJlcXVlc3QaKS5mdW5uZWwuc2Vlbi52MS5DcmVhdGVJbnRlZ3JhdGlvblJlc3BvbnNlEmgKEVVwZGF0ZUludGVncmF0aW9uEiguZnVubmVsLnNlZW4udjEuVXBkYXRlSW50ZWdyYXRpb25SZXF1ZXN0GikuZnVubmVsLnNlZW4udjEuVXBkYXRlSW50ZWdyYXRpb25SZXNwb25zZRJfCg5HZXRJbnRlZ3JhdGlvbhIlLmZ1bm5lbC5zZWVuLnYxLkdldEludGVncmF0aW9uUmVxdWVzdBomLmZ1bm5lbC5zZWVuLnYxLkdldEludGVncmF0aW9uUmVzcG9uc2USZQoQTGlzdEludGVncmF0aW9ucxInLmZ1bm5lbC5zZWVuLnYxLkxpc3RJbnRlZ3JhdGlvbnNSZXF1ZXN0GiguZnVubmVsLnNlZW4udjEuTGlzdEludGVncmF0aW9uc1Jlc3BvbnNlEmgKEURlbGV0ZUludGVncmF0aW9uEiguZnVubmVsLnNlZW4udjEuRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0GikuZnVubmVsLnNlZW4udjEuRGVsZXRlSW50ZWdyYXRpb25SZXNwb25zZRJiCg9TZXRUYWdSZXRlbnRpb24SJi5mdW5uZWwuc2Vlbi52MS5TZXRUYWdSZXRlbnRpb25SZXF1ZXN0GicuZnVubmVsLnNlZW4udjEuU2V0VGFnUmV0ZW50aW9uUmVzcG9uc2USTQoITGlzdFRhZ3MSHy5mdW5uZWwuc2Vlbi52MS5MaXN0VGFnc1JlcXVlc3QaIC5mdW5uZWwuc2Vlbi52MS5MaXN0VGFnc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChpmdW5uZWwvc2Vlbi92MS9hZG1pbi5wcm90bxIOZnVubmVsLnNlZW4udjEiggIKC0ludGVncmF0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIPCgdlbmFibGVkGAMgASgIEioKA2FwaRgEIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkFwaURlbGl2ZXJ5SAASLgoFdG9waWMYBSABKAsyHS5mdW5uZWwuc2Vlbi52MS5Ub3BpY0RlbGl2ZXJ5SAASLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIZGVsaXZlcnkiwAEKC0FwaURlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgDIAEoDRIyCg9pbml0aWFsX2JhY2tvZmYYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLbWF4X2JhY2tvZmYYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoNVG9waWNEZWxpdmVyeRINCgV0b3BpYxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoYQ3JlYXRlSW50ZWdyYXRpb25SZXF1ZXN0EjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iTQoZQ3JlYXRlSW50ZWdyYXRpb25SZXNwb25zZRIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIkwKGFVwZGF0ZUludGVncmF0aW9uUmVxdWVzdBIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIk0KGVVwZGF0ZUludGVncmF0aW9uUmVzcG9uc2USMAoLaW50ZWdyYXRpb24YASABKAsyGy5mdW5uZWwuc2Vlbi52MS5JbnRlZ3JhdGlvbiIlChVHZXRJbnRlZ3JhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJ/ChZHZXRJbnRlZ3JhdGlvblJlc3BvbnNlEjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24SGgoScGVuZGluZ19kZWxpdmVyaWVzGAIgASgDEhcKD2RlYWRfZGVsaXZlcmllcxgDIAEoAyIZChdMaXN0SW50ZWdyYXRpb25zUmVxdWVzdCJNChhMaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USMQoMaW50ZWdyYXRpb25zGAEgAygLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iKAoYRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGwoZRGVsZXRlSW50ZWdyYXRpb25SZXNwb25zZSJTChZTZXRUYWdSZXRlbnRpb25SZXF1ZXN0EgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoXU2V0VGFnUmV0ZW50aW9uUmVzcG9uc2USKQoDdGFnGAEgASgLMhwuZnVubmVsLnNlZW4udjEuVGFnUmV0ZW50aW9uIhEKD0xpc3RUYWdzUmVxdWVzdCJ0ChBMaXN0VGFnc1Jlc3BvbnNlEioKBHRhZ3MYASADKAsyHC5mdW5uZWwuc2Vlbi52MS5UYWdSZXRlbnRpb24SNAoRZGVmYXVsdF9yZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieQoMVGFnUmV0ZW50aW9uEgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimQIKDFNlZW5EZWxpdmVyeRIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRILCgN0YWcYAyABKAkSDwoHaXRlbV9pZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSEAoIYXR0ZW1wdHMYBiABKAUSEgoKbGFzdF9lcnJvchgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJLChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSEwoLaW50ZWdyYXRpb24YASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBWxpbWl0GAMgASgFIkoKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USMAoKZGVsaXZlcmllcxgBIAMoCzIcLmZ1bm5lbC5zZWVuLnYxLlNlZW5EZWxpdmVyeSIgChJHZXREZWxpdmVyeVJlcXVlc3QSCgoCaWQYASABKAkiRQoTR2V0RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmZ1bm5lbC5zZWVuLnYxLlNlZW5EZWxpdmVyeSImChdSZXBsYXlEZWxpdmVyaWVzUmVxdWVzdBILCgNpZHMYASADKAkiUQoYUmVwbGF5RGVsaXZlcmllc1Jlc3BvbnNlEhAKCHJlcGxheWVkGAEgAygJEhEKCW5vdF9mb3VuZBgCIAMoCRIQCghub3RfZGVhZBgDIAMoCTLrBwoQU2VlbkFkbWluU2VydmljZRJoChFDcmVhdGVJbnRlZ3JhdGlvbhIoLmZ1bm5lbC5zZWVuLnYxLkNyZWF0ZUludGVncmF0aW9uUmVxdWVzdBopLmZ1bm5lbC5zZWVuLnYxLkNyZWF0ZUludGVncmF0aW9uUmVzcG9uc2USaAoRVXBkYXRlSW50ZWdyYXRpb24SKC5mdW5uZWwuc2Vlbi52MS5VcGRhdGVJbnRlZ3JhdGlvblJlcXVlc3QaKS5mdW5uZWwuc2Vlbi52MS5VcGRhdGVJbnRlZ3JhdGlvblJlc3BvbnNlEl8KDkdldEludGVncmF0aW9uEiUuZnVubmVsLnNlZW4udjEuR2V0SW50ZWdyYXRpb25SZXF1ZXN0GiYuZnVubmVsLnNlZW4udjEuR2V0SW50ZWdyYXRpb25SZXNwb25zZRJlChBMaXN0SW50ZWdyYXRpb25zEicuZnVubmVsLnNlZW4udjEuTGlzdEludGVncmF0aW9uc1JlcXVlc3QaKC5mdW5uZWwuc2Vlbi52MS5MaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USaAoRRGVsZXRlSW50ZWdyYXRpb24SKC5mdW5uZWwuc2Vlbi52MS5EZWxldGVJbnRlZ3JhdGlvblJlcXVlc3QaKS5mdW5uZWwuc2Vlbi52MS5EZWxldGVJbnRlZ3JhdGlvblJlc3BvbnNlEmIKD1NldFRhZ1JldGVudGlvbhImLmZ1bm5lbC5zZWVuLnYxLlNldFRhZ1JldGVudGlvblJlcXVlc3QaJy5mdW5uZWwuc2Vlbi52MS5TZXRUYWdSZXRlbnRpb25SZXNwb25zZRJNCghMaXN0VGFncxIfLmZ1bm5lbC5zZWVuLnYxLkxpc3RUYWdzUmVxdWVzdBogLmZ1bm5lbC5zZWVuLnYxLkxpc3RUYWdzUmVzcG9uc2USXwoOTGlzdERlbGl2ZXJpZXMSJS5mdW5uZWwuc2Vlbi52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaJi5mdW5uZWwuc2Vlbi52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlElYKC0dldERlbGl2ZXJ5EiIuZnVubmVsLnNlZW4udjEuR2V0RGVsaXZlcnlSZXF1ZXN0GiMuZnVubmVsLnNlZW4udjEuR2V0RGVsaXZlcnlSZXNwb25zZRJlChBSZXBsYXlEZWxpdmVyaWVzEicuZnVubmVsLnNlZW4udjEuUmVwbGF5RGVsaXZlcmllc1JlcXVlc3QaKC5mdW5uZWwuc2Vlbi52MS5SZXBsYXlEZWxpdmVyaWVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Integration is a service that owns some tags and receives their marks.
@@ -514,7 +515,246 @@ export const TagRetentionSchema: GenMessage<TagRetention> = /*@__PURE__*/
   messageDesc(file_funnel_seen_v1_admin, 17);
 
 /**
- * SeenAdminService manages integrations and tag retention.
+ * SeenDelivery is one mark's api delivery to one integration.
+ *
+ * @generated from message funnel.seen.v1.SeenDelivery
+ */
+export type SeenDelivery = Message<"funnel.seen.v1.SeenDelivery"> & {
+  /**
+   * The delivery's id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The integration it is for.
+   *
+   * @generated from field: string integration = 2;
+   */
+  integration: string;
+
+  /**
+   * The mark's tag.
+   *
+   * @generated from field: string tag = 3;
+   */
+  tag: string;
+
+  /**
+   * The mark's item id.
+   *
+   * @generated from field: string item_id = 4;
+   */
+  itemId: string;
+
+  /**
+   * `pending`, `delivered`, `dead` or `cancelled`.
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * Attempts made so far, over every round.
+   *
+   * @generated from field: int32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * The last attempt's error; empty when none failed.
+   *
+   * @generated from field: string last_error = 7;
+   */
+  lastError: string;
+
+  /**
+   * When the mark was stored.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When the next attempt is due (pending deliveries only).
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_at = 9;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+
+  /**
+   * When it was delivered, died or was cancelled.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_at = 10;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message funnel.seen.v1.SeenDelivery.
+ * Use `create(SeenDeliverySchema)` to create a new message.
+ */
+export const SeenDeliverySchema: GenMessage<SeenDelivery> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 18);
+
+/**
+ * ListDeliveriesRequest filters api deliveries.
+ *
+ * @generated from message funnel.seen.v1.ListDeliveriesRequest
+ */
+export type ListDeliveriesRequest = Message<"funnel.seen.v1.ListDeliveriesRequest"> & {
+  /**
+   * Only this integration's; empty for all.
+   *
+   * @generated from field: string integration = 1;
+   */
+  integration: string;
+
+  /**
+   * Only deliveries in this status (`pending`, `delivered`, `dead`,
+   * `cancelled`); empty for all.
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * At most this many, 1 to 1000; 0 means 100.
+   *
+   * @generated from field: int32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message funnel.seen.v1.ListDeliveriesRequest.
+ * Use `create(ListDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 19);
+
+/**
+ * ListDeliveriesResponse lists api deliveries.
+ *
+ * @generated from message funnel.seen.v1.ListDeliveriesResponse
+ */
+export type ListDeliveriesResponse = Message<"funnel.seen.v1.ListDeliveriesResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated funnel.seen.v1.SeenDelivery deliveries = 1;
+   */
+  deliveries: SeenDelivery[];
+};
+
+/**
+ * Describes the message funnel.seen.v1.ListDeliveriesResponse.
+ * Use `create(ListDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 20);
+
+/**
+ * GetDeliveryRequest names one api delivery.
+ *
+ * @generated from message funnel.seen.v1.GetDeliveryRequest
+ */
+export type GetDeliveryRequest = Message<"funnel.seen.v1.GetDeliveryRequest"> & {
+  /**
+   * The delivery's id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message funnel.seen.v1.GetDeliveryRequest.
+ * Use `create(GetDeliveryRequestSchema)` to create a new message.
+ */
+export const GetDeliveryRequestSchema: GenMessage<GetDeliveryRequest> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 21);
+
+/**
+ * GetDeliveryResponse returns it.
+ *
+ * @generated from message funnel.seen.v1.GetDeliveryResponse
+ */
+export type GetDeliveryResponse = Message<"funnel.seen.v1.GetDeliveryResponse"> & {
+  /**
+   * The delivery.
+   *
+   * @generated from field: funnel.seen.v1.SeenDelivery delivery = 1;
+   */
+  delivery?: SeenDelivery | undefined;
+};
+
+/**
+ * Describes the message funnel.seen.v1.GetDeliveryResponse.
+ * Use `create(GetDeliveryResponseSchema)` to create a new message.
+ */
+export const GetDeliveryResponseSchema: GenMessage<GetDeliveryResponse> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 22);
+
+/**
+ * ReplayDeliveriesRequest names dead api deliveries to replay.
+ *
+ * @generated from message funnel.seen.v1.ReplayDeliveriesRequest
+ */
+export type ReplayDeliveriesRequest = Message<"funnel.seen.v1.ReplayDeliveriesRequest"> & {
+  /**
+   * 1 to 1000 delivery ids (UUIDs).
+   *
+   * @generated from field: repeated string ids = 1;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message funnel.seen.v1.ReplayDeliveriesRequest.
+ * Use `create(ReplayDeliveriesRequestSchema)` to create a new message.
+ */
+export const ReplayDeliveriesRequestSchema: GenMessage<ReplayDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 23);
+
+/**
+ * ReplayDeliveriesResponse says what was replayed.
+ *
+ * @generated from message funnel.seen.v1.ReplayDeliveriesResponse
+ */
+export type ReplayDeliveriesResponse = Message<"funnel.seen.v1.ReplayDeliveriesResponse"> & {
+  /**
+   * Ids of the deliveries that start a new round.
+   *
+   * @generated from field: repeated string replayed = 1;
+   */
+  replayed: string[];
+
+  /**
+   * Ids that name no delivery.
+   *
+   * @generated from field: repeated string not_found = 2;
+   */
+  notFound: string[];
+
+  /**
+   * Ids of deliveries that are not dead, left as they are.
+   *
+   * @generated from field: repeated string not_dead = 3;
+   */
+  notDead: string[];
+};
+
+/**
+ * Describes the message funnel.seen.v1.ReplayDeliveriesResponse.
+ * Use `create(ReplayDeliveriesResponseSchema)` to create a new message.
+ */
+export const ReplayDeliveriesResponseSchema: GenMessage<ReplayDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 24);
+
+/**
+ * SeenAdminService manages integrations, their api deliveries and tag retention.
  *
  * @generated from service funnel.seen.v1.SeenAdminService
  */
@@ -597,6 +837,40 @@ export const SeenAdminService: GenService<{
     methodKind: "unary";
     input: typeof ListTagsRequestSchema;
     output: typeof ListTagsResponseSchema;
+  },
+  /**
+   * ListDeliveries returns api deliveries, newest first: of one integration
+   * or all, in one status or all (`funnel seen deliveries list`).
+   *
+   * @generated from rpc funnel.seen.v1.SeenAdminService.ListDeliveries
+   */
+  listDeliveries: {
+    methodKind: "unary";
+    input: typeof ListDeliveriesRequestSchema;
+    output: typeof ListDeliveriesResponseSchema;
+  },
+  /**
+   * GetDelivery returns one api delivery; `not_found` when there is none.
+   *
+   * @generated from rpc funnel.seen.v1.SeenAdminService.GetDelivery
+   */
+  getDelivery: {
+    methodKind: "unary";
+    input: typeof GetDeliveryRequestSchema;
+    output: typeof GetDeliveryResponseSchema;
+  },
+  /**
+   * ReplayDeliveries starts a new round of attempts, now, for dead api
+   * deliveries (the integration's `max_attempts` counts afresh). Ids that
+   * name no delivery are returned in `not_found`, deliveries that are not
+   * dead (pending, delivered or cancelled) in `not_dead`; neither is changed.
+   *
+   * @generated from rpc funnel.seen.v1.SeenAdminService.ReplayDeliveries
+   */
+  replayDeliveries: {
+    methodKind: "unary";
+    input: typeof ReplayDeliveriesRequestSchema;
+    output: typeof ReplayDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_funnel_seen_v1_admin, 0);
