@@ -1,12 +1,14 @@
+import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../gen/funnel/postback/v1/delivery_pb.js";
 import type { App } from "../services/app.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, seedTemplate } from "./support/postback-clients.js";
 import { runCliAsAdmin } from "./support/cli.js";
-import { eventually, startTestApp } from "./support/stores.js";
+import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
 describe("funnel partners and deliveries (CLI as a process)", () => {
   let app: App;
@@ -75,6 +77,21 @@ describe("funnel partners and deliveries (CLI as a process)", () => {
     expect(dry.stdout).not.toContain("bulk10");
     const asJson = JSON.parse((await funnel("partners", "import", file, "--dry-run", "--json")).stdout) as { created: string[] };
     expect(asJson.created).toEqual(ids);
+  });
+
+  it("shows progress on a terminal while an import runs, and none in a pipe", async () => {
+    const file = join(app.config.dataDir, "progress.csv");
+    expect((await funnel("partners", "export", file)).code).toBe(0);
+    const bin = new URL("../cli/bin.js", import.meta.url).pathname;
+    // `script` runs the CLI on a pseudo-terminal, as a person at a shell would.
+    const { stdout } = await promisify(execFile)("script", ["-qec", `"${process.execPath}" "${bin}" partners import "${file}" --dry-run`, "/dev/null"], {
+      env: { ...process.env, FUNNEL_URL: app.url, FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
+    expect(stdout).toContain(`\rimporting ${file}… 0 s`);
+    expect(stdout).toContain("dry run, nothing applied:");
+    const piped = await funnel("partners", "import", file, "--dry-run");
+    expect(piped.stderr).toBe("");
+    expect(piped.stdout).toMatch(/^dry run, nothing applied:/);
   });
 
   it("previews a postback without sending it", async () => {

@@ -6,6 +6,7 @@ import { DeliveryFilterSchema, DeliverySchema, DeliveryService, DeliveryStatus, 
 import { EventKind, HttpMethod } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { parseDuration } from "../../services/core/duration.js";
 import { limitFlag, positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { withProgress } from "../progress.js";
 import { table } from "../table.js";
 import { eventFlag } from "./partners.js";
 
@@ -122,7 +123,7 @@ export const deliveryCommands: CommandSet = {
       const hasFilter = filter.partnerId !== "" || filter.event !== EventKind.UNSPECIFIED || filter.status !== DeliveryStatus.UNSPECIFIED || filter.stag !== "" || filter.from !== undefined || filter.to !== undefined;
       if (args.length > 0 && hasFilter) throw new UsageError("deliveries replay: give IDs or filter options, not both");
       if (args.length === 0 && !hasFilter) throw new UsageError("deliveries replay: give IDs or at least one filter option (--partner, --status, …)");
-      const res = await client.redeliver(args.length > 0 ? { ids: [...args] } : { filter, limit: limitFlag(flags) });
+      const res = await withProgress("replaying postbacks", client.redeliver(args.length > 0 ? { ids: [...args] } : { filter, limit: limitFlag(flags) }));
       if (json) return printJson(out, { redelivered: res.redelivered, notFound: res.notFound });
       out(`replayed ${res.redelivered.length} postback(s)`);
       if (res.notFound.length > 0) throw new Error(`no such delivery: ${res.notFound.join(", ")}`);

@@ -16,6 +16,7 @@ import {
 } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { formatDuration, parseDuration } from "../../services/core/duration.js";
 import { positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { withProgress } from "../progress.js";
 import { table } from "../table.js";
 
 const EVENTS = ["download", "install", "authorization"] as const;
@@ -264,8 +265,8 @@ export const partnerCommands: CommandSet = {
     async "partners import"({ transport, args, flags, json, out }) {
       const [file = ""] = positionals(args, ["FILE"], "partners import");
       const csv = await readInput(file);
-      const res = await createClient(PartnerService, transport)
-        .importPartners({ csv, dryRun: flags["dry-run"] === true, prune: flags.prune === true, confirmPruneAll: flags["confirm-prune-all"] === true })
+      const call = createClient(PartnerService, transport).importPartners({ csv, dryRun: flags["dry-run"] === true, prune: flags.prune === true, confirmPruneAll: flags["confirm-prune-all"] === true });
+      const res = await withProgress(`importing ${file === "-" ? "stdin" : file}`, call)
         .catch((error: unknown) => {
           if (error instanceof ConnectError && error.code === Code.InvalidArgument && error.rawMessage.startsWith("confirm_prune_all:")) {
             throw new UsageError(`partners import: ${file} lists no partner, so --prune would delete every partner; add --confirm-prune-all to do that (--dry-run shows which)`);

@@ -16,6 +16,7 @@ import {
 } from "../../gen/funnel/seen/v1/admin_pb.js";
 import { formatDuration, parseDuration } from "../../services/core/duration.js";
 import { limitFlag, positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { withProgress } from "../progress.js";
 import { table } from "../table.js";
 
 /** `--NAME 30s` as a Duration, or undefined when absent. */
@@ -220,7 +221,7 @@ export const seenCommands: CommandSet = {
     },
     async "seen deliveries replay"({ transport, json, out, args }) {
       if (args.length === 0) throw new UsageError("seen deliveries replay: at least one delivery ID is required");
-      const res = await createClient(SeenAdminService, transport).replayDeliveries({ ids: [...args] });
+      const res = await withProgress("replaying deliveries", createClient(SeenAdminService, transport).replayDeliveries({ ids: [...args] }));
       if (json) return printJson(out, { replayed: res.replayed, notFound: res.notFound, notDead: res.notDead });
       out(`replayed ${res.replayed.length} delivery(ies)${res.notDead.length > 0 ? `; not dead, left as they are: ${res.notDead.join(", ")}` : ""}`);
       if (res.notFound.length > 0) throw new Error(`no such delivery: ${res.notFound.join(", ")}`);
