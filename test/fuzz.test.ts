@@ -353,13 +353,14 @@ const methods = services.flatMap((service) => service.methods).filter((method) =
 /**
  * Runs a property for every method. A failure names the method, the seed and
  * the request (cut: it may hold megabyte strings); no shrinking, since each
- * step is a round trip.
+ * step is a round trip. `FUZZ_SEED=N FUZZ_METHOD=Name` replays a reported
+ * failure for one method.
  */
 async function forEveryMethod<T>(arb: (method: DescMethod) => fc.Arbitrary<T>, check: (method: DescMethod, value: T) => Promise<void>, numRuns: number): Promise<void> {
-  for (const method of methods) {
+  for (const method of methods.filter((m) => !process.env.FUZZ_METHOD || m.name === process.env.FUZZ_METHOD)) {
     const details = await fc.check(
       fc.asyncProperty(arb(method), (value) => check(method, value)),
-      { numRuns, endOnFailure: true },
+      { numRuns, endOnFailure: true, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
     );
     if (details.failed) {
       const request = fc.stringify(details.counterexample).slice(0, 2_000);

@@ -349,12 +349,12 @@ describe("ingest", () => {
     const today = new Date().toISOString().slice(0, 10);
     const cli = await runCliAsAdmin(app, ["ingest", "quality", "--from", today, "--to", today, "--json"]);
     expect(cli.code).toBe(0);
-    const rows = JSON.parse(cli.stdout) as { eventType: string; accepted: string; duplicates: string; rejected: Record<string, string> }[];
+    const rows = JSON.parse(cli.stdout) as { eventType: string; accepted: number; duplicates: number; rejected: Record<string, number> }[];
     const click = rows.find((row) => row.eventType === "element_click");
-    expect(Number(click?.accepted)).toBeGreaterThan(5);
-    expect(Number(click?.duplicates)).toBe(1);
-    expect(click?.rejected).toMatchObject({ invalid_data: "4", invalid_envelope: "2", unauthenticated: "1" });
-    expect(rows.find((row) => row.eventType === "unknown")?.rejected).toMatchObject({ unknown_type: "2" });
+    expect(click?.accepted).toBeGreaterThan(5);
+    expect(click?.duplicates).toBe(1);
+    expect(click?.rejected).toMatchObject({ invalid_data: 4, invalid_envelope: 2, unauthenticated: 1 });
+    expect(rows.find((row) => row.eventType === "unknown")?.rejected).toMatchObject({ unknown_type: 2 });
     const table = await runCliAsAdmin(app, ["ingest", "quality"]);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(new RegExp(`^${today}\\s+element_click\\s+\\d+\\s+invalid_data=4 invalid_envelope=2 unauthenticated=1\\s+1\\s+4\\s+1`, "m"));

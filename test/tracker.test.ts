@@ -409,7 +409,7 @@ describe("tracker", () => {
       await eventsOnceThere(id, 1);
       const today = new Date().toISOString().slice(0, 10);
       const counted = await funnel("trackers", "stats", id, "--from", today, "--to", today, "--json");
-      expect(JSON.parse(counted.stdout)).toMatchObject({ trackerId: id, count: "1", days: [{ date: today, count: "1" }] });
+      expect(JSON.parse(counted.stdout)).toMatchObject({ trackerId: id, count: 1, days: [{ date: today, count: 1 }] });
     });
 
     it("explains usage mistakes in one line with exit status 2", async () => {

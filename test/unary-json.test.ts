@@ -60,7 +60,8 @@ function overHttp2(url: string, path: string, headers: Record<string, string>, b
   });
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
+// Each request names its own request id, so both paths echo the same one and the answers compare whole.
+const JSON_HEADERS = { "content-type": "application/json", "x-request-id": "unary-json-comparison" };
 
 describe("Connect unary JSON over HTTP/1.1", () => {
   let app: App;
