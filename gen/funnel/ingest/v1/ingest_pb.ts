@@ -16,6 +16,11 @@
 //
 //     {"event": "element_click", "token": null, "data": {"element_type": "movie", "page_type": "category"}}
 //
+// or, typed, with the type's message in the member of `Event.typed` named
+// after the type (what generated clients send):
+//
+//     {"element_click": {"element_type": "movie", "page_type": "category"}}
+//
 // Internal services call the same methods over gRPC.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
@@ -29,10 +34,29 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file funnel/ingest/v1/ingest.proto.
  */
 export const file_funnel_ingest_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mdW5uZWwvaW5nZXN0L3YxL2luZ2VzdC5wcm90bxIQZnVubmVsLmluZ2VzdC52MSLyAQoFRXZlbnQSDQoFZXZlbnQYASABKAkSEgoFdG9rZW4YAiABKAlIAIgBARIlCgRkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCghldmVudF9pZBgEIAEoCUgBiAEBEhcKCnNlc3Npb25faWQYBSABKAlIAogBARIQCgNzZXEYBiABKANIA4gBARIvCgtjbGllbnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGX3Rva2VuQgsKCV9ldmVudF9pZEINCgtfc2Vzc2lvbl9pZEIGCgRfc2VxIk8KDFNlbmRSZXNwb25zZRIQCghldmVudF9pZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS5mdW5uZWwuaW5nZXN0LnYxLkV2ZW50U3RhdHVzIjsKEFNlbmRCYXRjaFJlcXVlc3QSJwoGZXZlbnRzGAEgAygLMhcuZnVubmVsLmluZ2VzdC52MS5FdmVudCJ7ChFTZW5kQmF0Y2hSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uZnVubmVsLmluZ2VzdC52MS5FdmVudFJlc3VsdBIQCghhY2NlcHRlZBgCIAEoBRISCgpkdXBsaWNhdGVzGAMgASgFEhAKCHJlamVjdGVkGAQgASgFIo8BCgtFdmVudFJlc3VsdBIQCghldmVudF9pZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS5mdW5uZWwuaW5nZXN0LnYxLkV2ZW50U3RhdHVzEi4KBnJlYXNvbhgDIAEoDjIeLmZ1bm5lbC5pbmdlc3QudjEuUmVqZWN0UmVhc29uEg8KB21lc3NhZ2UYBCABKAkiLQoRR2V0UXVhbGl0eVJlcXVlc3QSDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCSJAChJHZXRRdWFsaXR5UmVzcG9uc2USKgoEcm93cxgBIAMoCzIcLmZ1bm5lbC5pbmdlc3QudjEuUXVhbGl0eVJvdyLJAgoKUXVhbGl0eVJvdxILCgNkYXkYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIQCghhY2NlcHRlZBgDIAEoAxI8CghyZWplY3RlZBgEIAMoCzIqLmZ1bm5lbC5pbmdlc3QudjEuUXVhbGl0eVJvdy5SZWplY3RlZEVudHJ5EhIKCmR1cGxpY2F0ZXMYBSABKAMSDAoEZ2FwcxgGIAEoAxIUCgxvdXRfb2Zfb3JkZXIYByABKAMSGQoRcGFnZV92aWV3c19wYWlyZWQYCCABKAMSGwoTcGFnZV92aWV3c191bnBhaXJlZBgJIAEoAxIWCg51bm1hdGNoZWRfZW5kcxgKIAEoAxIRCglsYXRlX2VuZHMYCyABKAMaLwoNUmVqZWN0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIk8KDEVsZW1lbnRDbGljaxIgCgxlbGVtZW50X3R5cGUYASABKAlCCsLzGAYIARABGEASHQoJcGFnZV90eXBlGAIgASgJQgrC8xgGCAEQARhAIk4KDVBhZ2VWaWV3U3RhcnQSHgoMcGFnZV92aWV3X2lkGAEgASgJQgjC8xgECAEgARIdCglwYWdlX3R5cGUYAiABKAlCCsLzGAYIARABGEAiTAoLUGFnZVZpZXdFbmQSHgoMcGFnZV92aWV3X2lkGAEgASgJQgjC8xgECAEgARIdCglwYWdlX3R5cGUYAiABKAlCCsLzGAYIARABGEAicgoNUXVhbGl0eUNoYW5nZRIdCgh2aWRlb19pZBgBIAEoCUILwvMYBwgBEAEYgAESIAoLb2xkX3F1YWxpdHkYAiABKAVCC8LzGAcIASgBMJBOEiAKC25ld19xdWFsaXR5GAMgASgFQgvC8xgHCAEoATCQTiJOCg1WaWRlb0NvbXBsZXRlEh0KCHZpZGVvX2lkGAEgASgJQgvC8xgHCAEQARiAARIeCg5kdXJhdGlvbl90b3RhbBgCIAEoCEIGwvMYAggBIksKDFNlYXJjaEZpbHRlchIfCgxzZWFyY2hfcXVlcnkYASABKAlCCcLzGAUIARiACBIaCgdmaWx0ZXJzGAIgASgJQgnC8xgFCAEYgCAifwoIUGFnZVZpZXcSHAoMcGFnZV92aWV3X2lkGAEgASgJQgbC8xgCIAESEQoJcGFnZV90eXBlGAIgASgJEh0KEGR1cmF0aW9uX3NlY29uZHMYAyABKAFIAIgBARIOCgZwYWlyZWQYBCABKAhCEwoRX2R1cmF0aW9uX3NlY29uZHMqfQoLRXZlbnRTdGF0dXMSHAoYRVZFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVRVZFTlRfU1RBVFVTX0FDQ0VQVEVEEAESGgoWRVZFTlRfU1RBVFVTX0RVUExJQ0FURRACEhkKFUVWRU5UX1NUQVRVU19SRUpFQ1RFRBADKtEBCgxSZWplY3RSZWFzb24SHQoZUkVKRUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEh4KGlJFSkVDVF9SRUFTT05fVU5LTk9XTl9UWVBFEAESHgoaUkVKRUNUX1JFQVNPTl9JTlZBTElEX0RBVEEQAhIiCh5SRUpFQ1RfUkVBU09OX0lOVkFMSURfRU5WRUxPUEUQAxIbChdSRUpFQ1RfUkVBU09OX1RPT19MQVJHRRAEEiEKHVJFSkVDVF9SRUFTT05fVU5BVVRIRU5USUNBVEVEEAUy/wEKDUluZ2VzdFNlcnZpY2USPwoEU2VuZBIXLmZ1bm5lbC5pbmdlc3QudjEuRXZlbnQaHi5mdW5uZWwuaW5nZXN0LnYxLlNlbmRSZXNwb25zZRJUCglTZW5kQmF0Y2gSIi5mdW5uZWwuaW5nZXN0LnYxLlNlbmRCYXRjaFJlcXVlc3QaIy5mdW5uZWwuaW5nZXN0LnYxLlNlbmRCYXRjaFJlc3BvbnNlElcKCkdldFF1YWxpdHkSIy5mdW5uZWwuaW5nZXN0LnYxLkdldFF1YWxpdHlSZXF1ZXN0GiQuZnVubmVsLmluZ2VzdC52MS5HZXRRdWFsaXR5UmVzcG9uc2ViBnByb3RvMw", [file_funnel_validate_v1_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1mdW5uZWwvaW5nZXN0L3YxL2luZ2VzdC5wcm90bxIQZnVubmVsLmluZ2VzdC52MSLXBAoFRXZlbnQSDQoFZXZlbnQYASABKAkSEgoFdG9rZW4YAiABKAlIAYgBARIlCgRkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCghldmVudF9pZBgEIAEoCUgCiAEBEhcKCnNlc3Npb25faWQYBSABKAlIA4gBARIQCgNzZXEYBiABKANIBIgBARIvCgtjbGllbnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoNZWxlbWVudF9jbGljaxgIIAEoCzIeLmZ1bm5lbC5pbmdlc3QudjEuRWxlbWVudENsaWNrSAASOgoPcGFnZV92aWV3X3N0YXJ0GAkgASgLMh8uZnVubmVsLmluZ2VzdC52MS5QYWdlVmlld1N0YXJ0SAASNgoNcGFnZV92aWV3X2VuZBgKIAEoCzIdLmZ1bm5lbC5pbmdlc3QudjEuUGFnZVZpZXdFbmRIABI5Cg5xdWFsaXR5X2NoYW5nZRgLIAEoCzIfLmZ1bm5lbC5pbmdlc3QudjEuUXVhbGl0eUNoYW5nZUgAEjkKDnZpZGVvX2NvbXBsZXRlGAwgASgLMh8uZnVubmVsLmluZ2VzdC52MS5WaWRlb0NvbXBsZXRlSAASNwoNc2VhcmNoX2ZpbHRlchgNIAEoCzIeLmZ1bm5lbC5pbmdlc3QudjEuU2VhcmNoRmlsdGVySABCBwoFdHlwZWRCCAoGX3Rva2VuQgsKCV9ldmVudF9pZEINCgtfc2Vzc2lvbl9pZEIGCgRfc2VxIk8KDFNlbmRSZXNwb25zZRIQCghldmVudF9pZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS5mdW5uZWwuaW5nZXN0LnYxLkV2ZW50U3RhdHVzIjsKEFNlbmRCYXRjaFJlcXVlc3QSJwoGZXZlbnRzGAEgAygLMhcuZnVubmVsLmluZ2VzdC52MS5FdmVudCJ7ChFTZW5kQmF0Y2hSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uZnVubmVsLmluZ2VzdC52MS5FdmVudFJlc3VsdBIQCghhY2NlcHRlZBgCIAEoBRISCgpkdXBsaWNhdGVzGAMgASgFEhAKCHJlamVjdGVkGAQgASgFIo8BCgtFdmVudFJlc3VsdBIQCghldmVudF9pZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS5mdW5uZWwuaW5nZXN0LnYxLkV2ZW50U3RhdHVzEi4KBnJlYXNvbhgDIAEoDjIeLmZ1bm5lbC5pbmdlc3QudjEuUmVqZWN0UmVhc29uEg8KB21lc3NhZ2UYBCABKAkiLQoRR2V0UXVhbGl0eVJlcXVlc3QSDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCSJAChJHZXRRdWFsaXR5UmVzcG9uc2USKgoEcm93cxgBIAMoCzIcLmZ1bm5lbC5pbmdlc3QudjEuUXVhbGl0eVJvdyLJAgoKUXVhbGl0eVJvdxILCgNkYXkYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIQCghhY2NlcHRlZBgDIAEoAxI8CghyZWplY3RlZBgEIAMoCzIqLmZ1bm5lbC5pbmdlc3QudjEuUXVhbGl0eVJvdy5SZWplY3RlZEVudHJ5EhIKCmR1cGxpY2F0ZXMYBSABKAMSDAoEZ2FwcxgGIAEoAxIUCgxvdXRfb2Zfb3JkZXIYByABKAMSGQoRcGFnZV92aWV3c19wYWlyZWQYCCABKAMSGwoTcGFnZV92aWV3c191bnBhaXJlZBgJIAEoAxIWCg51bm1hdGNoZWRfZW5kcxgKIAEoAxIRCglsYXRlX2VuZHMYCyABKAMaLwoNUmVqZWN0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIk8KDEVsZW1lbnRDbGljaxIgCgxlbGVtZW50X3R5cGUYASABKAlCCsLzGAYIARABGEASHQoJcGFnZV90eXBlGAIgASgJQgrC8xgGCAEQARhAIk4KDVBhZ2VWaWV3U3RhcnQSHgoMcGFnZV92aWV3X2lkGAEgASgJQgjC8xgECAEgARIdCglwYWdlX3R5cGUYAiABKAlCCsLzGAYIARABGEAiTAoLUGFnZVZpZXdFbmQSHgoMcGFnZV92aWV3X2lkGAEgASgJQgjC8xgECAEgARIdCglwYWdlX3R5cGUYAiABKAlCCsLzGAYIARABGEAicgoNUXVhbGl0eUNoYW5nZRIdCgh2aWRlb19pZBgBIAEoCUILwvMYBwgBEAEYgAESIAoLb2xkX3F1YWxpdHkYAiABKAVCC8LzGAcIASgBMJBOEiAKC25ld19xdWFsaXR5GAMgASgFQgvC8xgHCAEoATCQTiJOCg1WaWRlb0NvbXBsZXRlEh0KCHZpZGVvX2lkGAEgASgJQgvC8xgHCAEQARiAARIeCg5kdXJhdGlvbl90b3RhbBgCIAEoCEIGwvMYAggBIksKDFNlYXJjaEZpbHRlchIfCgxzZWFyY2hfcXVlcnkYASABKAlCCcLzGAUIARiACBIaCgdmaWx0ZXJzGAIgASgJQgnC8xgFCAEYgCAifwoIUGFnZVZpZXcSHAoMcGFnZV92aWV3X2lkGAEgASgJQgbC8xgCIAESEQoJcGFnZV90eXBlGAIgASgJEh0KEGR1cmF0aW9uX3NlY29uZHMYAyABKAFIAIgBARIOCgZwYWlyZWQYBCABKAhCEwoRX2R1cmF0aW9uX3NlY29uZHMqfQoLRXZlbnRTdGF0dXMSHAoYRVZFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVRVZFTlRfU1RBVFVTX0FDQ0VQVEVEEAESGgoWRVZFTlRfU1RBVFVTX0RVUExJQ0FURRACEhkKFUVWRU5UX1NUQVRVU19SRUpFQ1RFRBADKtEBCgxSZWplY3RSZWFzb24SHQoZUkVKRUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEh4KGlJFSkVDVF9SRUFTT05fVU5LTk9XTl9UWVBFEAESHgoaUkVKRUNUX1JFQVNPTl9JTlZBTElEX0RBVEEQAhIiCh5SRUpFQ1RfUkVBU09OX0lOVkFMSURfRU5WRUxPUEUQAxIbChdSRUpFQ1RfUkVBU09OX1RPT19MQVJHRRAEEiEKHVJFSkVDVF9SRUFTT05fVU5BVVRIRU5USUNBVEVEEAUy/wEKDUluZ2VzdFNlcnZpY2USPwoEU2VuZBIXLmZ1bm5lbC5pbmdlc3QudjEuRXZlbnQaHi5mdW5uZWwuaW5nZXN0LnYxLlNlbmRSZXNwb25zZRJUCglTZW5kQmF0Y2gSIi5mdW5uZWwuaW5nZXN0LnYxLlNlbmRCYXRjaFJlcXVlc3QaIy5mdW5uZWwuaW5nZXN0LnYxLlNlbmRCYXRjaFJlc3BvbnNlElcKCkdldFF1YWxpdHkSIy5mdW5uZWwuaW5nZXN0LnYxLkdldFF1YWxpdHlSZXF1ZXN0GiQuZnVubmVsLmluZ2VzdC52MS5HZXRRdWFsaXR5UmVzcG9uc2ViBnByb3RvMw", [file_funnel_validate_v1_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
- * Event is one analytics event as a client sends it.
+ * Event is one analytics event as a client sends it. Its fields come in one
+ * of two forms, judged by the same rules and stored alike:
+ *
+ * - untyped: `event` names the type and `data` holds its fields as a JSON
+ *   object (the form of the original contract, for hand-written JSON);
+ * - typed: the type's message is set in the `typed` member named after the
+ *   type (`element_click`, …), `event` is left empty (or names the same type)
+ *   and `data` is absent. Generated clients get compile-time types this way.
+ *
+ * Giving both `data` and a typed member, or a typed member whose name differs
+ * from `event`, fails with `invalid_argument`. In the typed form a field left
+ * out reads as its zero value (`""`, `0`, `false`), as everywhere in proto3,
+ * so a `required` field is only refused by its other rules (an empty
+ * `element_type` is `must not be empty`); errors name the field as sent:
+ * `element_click.page_type`, where the untyped form says `data.page_type`.
+ *
+ * In JSON, keys are the proto names (`event_id`) or the JSON names
+ * (`eventId`); any other key fails the request with `invalid_argument`
+ * naming it, so a misspelled `event_id` cannot silently turn off
+ * de-duplication.
  *
  * @generated from message funnel.ingest.v1.Event
  */
@@ -41,6 +65,7 @@ export type Event = Message<"funnel.ingest.v1.Event"> & {
    * The event type: `element_click`, `page_view_start`, `page_view_end`,
    * `quality_change`, `video_complete` or `search_filter`. It names the
    * message `data` must match and the ClickHouse table the event lands in.
+   * May be empty when a `typed` member is set, which names the type.
    *
    * @generated from field: string event = 1;
    */
@@ -60,7 +85,7 @@ export type Event = Message<"funnel.ingest.v1.Event"> & {
    * "page_type": "category"}`. Unknown, missing, ill-typed or out-of-range
    * fields fail with `invalid_argument` naming `data.<field>`, and so does
    * text that cannot be stored (a NUL character, or a lone UTF-16 surrogate
-   * such as `"\ud800"`) in any key or value.
+   * such as `"\ud800"`) in any key or value. Absent in the typed form.
    *
    * @generated from field: google.protobuf.Struct data = 3;
    */
@@ -98,6 +123,62 @@ export type Event = Message<"funnel.ingest.v1.Event"> & {
    * @generated from field: google.protobuf.Timestamp client_time = 7;
    */
   clientTime?: Timestamp | undefined;
+
+  /**
+   * The typed form: the event's fields as its type's message, in the member
+   * named after the type. The same rules apply as to `data` (see `Event`).
+   *
+   * @generated from oneof funnel.ingest.v1.Event.typed
+   */
+  typed: {
+    /**
+     * An `element_click` event.
+     *
+     * @generated from field: funnel.ingest.v1.ElementClick element_click = 8;
+     */
+    value: ElementClick;
+    case: "elementClick";
+  } | {
+    /**
+     * A `page_view_start` event.
+     *
+     * @generated from field: funnel.ingest.v1.PageViewStart page_view_start = 9;
+     */
+    value: PageViewStart;
+    case: "pageViewStart";
+  } | {
+    /**
+     * A `page_view_end` event.
+     *
+     * @generated from field: funnel.ingest.v1.PageViewEnd page_view_end = 10;
+     */
+    value: PageViewEnd;
+    case: "pageViewEnd";
+  } | {
+    /**
+     * A `quality_change` event.
+     *
+     * @generated from field: funnel.ingest.v1.QualityChange quality_change = 11;
+     */
+    value: QualityChange;
+    case: "qualityChange";
+  } | {
+    /**
+     * A `video_complete` event.
+     *
+     * @generated from field: funnel.ingest.v1.VideoComplete video_complete = 12;
+     */
+    value: VideoComplete;
+    case: "videoComplete";
+  } | {
+    /**
+     * A `search_filter` event.
+     *
+     * @generated from field: funnel.ingest.v1.SearchFilter search_filter = 13;
+     */
+    value: SearchFilter;
+    case: "searchFilter";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
