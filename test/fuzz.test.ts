@@ -139,6 +139,12 @@ function assertCallersFault(answer: Answer, what: string): void {
 
 let app: App;
 let session: http2.ClientHttp2Session;
+let goaway: string | undefined;
+
+/** What a failure report says of the shared HTTP/2 session: closed, and the GOAWAY it got. */
+function sessionState(): string {
+  return `${session.destroyed ? "destroyed" : session.closed ? "closed" : "open"}${goaway === undefined ? "" : `, ${goaway}`}`;
+}
 
 async function viaHttp1(path: string, headers: Record<string, string>, body: Uint8Array): Promise<Answer> {
   const res = await fetch(`${app.url}${path}`, { method: "POST", headers, body, signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) });
@@ -163,7 +169,7 @@ function viaHttp2(path: string, headers: Record<string, string>, body: Uint8Arra
     // resets the rest of a request it did not read.
     const done = (): void => {
       clearTimeout(timer);
-      if (status === 0) reject(new Error(`stream closed without an answer (code ${stream.rstCode})`));
+      if (status === 0) reject(new Error(`stream ${stream.id} closed without an answer (code ${stream.rstCode}; session ${sessionState()})`));
       else resolve(readAnswer(status, head, trailers, new Uint8Array(Buffer.concat(chunks))));
       if (!stream.closed) stream.close();
     };
@@ -381,6 +387,9 @@ describe("hostile requests", () => {
     // unverifiable for want of any key, which is the server's fault.
     app = await startTestApp({ roles: ["api"], env: { AUTH_JWT_SECRET: "fuzz-test-secret-0123456789abcdef" } });
     session = http2.connect(app.url);
+    session.on("goaway", (code, lastStreamId) => {
+      goaway = `GOAWAY ${code} after stream ${lastStreamId}`;
+    });
   });
   afterAll(async () => {
     session?.close();
