@@ -5,6 +5,12 @@ import { createMetricsRegistry } from "../services/core/metrics.js";
 import { StatisticsKeeper } from "../services/core/statistics.js";
 import { eventually, startTestApp } from "./support/stores.js";
 
+/**
+ * How long Postgres may take to report changes and the analyzer to act on them:
+ * an idle backend flushes its statistics only every 10 s, later on a busy machine.
+ */
+const SETTLE_MS = 30_000;
+
 const burst = defineQueue<{ n: number }>("test.burst");
 
 describe("planner statistics", () => {
@@ -28,7 +34,7 @@ describe("planner statistics", () => {
         [schema, table],
       );
       return (found[0]?.n ?? 0) >= rows ? true : undefined;
-    }, 15_000, `${rows} changes of ${table} reported`);
+    }, SETTLE_MS, `${rows} changes of ${table} reported`);
 
   it("analyzes pg-boss's job table after a burst of jobs, and counts it", async () => {
     const sentAt = new Date();
@@ -39,10 +45,10 @@ describe("planner statistics", () => {
         [app.config.jobsSchema, sentAt],
       );
       return rows[0]?.table;
-    }, 15_000, "an analyzed job table");
+    }, SETTLE_MS, "an analyzed job table");
     const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
     expect(metrics).toContain(`funnel_statistics_analyzed_total{table="${app.config.jobsSchema}.${table}"}`);
-  });
+  }, 2 * SETTLE_MS);
 
   it("analyzes a table that changed by half or more, leaves small changes to autovacuum, and takes turns under its lock", async () => {
     const schema = (await app.pool.query<{ schema: string }>("SELECT current_schema() AS schema")).rows[0]!.schema;
@@ -53,7 +59,7 @@ describe("planner statistics", () => {
     const analyzed = await eventually(async () => {
       const at = await lastAnalyze(schema, "stats_probe");
       return at !== null && at > first! ? at : undefined;
-    }, 15_000, "stats_probe analyzed");
+    }, SETTLE_MS, "stats_probe analyzed");
 
     // Each threshold alone is not enough: 600 more rows of 2,000 are enough rows but under
     // half; 300 rows in a new table are all of it but too few.
@@ -86,9 +92,9 @@ describe("planner statistics", () => {
       await eventually(async () => {
         const at = await lastAnalyze(schema, "stats_probe_2");
         return at !== null && at > before! ? at : undefined;
-      }, 15_000, "stats_probe_2 analyzed once the lock is free");
+      }, SETTLE_MS, "stats_probe_2 analyzed once the lock is free");
     } finally {
       holder.release();
     }
-  });
+  }, 4 * SETTLE_MS);
 });
