@@ -69,6 +69,20 @@ describe("config", () => {
     expect(() => parseConfig({ AUTH_JWT_PUBLIC_KEY: weak })).toThrow(/AUTH_JWT_PUBLIC_KEY: verifies no JWT algorithm: use RSA \(2048 bits or more\)/);
   });
 
+  it("reads the pixel cookie's domain and SameSite, and refuses anything a Set-Cookie header cannot carry", () => {
+    expect(parseConfig({})).toMatchObject({ trackerCookieDomain: undefined, trackerCookieSameSite: undefined });
+    expect(parseConfig({ TRACKER_COOKIE_DOMAIN: ".Example.COM", TRACKER_COOKIE_SAMESITE: "None" })).toMatchObject({ trackerCookieDomain: "example.com", trackerCookieSameSite: "none" });
+    expect(() => parseConfig({ TRACKER_COOKIE_DOMAIN: "example.com; Secure" })).toThrow(/TRACKER_COOKIE_DOMAIN: "example.com; Secure" is not a domain name/);
+    expect(() => parseConfig({ TRACKER_COOKIE_DOMAIN: "localhost" })).toThrow(/TRACKER_COOKIE_DOMAIN: "localhost" is not a domain name/);
+    expect(() => parseConfig({ TRACKER_COOKIE_SAMESITE: "relaxed" })).toThrow(/TRACKER_COOKIE_SAMESITE: must be one of lax, strict, none, got "relaxed"/);
+  });
+
+  it("takes anonymous-only operation only without a way to verify tokens", () => {
+    expect(parseConfig({}).authAnonymousOnly).toBe(false);
+    expect(parseConfig({ AUTH_ANONYMOUS_ONLY: "true" }).authAnonymousOnly).toBe(true);
+    expect(() => parseConfig({ AUTH_ANONYMOUS_ONLY: "true", AUTH_JWT_SECRET: "0123456789abcdef0123" })).toThrow(/AUTH_ANONYMOUS_ONLY: true refuses every token, yet AUTH_URL, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY is set/);
+  });
+
   it("rejects an out-of-range port and a non-identifier database name", () => {
     expect(() => parseConfig({ PORT: "70000" })).toThrow(/PORT: must be an integer from 0 to 65535/);
     expect(() => parseConfig({ CLICKHOUSE_DATABASE: "a-b; DROP" })).toThrow(/CLICKHOUSE_DATABASE: must be a plain identifier/);

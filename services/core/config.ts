@@ -45,6 +45,8 @@ export const configVariables = [
   "POSTGRES_ANALYZE_CHECK_SECONDS",
   "TRUSTED_PROXIES",
   "TRACKER_CACHE_REFRESH_SECONDS",
+  "TRACKER_COOKIE_DOMAIN",
+  "TRACKER_COOKIE_SAMESITE",
   "DOWNLOAD_REDIRECT_URL",
   "ATTRIBUTION_WINDOW",
   "POSTBACK_SERVICE_TOKEN",
@@ -52,6 +54,7 @@ export const configVariables = [
   "POSTBACK_CONCURRENCY",
   "POSTBACK_RETENTION",
   "CORS_ALLOWED_ORIGINS",
+  "AUTH_ANONYMOUS_ONLY",
   "AUTH_URL",
   "AUTH_TIMEOUT_MS",
   "AUTH_USER_ID_FIELD",
@@ -148,6 +151,10 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Longest time a changed tracker value may be served stale, in seconds (full cache refresh). */
   readonly trackerCacheRefreshSeconds: number;
+  /** `Domain` of the pixel's `user_id` cookie (e.g. `example.com` shares it with every subdomain); unset: the host only. */
+  readonly trackerCookieDomain: string | undefined;
+  /** `SameSite` of the pixel's cookie; unset: `none` (with `Secure`) over HTTPS, `lax` over plain HTTP. */
+  readonly trackerCookieSameSite: CookieSameSite | undefined;
   /** Where `GET /download` redirects when the partner sets no URL of its own. */
   readonly downloadRedirectUrl: string | undefined;
   /** How long a stored download attributes installs and authorizations, in milliseconds. */
@@ -162,6 +169,8 @@ export interface Config {
   readonly postbackConcurrency: number;
   /** Origins whose web pages may call browser-facing APIs (`*` for any). */
   readonly corsAllowedOrigins: readonly string[];
+  /** No user tokens at all: a request carrying one is `unauthenticated`. Lets a server with `DATABASE_URL` start without a way to verify tokens. */
+  readonly authAnonymousOnly: boolean;
   /** Auth service endpoint that answers a bearer token with the user; unset means local JWT checks only. */
   readonly authUrl: string | undefined;
   /** How long an auth service call may take before the token is checked locally. */
@@ -219,6 +228,10 @@ export interface Config {
 /** The identity fields Seen reads from a token's claims (see SEEN_IDENTITY_CLAIMS). */
 export const seenIdentityFields = ["user_id", "uid", "bound_uids", "phone_id", "db_id", "uuid", "device_id"] as const;
 export type SeenIdentityField = (typeof seenIdentityFields)[number];
+
+/** The `SameSite` values of the pixel's cookie (see TRACKER_COOKIE_SAMESITE). */
+export const cookieSameSites = ["lax", "strict", "none"] as const;
+export type CookieSameSite = (typeof cookieSameSites)[number];
 
 /** Thrown when the environment does not describe a valid configuration. */
 export class ConfigError extends Error {
@@ -365,6 +378,15 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     problems.push(`${name}: must be true or false, got "${raw}"`);
     return fallback;
   };
+  const cookieDomain = read("TRACKER_COOKIE_DOMAIN")?.replace(/^\./, "").toLowerCase();
+  // A registrable name of letters, digits, hyphens and dots: anything else would break the Set-Cookie header.
+  if (cookieDomain !== undefined && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/.test(cookieDomain)) {
+    problems.push(`TRACKER_COOKIE_DOMAIN: "${read("TRACKER_COOKIE_DOMAIN")}" is not a domain name such as example.com`);
+  }
+  const sameSite = read("TRACKER_COOKIE_SAMESITE")?.toLowerCase();
+  if (sameSite !== undefined && !(cookieSameSites as readonly string[]).includes(sameSite)) {
+    problems.push(`TRACKER_COOKIE_SAMESITE: must be one of ${cookieSameSites.join(", ")}, got "${sameSite}"`);
+  }
   const serviceToken = read("POSTBACK_SERVICE_TOKEN");
   if (serviceToken !== undefined && serviceToken.length < 16) {
     problems.push("POSTBACK_SERVICE_TOKEN: must be at least 16 characters");
@@ -401,6 +423,8 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     postgresAnalyzeCheckSeconds: integer("POSTGRES_ANALYZE_CHECK_SECONDS", 5, 0, 3_600),
     trustedProxies,
     trackerCacheRefreshSeconds: integer("TRACKER_CACHE_REFRESH_SECONDS", 30, 1, 86_400),
+    trackerCookieDomain: cookieDomain,
+    trackerCookieSameSite: sameSite !== undefined && (cookieSameSites as readonly string[]).includes(sameSite) ? (sameSite as CookieSameSite) : undefined,
     downloadRedirectUrl: url("DOWNLOAD_REDIRECT_URL", ["http:", "https:"]),
     attributionWindowMs: duration("ATTRIBUTION_WINDOW", "30d", 60_000, 400 * 86_400_000),
     postbackAllowPrivate: boolean("POSTBACK_ALLOW_PRIVATE"),
@@ -408,6 +432,7 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
     postbackRetentionMs: duration("POSTBACK_RETENTION", "90d", 60_000, 3_650 * 86_400_000),
     postbackConcurrency: integer("POSTBACK_CONCURRENCY", 128, 1, 1_000),
     corsAllowedOrigins: origins("CORS_ALLOWED_ORIGINS", "*"),
+    authAnonymousOnly: boolean("AUTH_ANONYMOUS_ONLY"),
     authUrl: url("AUTH_URL", ["http:", "https:"]),
     authTimeoutMs: integer("AUTH_TIMEOUT_MS", 500, 10, 60_000),
     authUserIdField: read("AUTH_USER_ID_FIELD") ?? "user_id",
@@ -446,6 +471,9 @@ export function parseConfig(env: Env = process.env, cwd: string = process.cwd())
   }
   if (config.authJwtSecret !== undefined && config.authJwtSecret.length < 16) {
     problems.push("AUTH_JWT_SECRET: must be at least 16 characters");
+  }
+  if (config.authAnonymousOnly && (config.authUrl !== undefined || config.authJwtSecret !== undefined || config.authJwtPublicKey !== undefined)) {
+    problems.push("AUTH_ANONYMOUS_ONLY: true refuses every token, yet AUTH_URL, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY is set to verify them; unset one or the other");
   }
   if (config.metricsPort !== 0 && config.metricsPort === config.port) {
     problems.push(`METRICS_PORT: must differ from PORT (${config.port})`);
