@@ -142,5 +142,13 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       const { done, notFound } = await deps.jobs.cancel(req.ids);
       return { cancelled: done, notFound };
     },
+
+    getTimeSeries() {
+      throw new ConnectError("GetTimeSeries is not served yet", Code.Unimplemented);
+    },
+
+    queryAnalytics() {
+      throw new ConnectError("QueryAnalytics is not served yet", Code.Unimplemented);
+    },
   };
 }

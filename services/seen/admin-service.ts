@@ -120,5 +120,9 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
         notDead: ids.filter((id) => rows.has(id) && rows.get(id)?.status !== "dead"),
       };
     },
+
+    listTopics() {
+      throw new ConnectError("ListTopics is not served yet", Code.Unimplemented);
+    },
   };
 }

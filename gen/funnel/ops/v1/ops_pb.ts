@@ -7,17 +7,17 @@
 // (`authorization: Bearer <FUNNEL_ADMIN_TOKEN>`); without it the call fails
 // with `unauthenticated`.
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration, ListValue, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file funnel/ops/v1/ops.proto.
  */
 export const file_funnel_ops_v1_ops: GenFile = /*@__PURE__*/
-  fileDesc("ChdmdW5uZWwvb3BzL3YxL29wcy5wcm90bxINZnVubmVsLm9wcy52MSISChBHZXRTdGF0dXNSZXF1ZXN0IogCChFHZXRTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDnVwdGltZV9zZWNvbmRzGAIgASgBEiwKCHBvc3RncmVzGAMgASgLMhouZnVubmVsLm9wcy52MS5TdG9yZVN0YXR1cxIuCgpjbGlja2hvdXNlGAQgASgLMhouZnVubmVsLm9wcy52MS5TdG9yZVN0YXR1cxIqCgZxdWV1ZXMYBSADKAsyGi5mdW5uZWwub3BzLnYxLlF1ZXVlU3RhdHVzEg0KBXJvbGVzGAYgAygJEjEKCWFuYWx5dGljcxgHIAEoCzIeLmZ1bm5lbC5vcHMudjEuQW5hbHl0aWNzU3RhdHVzImMKC1N0b3JlU3RhdHVzEg8KB2JhY2tlbmQYASABKAkSDwoHaGVhbHRoeRgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJEhIKCmxhdGVuY3lfbXMYBCABKAESDQoFZXJyb3IYBSABKAkipgEKC1F1ZXVlU3RhdHVzEgwKBG5hbWUYASABKAkSDgoGcXVldWVkGAIgASgDEg4KBmFjdGl2ZRgDIAEoAxIQCghyZXRyeWluZxgEIAEoAxIOCgZmYWlsZWQYBSABKAMSDAoEZGVhZBgGIAEoAxIeChZvbGRlc3Rfd2FpdGluZ19zZWNvbmRzGAcgASgBEhkKEWRlYWRfbGV0dGVyX3F1ZXVlGAggASgJIjwKD0FuYWx5dGljc1N0YXR1cxIUCgxiYWNrbG9nX3Jvd3MYASABKAMSEwoLbGFnX3NlY29uZHMYAiABKAEiPgoPTGlzdEpvYnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWxpbWl0GAMgASgFIjQKEExpc3RKb2JzUmVzcG9uc2USIAoEam9icxgBIAMoCzISLmZ1bm5lbC5vcHMudjEuSm9iIvYCCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSDQoFc3RhdGUYAyABKAkSEwoLcmV0cnlfY291bnQYBCABKAUSEwoLcmV0cnlfbGltaXQYBSABKAUSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgRkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYCiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGdyb3VwX2lkGAsgASgJEhQKDHNvdXJjZV9xdWV1ZRgMIAEoCRIRCglzb3VyY2VfaWQYDSABKAkiKgoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVxdWV1ZRgCIAEoCSIxCg5HZXRKb2JSZXNwb25zZRIfCgNqb2IYASABKAsyEi5mdW5uZWwub3BzLnYxLkpvYiIuChBSZXRyeUpvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoCRINCgVxdWV1ZRgCIAEoCSI3ChFSZXRyeUpvYnNSZXNwb25zZRIPCgdyZXRyaWVkGAEgAygJEhEKCW5vdF9mb3VuZBgCIAMoCSJGChlSZWRyaXZlRGVhZExldHRlcnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEg0KBWxpbWl0GAIgASgFEgsKA2lkcxgDIAMoCSIuChpSZWRyaXZlRGVhZExldHRlcnNSZXNwb25zZRIQCghyZWRyaXZlbhgBIAEoAyIvChFDYW5jZWxKb2JzUmVxdWVzdBILCgNpZHMYASADKAkSDQoFcXVldWUYAiABKAkiOgoSQ2FuY2VsSm9ic1Jlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAMoCRIRCglub3RfZm91bmQYAiADKAky/gMKCk9wc1NlcnZpY2USTgoJR2V0U3RhdHVzEh8uZnVubmVsLm9wcy52MS5HZXRTdGF0dXNSZXF1ZXN0GiAuZnVubmVsLm9wcy52MS5HZXRTdGF0dXNSZXNwb25zZRJLCghMaXN0Sm9icxIeLmZ1bm5lbC5vcHMudjEuTGlzdEpvYnNSZXF1ZXN0Gh8uZnVubmVsLm9wcy52MS5MaXN0Sm9ic1Jlc3BvbnNlEkUKBkdldEpvYhIcLmZ1bm5lbC5vcHMudjEuR2V0Sm9iUmVxdWVzdBodLmZ1bm5lbC5vcHMudjEuR2V0Sm9iUmVzcG9uc2USTgoJUmV0cnlKb2JzEh8uZnVubmVsLm9wcy52MS5SZXRyeUpvYnNSZXF1ZXN0GiAuZnVubmVsLm9wcy52MS5SZXRyeUpvYnNSZXNwb25zZRJpChJSZWRyaXZlRGVhZExldHRlcnMSKC5mdW5uZWwub3BzLnYxLlJlZHJpdmVEZWFkTGV0dGVyc1JlcXVlc3QaKS5mdW5uZWwub3BzLnYxLlJlZHJpdmVEZWFkTGV0dGVyc1Jlc3BvbnNlElEKCkNhbmNlbEpvYnMSIC5mdW5uZWwub3BzLnYxLkNhbmNlbEpvYnNSZXF1ZXN0GiEuZnVubmVsLm9wcy52MS5DYW5jZWxKb2JzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdmdW5uZWwvb3BzL3YxL29wcy5wcm90bxINZnVubmVsLm9wcy52MSISChBHZXRTdGF0dXNSZXF1ZXN0IogCChFHZXRTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDnVwdGltZV9zZWNvbmRzGAIgASgBEiwKCHBvc3RncmVzGAMgASgLMhouZnVubmVsLm9wcy52MS5TdG9yZVN0YXR1cxIuCgpjbGlja2hvdXNlGAQgASgLMhouZnVubmVsLm9wcy52MS5TdG9yZVN0YXR1cxIqCgZxdWV1ZXMYBSADKAsyGi5mdW5uZWwub3BzLnYxLlF1ZXVlU3RhdHVzEg0KBXJvbGVzGAYgAygJEjEKCWFuYWx5dGljcxgHIAEoCzIeLmZ1bm5lbC5vcHMudjEuQW5hbHl0aWNzU3RhdHVzImMKC1N0b3JlU3RhdHVzEg8KB2JhY2tlbmQYASABKAkSDwoHaGVhbHRoeRgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJEhIKCmxhdGVuY3lfbXMYBCABKAESDQoFZXJyb3IYBSABKAkipgEKC1F1ZXVlU3RhdHVzEgwKBG5hbWUYASABKAkSDgoGcXVldWVkGAIgASgDEg4KBmFjdGl2ZRgDIAEoAxIQCghyZXRyeWluZxgEIAEoAxIOCgZmYWlsZWQYBSABKAMSDAoEZGVhZBgGIAEoAxIeChZvbGRlc3Rfd2FpdGluZ19zZWNvbmRzGAcgASgBEhkKEWRlYWRfbGV0dGVyX3F1ZXVlGAggASgJIjwKD0FuYWx5dGljc1N0YXR1cxIUCgxiYWNrbG9nX3Jvd3MYASABKAMSEwoLbGFnX3NlY29uZHMYAiABKAEiPgoPTGlzdEpvYnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEg0KBXN0YXRlGAIgASgJEg0KBWxpbWl0GAMgASgFIjQKEExpc3RKb2JzUmVzcG9uc2USIAoEam9icxgBIAMoCzISLmZ1bm5lbC5vcHMudjEuSm9iIvYCCgNKb2ISCgoCaWQYASABKAkSDQoFcXVldWUYAiABKAkSDQoFc3RhdGUYAyABKAkSEwoLcmV0cnlfY291bnQYBCABKAUSEwoLcmV0cnlfbGltaXQYBSABKAUSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgRkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYCiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGdyb3VwX2lkGAsgASgJEhQKDHNvdXJjZV9xdWV1ZRgMIAEoCRIRCglzb3VyY2VfaWQYDSABKAkiKgoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVxdWV1ZRgCIAEoCSIxCg5HZXRKb2JSZXNwb25zZRIfCgNqb2IYASABKAsyEi5mdW5uZWwub3BzLnYxLkpvYiIuChBSZXRyeUpvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoCRINCgVxdWV1ZRgCIAEoCSI3ChFSZXRyeUpvYnNSZXNwb25zZRIPCgdyZXRyaWVkGAEgAygJEhEKCW5vdF9mb3VuZBgCIAMoCSJGChlSZWRyaXZlRGVhZExldHRlcnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEg0KBWxpbWl0GAIgASgFEgsKA2lkcxgDIAMoCSIuChpSZWRyaXZlRGVhZExldHRlcnNSZXNwb25zZRIQCghyZWRyaXZlbhgBIAEoAyIvChFDYW5jZWxKb2JzUmVxdWVzdBILCgNpZHMYASADKAkSDQoFcXVldWUYAiABKAkiOgoSQ2FuY2VsSm9ic1Jlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAMoCRIRCglub3RfZm91bmQYAiADKAkiiQIKFEdldFRpbWVTZXJpZXNSZXF1ZXN0EiUKBm1ldHJpYxgBIAEoDjIVLmZ1bm5lbC5vcHMudjEuTWV0cmljEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgRzdGVwGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnBhcnRuZXJfaWQYBSABKAkSEwoLaW50ZWdyYXRpb24YBiABKAkSEgoKdHJhY2tlcl9pZBgHIAEoCRISCgpldmVudF90eXBlGAggASgJIrsBChVHZXRUaW1lU2VyaWVzUmVzcG9uc2USJQoGbWV0cmljGAEgASgOMhUuZnVubmVsLm9wcy52MS5NZXRyaWMSJwoEc3RlcBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIrCgdidWNrZXRzGAMgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgZzZXJpZXMYBCADKAsyFS5mdW5uZWwub3BzLnYxLlNlcmllcyI0CgZTZXJpZXMSCwoDa2V5GAEgASgJEg4KBnZhbHVlcxgCIAMoAxINCgV0b3RhbBgDIAEoAyI2ChVRdWVyeUFuYWx5dGljc1JlcXVlc3QSCwoDc3FsGAEgASgJEhAKCG1heF9yb3dzGAIgASgFIpwBChZRdWVyeUFuYWx5dGljc1Jlc3BvbnNlEg8KB2NvbHVtbnMYASADKAkSDQoFdHlwZXMYAiADKAkSKAoEcm93cxgDIAMoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUSEQoJdHJ1bmNhdGVkGAQgASgIEhEKCXJvd3NfcmVhZBgFIAEoAxISCgplbGFwc2VkX21zGAYgASgBKsMBCgZNZXRyaWMSFgoSTUVUUklDX1VOU1BFQ0lGSUVEEAASGAoUTUVUUklDX0lOR0VTVF9FVkVOVFMQARIcChhNRVRSSUNfUE9TVEJBQ0tfQVRURU1QVFMQAhIaChZNRVRSSUNfUE9TVEJBQ0tfRVZFTlRTEAMSGAoUTUVUUklDX1NFRU5fQVRURU1QVFMQBBIXChNNRVRSSUNfVFJBQ0tFUl9ISVRTEAUSGgoWTUVUUklDX0lOR0VTVF9SRUpFQ1RFRBAGMrkFCgpPcHNTZXJ2aWNlEk4KCUdldFN0YXR1cxIfLmZ1bm5lbC5vcHMudjEuR2V0U3RhdHVzUmVxdWVzdBogLmZ1bm5lbC5vcHMudjEuR2V0U3RhdHVzUmVzcG9uc2USSwoITGlzdEpvYnMSHi5mdW5uZWwub3BzLnYxLkxpc3RKb2JzUmVxdWVzdBofLmZ1bm5lbC5vcHMudjEuTGlzdEpvYnNSZXNwb25zZRJFCgZHZXRKb2ISHC5mdW5uZWwub3BzLnYxLkdldEpvYlJlcXVlc3QaHS5mdW5uZWwub3BzLnYxLkdldEpvYlJlc3BvbnNlEk4KCVJldHJ5Sm9icxIfLmZ1bm5lbC5vcHMudjEuUmV0cnlKb2JzUmVxdWVzdBogLmZ1bm5lbC5vcHMudjEuUmV0cnlKb2JzUmVzcG9uc2USaQoSUmVkcml2ZURlYWRMZXR0ZXJzEiguZnVubmVsLm9wcy52MS5SZWRyaXZlRGVhZExldHRlcnNSZXF1ZXN0GikuZnVubmVsLm9wcy52MS5SZWRyaXZlRGVhZExldHRlcnNSZXNwb25zZRJRCgpDYW5jZWxKb2JzEiAuZnVubmVsLm9wcy52MS5DYW5jZWxKb2JzUmVxdWVzdBohLmZ1bm5lbC5vcHMudjEuQ2FuY2VsSm9ic1Jlc3BvbnNlEloKDUdldFRpbWVTZXJpZXMSIy5mdW5uZWwub3BzLnYxLkdldFRpbWVTZXJpZXNSZXF1ZXN0GiQuZnVubmVsLm9wcy52MS5HZXRUaW1lU2VyaWVzUmVzcG9uc2USXQoOUXVlcnlBbmFseXRpY3MSJC5mdW5uZWwub3BzLnYxLlF1ZXJ5QW5hbHl0aWNzUmVxdWVzdBolLmZ1bm5lbC5vcHMudjEuUXVlcnlBbmFseXRpY3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message funnel.ops.v1.GetStatusRequest
@@ -606,6 +606,303 @@ export const CancelJobsResponseSchema: GenMessage<CancelJobsResponse> = /*@__PUR
   messageDesc(file_funnel_ops_v1_ops, 15);
 
 /**
+ * @generated from message funnel.ops.v1.GetTimeSeriesRequest
+ */
+export type GetTimeSeriesRequest = Message<"funnel.ops.v1.GetTimeSeriesRequest"> & {
+  /**
+   * What to count; required.
+   *
+   * @generated from field: funnel.ops.v1.Metric metric = 1;
+   */
+  metric: Metric;
+
+  /**
+   * Start of the range, inclusive; unset means one hour before `to`.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * End of the range, exclusive; unset means now. Must be after `from`.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * Bucket width, whole seconds from 1 s to 31 days; unset means 60 s. The
+   * range may hold at most 10,080 buckets (a week of minutes).
+   *
+   * @generated from field: google.protobuf.Duration step = 4;
+   */
+  step?: Duration | undefined;
+
+  /**
+   * Only this partner's rows (postback metrics only).
+   *
+   * @generated from field: string partner_id = 5;
+   */
+  partnerId: string;
+
+  /**
+   * Only this integration's rows (`METRIC_SEEN_ATTEMPTS` only).
+   *
+   * @generated from field: string integration = 6;
+   */
+  integration: string;
+
+  /**
+   * Only this tracker's hits (`METRIC_TRACKER_HITS` only; a UUID).
+   *
+   * @generated from field: string tracker_id = 7;
+   */
+  trackerId: string;
+
+  /**
+   * Only this event type (`METRIC_INGEST_EVENTS` and `METRIC_INGEST_REJECTED`).
+   *
+   * @generated from field: string event_type = 8;
+   */
+  eventType: string;
+};
+
+/**
+ * Describes the message funnel.ops.v1.GetTimeSeriesRequest.
+ * Use `create(GetTimeSeriesRequestSchema)` to create a new message.
+ */
+export const GetTimeSeriesRequestSchema: GenMessage<GetTimeSeriesRequest> = /*@__PURE__*/
+  messageDesc(file_funnel_ops_v1_ops, 16);
+
+/**
+ * @generated from message funnel.ops.v1.GetTimeSeriesResponse
+ */
+export type GetTimeSeriesResponse = Message<"funnel.ops.v1.GetTimeSeriesResponse"> & {
+  /**
+   * The metric counted.
+   *
+   * @generated from field: funnel.ops.v1.Metric metric = 1;
+   */
+  metric: Metric;
+
+  /**
+   * The step used.
+   *
+   * @generated from field: google.protobuf.Duration step = 2;
+   */
+  step?: Duration | undefined;
+
+  /**
+   * The start of every bucket, oldest first: from the bucket holding `from`
+   * to the one holding the last instant before `to`.
+   *
+   * @generated from field: repeated google.protobuf.Timestamp buckets = 3;
+   */
+  buckets: Timestamp[];
+
+  /**
+   * One series per key, sorted by key; a key with no row in the range is
+   * left out.
+   *
+   * @generated from field: repeated funnel.ops.v1.Series series = 4;
+   */
+  series: Series[];
+};
+
+/**
+ * Describes the message funnel.ops.v1.GetTimeSeriesResponse.
+ * Use `create(GetTimeSeriesResponseSchema)` to create a new message.
+ */
+export const GetTimeSeriesResponseSchema: GenMessage<GetTimeSeriesResponse> = /*@__PURE__*/
+  messageDesc(file_funnel_ops_v1_ops, 17);
+
+/**
+ * Series is one key's counts, one per bucket.
+ *
+ * @generated from message funnel.ops.v1.Series
+ */
+export type Series = Message<"funnel.ops.v1.Series"> & {
+  /**
+   * What the series counts: an event type, an outcome, a reason, or `hits`.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The count in each bucket, aligned with `GetTimeSeriesResponse.buckets`.
+   *
+   * @generated from field: repeated int64 values = 2;
+   */
+  values: bigint[];
+
+  /**
+   * The sum of `values`.
+   *
+   * @generated from field: int64 total = 3;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message funnel.ops.v1.Series.
+ * Use `create(SeriesSchema)` to create a new message.
+ */
+export const SeriesSchema: GenMessage<Series> = /*@__PURE__*/
+  messageDesc(file_funnel_ops_v1_ops, 18);
+
+/**
+ * @generated from message funnel.ops.v1.QueryAnalyticsRequest
+ */
+export type QueryAnalyticsRequest = Message<"funnel.ops.v1.QueryAnalyticsRequest"> & {
+  /**
+   * One SELECT statement (no trailing `FORMAT`, no `SETTINGS` clause), up to
+   * 64 KiB; unqualified tables are those of the analytics database.
+   *
+   * @generated from field: string sql = 1;
+   */
+  sql: string;
+
+  /**
+   * At most this many rows, 1 to 10,000; 0 means 1,000. More rows set
+   * `truncated` rather than fail.
+   *
+   * @generated from field: int32 max_rows = 2;
+   */
+  maxRows: number;
+};
+
+/**
+ * Describes the message funnel.ops.v1.QueryAnalyticsRequest.
+ * Use `create(QueryAnalyticsRequestSchema)` to create a new message.
+ */
+export const QueryAnalyticsRequestSchema: GenMessage<QueryAnalyticsRequest> = /*@__PURE__*/
+  messageDesc(file_funnel_ops_v1_ops, 19);
+
+/**
+ * @generated from message funnel.ops.v1.QueryAnalyticsResponse
+ */
+export type QueryAnalyticsResponse = Message<"funnel.ops.v1.QueryAnalyticsResponse"> & {
+  /**
+   * Column names, in order.
+   *
+   * @generated from field: repeated string columns = 1;
+   */
+  columns: string[];
+
+  /**
+   * ClickHouse type of each column.
+   *
+   * @generated from field: repeated string types = 2;
+   */
+  types: string[];
+
+  /**
+   * The rows; each value as ClickHouse writes it in JSON (64-bit integers as
+   * strings).
+   *
+   * @generated from field: repeated google.protobuf.ListValue rows = 3;
+   */
+  rows: ListValue[];
+
+  /**
+   * True when the result had more than `max_rows` rows and was cut.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+
+  /**
+   * Rows ClickHouse read to answer.
+   *
+   * @generated from field: int64 rows_read = 5;
+   */
+  rowsRead: bigint;
+
+  /**
+   * Server time in milliseconds.
+   *
+   * @generated from field: double elapsed_ms = 6;
+   */
+  elapsedMs: number;
+};
+
+/**
+ * Describes the message funnel.ops.v1.QueryAnalyticsResponse.
+ * Use `create(QueryAnalyticsResponseSchema)` to create a new message.
+ */
+export const QueryAnalyticsResponseSchema: GenMessage<QueryAnalyticsResponse> = /*@__PURE__*/
+  messageDesc(file_funnel_ops_v1_ops, 20);
+
+/**
+ * Metric names a series `GetTimeSeries` can count.
+ *
+ * @generated from enum funnel.ops.v1.Metric
+ */
+export enum Metric {
+  /**
+   * Never valid.
+   *
+   * @generated from enum value: METRIC_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Analytics events stored by IngestService, one series per event type
+   * (`element_click`, `page_view_start`, …), by their server `timestamp`.
+   *
+   * @generated from enum value: METRIC_INGEST_EVENTS = 1;
+   */
+  INGEST_EVENTS = 1,
+
+  /**
+   * Postback attempts (HTTP requests to partners), one series per outcome
+   * (`delivered`, `retry`, `dead`), by `attempted_at`.
+   *
+   * @generated from enum value: METRIC_POSTBACK_ATTEMPTS = 2;
+   */
+  POSTBACK_ATTEMPTS = 2,
+
+  /**
+   * Funnel events recorded by the postback service, one series per outcome
+   * (`queued`, `duplicate`, `unknown_partner`, `disabled`,
+   * `skipped_unattributed`), by `recorded_at`.
+   *
+   * @generated from enum value: METRIC_POSTBACK_EVENTS = 3;
+   */
+  POSTBACK_EVENTS = 3,
+
+  /**
+   * Seen api delivery attempts, one series per outcome (`delivered`,
+   * `retry`, `dead`), by `attempted_at`.
+   *
+   * @generated from enum value: METRIC_SEEN_ATTEMPTS = 4;
+   */
+  SEEN_ATTEMPTS = 4,
+
+  /**
+   * Tracking-pixel hits, one series `hits`, by `date_time`.
+   *
+   * @generated from enum value: METRIC_TRACKER_HITS = 5;
+   */
+  TRACKER_HITS = 5,
+
+  /**
+   * Events refused by IngestService, one series per reason, from the daily
+   * quality counters in Postgres: `step` must be a whole number of days.
+   *
+   * @generated from enum value: METRIC_INGEST_REJECTED = 6;
+   */
+  INGEST_REJECTED = 6,
+}
+
+/**
+ * Describes the enum funnel.ops.v1.Metric.
+ */
+export const MetricSchema: GenEnum<Metric> = /*@__PURE__*/
+  enumDesc(file_funnel_ops_v1_ops, 0);
+
+/**
  * OpsService reports status and manages jobs (queues, dead letters, replay).
  *
  * @generated from service funnel.ops.v1.OpsService
@@ -679,6 +976,39 @@ export const OpsService: GenService<{
     methodKind: "unary";
     input: typeof CancelJobsRequestSchema;
     output: typeof CancelJobsResponseSchema;
+  },
+  /**
+   * GetTimeSeries counts one metric per time bucket, read from ClickHouse
+   * (from Postgres for `METRIC_INGEST_REJECTED`, which is counted per day), so
+   * every API replica answers the same. Buckets are
+   * `toStartOfInterval(time, INTERVAL step SECOND)`: multiples of `step` since
+   * the Unix epoch, in UTC. Every bucket from the one holding `from` to the one
+   * holding `to` is returned, zero when nothing happened. Rows reach ClickHouse
+   * through the analytics stream, so the newest bucket may lag by the stream's
+   * lag (`GetStatus.analytics.lag_seconds`).
+   *
+   * @generated from rpc funnel.ops.v1.OpsService.GetTimeSeries
+   */
+  getTimeSeries: {
+    methodKind: "unary";
+    input: typeof GetTimeSeriesRequestSchema;
+    output: typeof GetTimeSeriesResponseSchema;
+  },
+  /**
+   * QueryAnalytics runs one read-only SQL `SELECT` (or `WITH … SELECT`) on the
+   * analytics database in ClickHouse, for `funnel sql`. Refused with
+   * `invalid_argument` naming `sql`: anything but one SELECT, and table
+   * functions (`file()`, `url()`, `s3()`, `remote()`, …) and table engines
+   * that reach outside the database. It runs with ClickHouse's `readonly = 2`,
+   * at most `max_rows` rows and `MAX_EXECUTION_TIME`; a query that ClickHouse
+   * rejects fails with `invalid_argument` and ClickHouse's message.
+   *
+   * @generated from rpc funnel.ops.v1.OpsService.QueryAnalytics
+   */
+  queryAnalytics: {
+    methodKind: "unary";
+    input: typeof QueryAnalyticsRequestSchema;
+    output: typeof QueryAnalyticsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_funnel_ops_v1_ops, 0);

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file funnel/seen/v1/admin.proto.
  */
 export const file_funnel_seen_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChpmdW5uZWwvc2Vlbi92MS9hZG1pbi5wcm90bxIOZnVubmVsLnNlZW4udjEiggIKC0ludGVncmF0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIPCgdlbmFibGVkGAMgASgIEioKA2FwaRgEIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkFwaURlbGl2ZXJ5SAASLgoFdG9waWMYBSABKAsyHS5mdW5uZWwuc2Vlbi52MS5Ub3BpY0RlbGl2ZXJ5SAASLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIZGVsaXZlcnkiwAEKC0FwaURlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgDIAEoDRIyCg9pbml0aWFsX2JhY2tvZmYYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLbWF4X2JhY2tvZmYYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoNVG9waWNEZWxpdmVyeRINCgV0b3BpYxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoYQ3JlYXRlSW50ZWdyYXRpb25SZXF1ZXN0EjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iTQoZQ3JlYXRlSW50ZWdyYXRpb25SZXNwb25zZRIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIkwKGFVwZGF0ZUludGVncmF0aW9uUmVxdWVzdBIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIk0KGVVwZGF0ZUludGVncmF0aW9uUmVzcG9uc2USMAoLaW50ZWdyYXRpb24YASABKAsyGy5mdW5uZWwuc2Vlbi52MS5JbnRlZ3JhdGlvbiIlChVHZXRJbnRlZ3JhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJ/ChZHZXRJbnRlZ3JhdGlvblJlc3BvbnNlEjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24SGgoScGVuZGluZ19kZWxpdmVyaWVzGAIgASgDEhcKD2RlYWRfZGVsaXZlcmllcxgDIAEoAyIZChdMaXN0SW50ZWdyYXRpb25zUmVxdWVzdCJNChhMaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USMQoMaW50ZWdyYXRpb25zGAEgAygLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iKAoYRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGwoZRGVsZXRlSW50ZWdyYXRpb25SZXNwb25zZSJTChZTZXRUYWdSZXRlbnRpb25SZXF1ZXN0EgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoXU2V0VGFnUmV0ZW50aW9uUmVzcG9uc2USKQoDdGFnGAEgASgLMhwuZnVubmVsLnNlZW4udjEuVGFnUmV0ZW50aW9uIhEKD0xpc3RUYWdzUmVxdWVzdCJ0ChBMaXN0VGFnc1Jlc3BvbnNlEioKBHRhZ3MYASADKAsyHC5mdW5uZWwuc2Vlbi52MS5UYWdSZXRlbnRpb24SNAoRZGVmYXVsdF9yZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieQoMVGFnUmV0ZW50aW9uEgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimQIKDFNlZW5EZWxpdmVyeRIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRILCgN0YWcYAyABKAkSDwoHaXRlbV9pZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSEAoIYXR0ZW1wdHMYBiABKAUSEgoKbGFzdF9lcnJvchgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJLChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSEwoLaW50ZWdyYXRpb24YASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBWxpbWl0GAMgASgFIkoKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USMAoKZGVsaXZlcmllcxgBIAMoCzIcLmZ1bm5lbC5zZWVuLnYxLlNlZW5EZWxpdmVyeSIgChJHZXREZWxpdmVyeVJlcXVlc3QSCgoCaWQYASABKAkiRQoTR2V0RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmZ1bm5lbC5zZWVuLnYxLlNlZW5EZWxpdmVyeSImChdSZXBsYXlEZWxpdmVyaWVzUmVxdWVzdBILCgNpZHMYASADKAkiUQoYUmVwbGF5RGVsaXZlcmllc1Jlc3BvbnNlEhAKCHJlcGxheWVkGAEgAygJEhEKCW5vdF9mb3VuZBgCIAMoCRIQCghub3RfZGVhZBgDIAMoCTLrBwoQU2VlbkFkbWluU2VydmljZRJoChFDcmVhdGVJbnRlZ3JhdGlvbhIoLmZ1bm5lbC5zZWVuLnYxLkNyZWF0ZUludGVncmF0aW9uUmVxdWVzdBopLmZ1bm5lbC5zZWVuLnYxLkNyZWF0ZUludGVncmF0aW9uUmVzcG9uc2USaAoRVXBkYXRlSW50ZWdyYXRpb24SKC5mdW5uZWwuc2Vlbi52MS5VcGRhdGVJbnRlZ3JhdGlvblJlcXVlc3QaKS5mdW5uZWwuc2Vlbi52MS5VcGRhdGVJbnRlZ3JhdGlvblJlc3BvbnNlEl8KDkdldEludGVncmF0aW9uEiUuZnVubmVsLnNlZW4udjEuR2V0SW50ZWdyYXRpb25SZXF1ZXN0GiYuZnVubmVsLnNlZW4udjEuR2V0SW50ZWdyYXRpb25SZXNwb25zZRJlChBMaXN0SW50ZWdyYXRpb25zEicuZnVubmVsLnNlZW4udjEuTGlzdEludGVncmF0aW9uc1JlcXVlc3QaKC5mdW5uZWwuc2Vlbi52MS5MaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USaAoRRGVsZXRlSW50ZWdyYXRpb24SKC5mdW5uZWwuc2Vlbi52MS5EZWxldGVJbnRlZ3JhdGlvblJlcXVlc3QaKS5mdW5uZWwuc2Vlbi52MS5EZWxldGVJbnRlZ3JhdGlvblJlc3BvbnNlEmIKD1NldFRhZ1JldGVudGlvbhImLmZ1bm5lbC5zZWVuLnYxLlNldFRhZ1JldGVudGlvblJlcXVlc3QaJy5mdW5uZWwuc2Vlbi52MS5TZXRUYWdSZXRlbnRpb25SZXNwb25zZRJNCghMaXN0VGFncxIfLmZ1bm5lbC5zZWVuLnYxLkxpc3RUYWdzUmVxdWVzdBogLmZ1bm5lbC5zZWVuLnYxLkxpc3RUYWdzUmVzcG9uc2USXwoOTGlzdERlbGl2ZXJpZXMSJS5mdW5uZWwuc2Vlbi52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaJi5mdW5uZWwuc2Vlbi52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlElYKC0dldERlbGl2ZXJ5EiIuZnVubmVsLnNlZW4udjEuR2V0RGVsaXZlcnlSZXF1ZXN0GiMuZnVubmVsLnNlZW4udjEuR2V0RGVsaXZlcnlSZXNwb25zZRJlChBSZXBsYXlEZWxpdmVyaWVzEicuZnVubmVsLnNlZW4udjEuUmVwbGF5RGVsaXZlcmllc1JlcXVlc3QaKC5mdW5uZWwuc2Vlbi52MS5SZXBsYXlEZWxpdmVyaWVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChpmdW5uZWwvc2Vlbi92MS9hZG1pbi5wcm90bxIOZnVubmVsLnNlZW4udjEiggIKC0ludGVncmF0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIPCgdlbmFibGVkGAMgASgIEioKA2FwaRgEIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkFwaURlbGl2ZXJ5SAASLgoFdG9waWMYBSABKAsyHS5mdW5uZWwuc2Vlbi52MS5Ub3BpY0RlbGl2ZXJ5SAASLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIZGVsaXZlcnkiwAEKC0FwaURlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgDIAEoDRIyCg9pbml0aWFsX2JhY2tvZmYYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLbWF4X2JhY2tvZmYYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoNVG9waWNEZWxpdmVyeRINCgV0b3BpYxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoYQ3JlYXRlSW50ZWdyYXRpb25SZXF1ZXN0EjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iTQoZQ3JlYXRlSW50ZWdyYXRpb25SZXNwb25zZRIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIkwKGFVwZGF0ZUludGVncmF0aW9uUmVxdWVzdBIwCgtpbnRlZ3JhdGlvbhgBIAEoCzIbLmZ1bm5lbC5zZWVuLnYxLkludGVncmF0aW9uIk0KGVVwZGF0ZUludGVncmF0aW9uUmVzcG9uc2USMAoLaW50ZWdyYXRpb24YASABKAsyGy5mdW5uZWwuc2Vlbi52MS5JbnRlZ3JhdGlvbiIlChVHZXRJbnRlZ3JhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJ/ChZHZXRJbnRlZ3JhdGlvblJlc3BvbnNlEjAKC2ludGVncmF0aW9uGAEgASgLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24SGgoScGVuZGluZ19kZWxpdmVyaWVzGAIgASgDEhcKD2RlYWRfZGVsaXZlcmllcxgDIAEoAyIZChdMaXN0SW50ZWdyYXRpb25zUmVxdWVzdCJNChhMaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USMQoMaW50ZWdyYXRpb25zGAEgAygLMhsuZnVubmVsLnNlZW4udjEuSW50ZWdyYXRpb24iKAoYRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGwoZRGVsZXRlSW50ZWdyYXRpb25SZXNwb25zZSJTChZTZXRUYWdSZXRlbnRpb25SZXF1ZXN0EgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoXU2V0VGFnUmV0ZW50aW9uUmVzcG9uc2USKQoDdGFnGAEgASgLMhwuZnVubmVsLnNlZW4udjEuVGFnUmV0ZW50aW9uIhEKD0xpc3RUYWdzUmVxdWVzdCJ0ChBMaXN0VGFnc1Jlc3BvbnNlEioKBHRhZ3MYASADKAsyHC5mdW5uZWwuc2Vlbi52MS5UYWdSZXRlbnRpb24SNAoRZGVmYXVsdF9yZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieQoMVGFnUmV0ZW50aW9uEgsKA3RhZxgBIAEoCRIsCglyZXRlbnRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKdXBkYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiywIKDFNlZW5EZWxpdmVyeRIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRILCgN0YWcYAyABKAkSDwoHaXRlbV9pZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSEAoIYXR0ZW1wdHMYBiABKAUSEgoKbGFzdF9lcnJvchgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgthdHRlbXB0X2xvZxgLIAMoCzIbLmZ1bm5lbC5zZWVuLnYxLlNlZW5BdHRlbXB0Ir4BCgtTZWVuQXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgFEgsKA3VybBgCIAEoCRITCgtodHRwX3N0YXR1cxgDIAEoBRIVCg1yZXNwb25zZV9ib2R5GAQgASgJEhMKC2R1cmF0aW9uX21zGAUgASgBEg0KBWVycm9yGAYgASgJEg8KB291dGNvbWUYByABKAkSMAoMYXR0ZW1wdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK+AQoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EhMKC2ludGVncmF0aW9uGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVsaW1pdBgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEigKBGZyb20YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0YWcYByABKAkiYwoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIwCgpkZWxpdmVyaWVzGAEgAygLMhwuZnVubmVsLnNlZW4udjEuU2VlbkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIgChJHZXREZWxpdmVyeVJlcXVlc3QSCgoCaWQYASABKAkiRQoTR2V0RGVsaXZlcnlSZXNwb25zZRIuCghkZWxpdmVyeRgBIAEoCzIcLmZ1bm5lbC5zZWVuLnYxLlNlZW5EZWxpdmVyeSImChdSZXBsYXlEZWxpdmVyaWVzUmVxdWVzdBILCgNpZHMYASADKAkiUQoYUmVwbGF5RGVsaXZlcmllc1Jlc3BvbnNlEhAKCHJlcGxheWVkGAEgAygJEhEKCW5vdF9mb3VuZBgCIAMoCRIQCghub3RfZGVhZBgDIAMoCSITChFMaXN0VG9waWNzUmVxdWVzdCI7ChJMaXN0VG9waWNzUmVzcG9uc2USJQoGdG9waWNzGAEgAygLMhUuZnVubmVsLnNlZW4udjEuVG9waWMiiwIKBVRvcGljEgwKBG5hbWUYASABKAkSFAoMaW50ZWdyYXRpb25zGAIgAygJEiwKCXJldGVudGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghtZXNzYWdlcxgEIAEoAxI1ChFvbGRlc3RfbWVzc2FnZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbmV3ZXN0X21lc3NhZ2VfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKCWNvbnN1bWVycxgHIAMoCzIdLmZ1bm5lbC5zZWVuLnYxLlRvcGljQ29uc3VtZXIidgoNVG9waWNDb25zdW1lchIMCgRuYW1lGAEgASgJEiwKCGFja2VkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxsYWdfbWVzc2FnZXMYAyABKAMSEwoLbGFnX3NlY29uZHMYBCABKAEywAgKEFNlZW5BZG1pblNlcnZpY2USaAoRQ3JlYXRlSW50ZWdyYXRpb24SKC5mdW5uZWwuc2Vlbi52MS5DcmVhdGVJbnRlZ3JhdGlvblJlcXVlc3QaKS5mdW5uZWwuc2Vlbi52MS5DcmVhdGVJbnRlZ3JhdGlvblJlc3BvbnNlEmgKEVVwZGF0ZUludGVncmF0aW9uEiguZnVubmVsLnNlZW4udjEuVXBkYXRlSW50ZWdyYXRpb25SZXF1ZXN0GikuZnVubmVsLnNlZW4udjEuVXBkYXRlSW50ZWdyYXRpb25SZXNwb25zZRJfCg5HZXRJbnRlZ3JhdGlvbhIlLmZ1bm5lbC5zZWVuLnYxLkdldEludGVncmF0aW9uUmVxdWVzdBomLmZ1bm5lbC5zZWVuLnYxLkdldEludGVncmF0aW9uUmVzcG9uc2USZQoQTGlzdEludGVncmF0aW9ucxInLmZ1bm5lbC5zZWVuLnYxLkxpc3RJbnRlZ3JhdGlvbnNSZXF1ZXN0GiguZnVubmVsLnNlZW4udjEuTGlzdEludGVncmF0aW9uc1Jlc3BvbnNlEmgKEURlbGV0ZUludGVncmF0aW9uEiguZnVubmVsLnNlZW4udjEuRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0GikuZnVubmVsLnNlZW4udjEuRGVsZXRlSW50ZWdyYXRpb25SZXNwb25zZRJiCg9TZXRUYWdSZXRlbnRpb24SJi5mdW5uZWwuc2Vlbi52MS5TZXRUYWdSZXRlbnRpb25SZXF1ZXN0GicuZnVubmVsLnNlZW4udjEuU2V0VGFnUmV0ZW50aW9uUmVzcG9uc2USTQoITGlzdFRhZ3MSHy5mdW5uZWwuc2Vlbi52MS5MaXN0VGFnc1JlcXVlc3QaIC5mdW5uZWwuc2Vlbi52MS5MaXN0VGFnc1Jlc3BvbnNlEl8KDkxpc3REZWxpdmVyaWVzEiUuZnVubmVsLnNlZW4udjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiYuZnVubmVsLnNlZW4udjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZRJWCgtHZXREZWxpdmVyeRIiLmZ1bm5lbC5zZWVuLnYxLkdldERlbGl2ZXJ5UmVxdWVzdBojLmZ1bm5lbC5zZWVuLnYxLkdldERlbGl2ZXJ5UmVzcG9uc2USZQoQUmVwbGF5RGVsaXZlcmllcxInLmZ1bm5lbC5zZWVuLnYxLlJlcGxheURlbGl2ZXJpZXNSZXF1ZXN0GiguZnVubmVsLnNlZW4udjEuUmVwbGF5RGVsaXZlcmllc1Jlc3BvbnNlElMKCkxpc3RUb3BpY3MSIS5mdW5uZWwuc2Vlbi52MS5MaXN0VG9waWNzUmVxdWVzdBoiLmZ1bm5lbC5zZWVuLnYxLkxpc3RUb3BpY3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Integration is a service that owns some tags and receives their marks.
@@ -589,6 +589,13 @@ export type SeenDelivery = Message<"funnel.seen.v1.SeenDelivery"> & {
    * @generated from field: google.protobuf.Timestamp finished_at = 10;
    */
   finishedAt?: Timestamp | undefined;
+
+  /**
+   * Every attempt Postgres still keeps, oldest first (only from GetDelivery).
+   *
+   * @generated from field: repeated funnel.seen.v1.SeenAttempt attempt_log = 11;
+   */
+  attemptLog: SeenAttempt[];
 };
 
 /**
@@ -597,6 +604,76 @@ export type SeenDelivery = Message<"funnel.seen.v1.SeenDelivery"> & {
  */
 export const SeenDeliverySchema: GenMessage<SeenDelivery> = /*@__PURE__*/
   messageDesc(file_funnel_seen_v1_admin, 18);
+
+/**
+ * SeenAttempt is one HTTP request of an api delivery.
+ *
+ * @generated from message funnel.seen.v1.SeenAttempt
+ */
+export type SeenAttempt = Message<"funnel.seen.v1.SeenAttempt"> & {
+  /**
+   * The attempt number over every round, 1 for the first.
+   *
+   * @generated from field: int32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * The URL requested.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * The HTTP status; 0 when no answer came (timeout, network error, refused address).
+   *
+   * @generated from field: int32 http_status = 3;
+   */
+  httpStatus: number;
+
+  /**
+   * The first bytes of the answer's body, as text.
+   *
+   * @generated from field: string response_body = 4;
+   */
+  responseBody: string;
+
+  /**
+   * How long the request took, in milliseconds.
+   *
+   * @generated from field: double duration_ms = 5;
+   */
+  durationMs: number;
+
+  /**
+   * Why it failed; empty when delivered.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * `delivered`, `retry` (another attempt is scheduled) or `dead`.
+   *
+   * @generated from field: string outcome = 7;
+   */
+  outcome: string;
+
+  /**
+   * When the attempt started.
+   *
+   * @generated from field: google.protobuf.Timestamp attempted_at = 8;
+   */
+  attemptedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message funnel.seen.v1.SeenAttempt.
+ * Use `create(SeenAttemptSchema)` to create a new message.
+ */
+export const SeenAttemptSchema: GenMessage<SeenAttempt> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 19);
 
 /**
  * ListDeliveriesRequest filters api deliveries.
@@ -625,6 +702,35 @@ export type ListDeliveriesRequest = Message<"funnel.seen.v1.ListDeliveriesReques
    * @generated from field: int32 limit = 3;
    */
   limit: number;
+
+  /**
+   * `next_page_token` of the previous page (with the same filter); empty for
+   * the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+
+  /**
+   * Only deliveries of marks stored at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 5;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * Only deliveries of marks stored before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 6;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * Only deliveries of this tag; empty for all.
+   *
+   * @generated from field: string tag = 7;
+   */
+  tag: string;
 };
 
 /**
@@ -632,7 +738,7 @@ export type ListDeliveriesRequest = Message<"funnel.seen.v1.ListDeliveriesReques
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_funnel_seen_v1_admin, 19);
+  messageDesc(file_funnel_seen_v1_admin, 20);
 
 /**
  * ListDeliveriesResponse lists api deliveries.
@@ -646,6 +752,13 @@ export type ListDeliveriesResponse = Message<"funnel.seen.v1.ListDeliveriesRespo
    * @generated from field: repeated funnel.seen.v1.SeenDelivery deliveries = 1;
    */
   deliveries: SeenDelivery[];
+
+  /**
+   * Pass as `page_token` for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -653,7 +766,7 @@ export type ListDeliveriesResponse = Message<"funnel.seen.v1.ListDeliveriesRespo
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_funnel_seen_v1_admin, 20);
+  messageDesc(file_funnel_seen_v1_admin, 21);
 
 /**
  * GetDeliveryRequest names one api delivery.
@@ -674,7 +787,7 @@ export type GetDeliveryRequest = Message<"funnel.seen.v1.GetDeliveryRequest"> & 
  * Use `create(GetDeliveryRequestSchema)` to create a new message.
  */
 export const GetDeliveryRequestSchema: GenMessage<GetDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_funnel_seen_v1_admin, 21);
+  messageDesc(file_funnel_seen_v1_admin, 22);
 
 /**
  * GetDeliveryResponse returns it.
@@ -695,7 +808,7 @@ export type GetDeliveryResponse = Message<"funnel.seen.v1.GetDeliveryResponse"> 
  * Use `create(GetDeliveryResponseSchema)` to create a new message.
  */
 export const GetDeliveryResponseSchema: GenMessage<GetDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_funnel_seen_v1_admin, 22);
+  messageDesc(file_funnel_seen_v1_admin, 23);
 
 /**
  * ReplayDeliveriesRequest names dead api deliveries to replay.
@@ -716,7 +829,7 @@ export type ReplayDeliveriesRequest = Message<"funnel.seen.v1.ReplayDeliveriesRe
  * Use `create(ReplayDeliveriesRequestSchema)` to create a new message.
  */
 export const ReplayDeliveriesRequestSchema: GenMessage<ReplayDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_funnel_seen_v1_admin, 23);
+  messageDesc(file_funnel_seen_v1_admin, 24);
 
 /**
  * ReplayDeliveriesResponse says what was replayed.
@@ -751,7 +864,148 @@ export type ReplayDeliveriesResponse = Message<"funnel.seen.v1.ReplayDeliveriesR
  * Use `create(ReplayDeliveriesResponseSchema)` to create a new message.
  */
 export const ReplayDeliveriesResponseSchema: GenMessage<ReplayDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_funnel_seen_v1_admin, 24);
+  messageDesc(file_funnel_seen_v1_admin, 25);
+
+/**
+ * ListTopicsRequest has no fields.
+ *
+ * @generated from message funnel.seen.v1.ListTopicsRequest
+ */
+export type ListTopicsRequest = Message<"funnel.seen.v1.ListTopicsRequest"> & {
+};
+
+/**
+ * Describes the message funnel.seen.v1.ListTopicsRequest.
+ * Use `create(ListTopicsRequestSchema)` to create a new message.
+ */
+export const ListTopicsRequestSchema: GenMessage<ListTopicsRequest> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 26);
+
+/**
+ * ListTopicsResponse lists topics.
+ *
+ * @generated from message funnel.seen.v1.ListTopicsResponse
+ */
+export type ListTopicsResponse = Message<"funnel.seen.v1.ListTopicsResponse"> & {
+  /**
+   * Every topic named by an integration, by name.
+   *
+   * @generated from field: repeated funnel.seen.v1.Topic topics = 1;
+   */
+  topics: Topic[];
+};
+
+/**
+ * Describes the message funnel.seen.v1.ListTopicsResponse.
+ * Use `create(ListTopicsResponseSchema)` to create a new message.
+ */
+export const ListTopicsResponseSchema: GenMessage<ListTopicsResponse> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 27);
+
+/**
+ * Topic is one topic feed as SeenFeedService serves it.
+ *
+ * @generated from message funnel.seen.v1.Topic
+ */
+export type Topic = Message<"funnel.seen.v1.Topic"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The integrations that append to it, by name.
+   *
+   * @generated from field: repeated string integrations = 2;
+   */
+  integrations: string[];
+
+  /**
+   * How long its messages are kept (the longest of its integrations').
+   *
+   * @generated from field: google.protobuf.Duration retention = 3;
+   */
+  retention?: Duration | undefined;
+
+  /**
+   * Messages it retains now.
+   *
+   * @generated from field: int64 messages = 4;
+   */
+  messages: bigint;
+
+  /**
+   * When the oldest retained message was stored; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_message_at = 5;
+   */
+  oldestMessageAt?: Timestamp | undefined;
+
+  /**
+   * When the newest message was stored; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp newest_message_at = 6;
+   */
+  newestMessageAt?: Timestamp | undefined;
+
+  /**
+   * Every consumer that has acknowledged a message, by name.
+   *
+   * @generated from field: repeated funnel.seen.v1.TopicConsumer consumers = 7;
+   */
+  consumers: TopicConsumer[];
+};
+
+/**
+ * Describes the message funnel.seen.v1.Topic.
+ * Use `create(TopicSchema)` to create a new message.
+ */
+export const TopicSchema: GenMessage<Topic> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 28);
+
+/**
+ * TopicConsumer is one consumer's position in a topic.
+ *
+ * @generated from message funnel.seen.v1.TopicConsumer
+ */
+export type TopicConsumer = Message<"funnel.seen.v1.TopicConsumer"> & {
+  /**
+   * The consumer's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When it last acknowledged a message.
+   *
+   * @generated from field: google.protobuf.Timestamp acked_at = 2;
+   */
+  ackedAt?: Timestamp | undefined;
+
+  /**
+   * Retained messages after its acknowledged position.
+   *
+   * @generated from field: int64 lag_messages = 3;
+   */
+  lagMessages: bigint;
+
+  /**
+   * Age in seconds of the oldest of those messages; 0 when it is caught up.
+   *
+   * @generated from field: double lag_seconds = 4;
+   */
+  lagSeconds: number;
+};
+
+/**
+ * Describes the message funnel.seen.v1.TopicConsumer.
+ * Use `create(TopicConsumerSchema)` to create a new message.
+ */
+export const TopicConsumerSchema: GenMessage<TopicConsumer> = /*@__PURE__*/
+  messageDesc(file_funnel_seen_v1_admin, 29);
 
 /**
  * SeenAdminService manages integrations, their api deliveries and tag retention.
@@ -871,6 +1125,17 @@ export const SeenAdminService: GenService<{
     methodKind: "unary";
     input: typeof ReplayDeliveriesRequestSchema;
     output: typeof ReplayDeliveriesResponseSchema;
+  },
+  /**
+   * ListTopics returns every topic that a topic integration names, with the
+   * messages it retains and each consumer's position and lag.
+   *
+   * @generated from rpc funnel.seen.v1.SeenAdminService.ListTopics
+   */
+  listTopics: {
+    methodKind: "unary";
+    input: typeof ListTopicsRequestSchema;
+    output: typeof ListTopicsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_funnel_seen_v1_admin, 0);
