@@ -130,6 +130,18 @@ describe("PartnerService", () => {
     expect(bad?.rawMessage).toMatch(/^url_template: position 19: unknown placeholder \{nope\}/);
   });
 
+  it("previews a partner that is not saved yet, refusing it field by field as CreatePartner would", async () => {
+    const draft = testPartner("draft-1", "https://d.example/i?c={stag_clickID}&e={event}");
+    const preview = await api.partners.previewPostback({ partner: draft, event: EventKind.INSTALL, sample: { clickId: "k1" } });
+    expect(preview).toMatchObject({ method: HttpMethod.GET, url: "https://d.example/i?c=k1&e=install", wouldSend: true });
+    expect((await failure(api.partners.getPartner({ id: "draft-1" })))?.code).toBe(Code.NotFound);
+    const bad = testPartner("draft 2", "https://d.example/{nope}");
+    const refused = await failure(api.partners.previewPostback({ partner: bad, event: EventKind.INSTALL }));
+    expect(refused?.code).toBe(Code.InvalidArgument);
+    expect(refused?.rawMessage).toMatch(/^partner\.id: /);
+    expect(refused?.rawMessage).toMatch(/; partner\.install\.url_template: position 19: unknown placeholder \{nope\}/);
+  });
+
   it("imports CSV all or nothing with a per-row report, and exports what it imports", async () => {
     const header =
       "partner_id,name,enabled,timeout,max_attempts,initial_delay,max_delay,download_policy,install_enabled,install_url,authorization_enabled,authorization_method,authorization_url,authorization_body,authorization_headers";

@@ -118,16 +118,20 @@ export function createPartnerService(deps: { repository: PostbackRepository; dir
     },
 
     async previewPostback(req) {
-      const partner = await find(req.partnerId);
+      // An unsaved partner (a form's draft) is checked as a whole, so every
+      // field it gets wrong is named, as CreatePartner would name it.
+      const draft = req.partner !== undefined ? validated(partnerFromProto(req.partner)) : undefined;
+      const partner: PartnerConfig = draft ?? (await find(req.partnerId));
       const name = eventName(req.event);
       if (name === undefined) throw new ConnectError("event: required (download, install or authorization)", Code.InvalidArgument);
       const saved = partner.events[name];
-      const contentType = req.contentType.trim() || saved.contentType || (req.bodyTemplate !== "" ? "application/json" : "");
-      const bodySource = req.bodyTemplate !== "" ? req.bodyTemplate : saved.bodyTemplate;
+      const overrides = draft === undefined ? req : { urlTemplate: "", bodyTemplate: "", contentType: "" };
+      const contentType = overrides.contentType.trim() || saved.contentType || (overrides.bodyTemplate !== "" ? "application/json" : "");
+      const bodySource = overrides.bodyTemplate !== "" ? overrides.bodyTemplate : saved.bodyTemplate;
       const event = {
         ...saved,
-        urlTemplate: req.urlTemplate !== "" ? req.urlTemplate : saved.urlTemplate,
-        method: req.bodyTemplate !== "" ? ("POST" as const) : saved.method,
+        urlTemplate: overrides.urlTemplate !== "" ? overrides.urlTemplate : saved.urlTemplate,
+        method: overrides.bodyTemplate !== "" ? ("POST" as const) : saved.method,
         bodyTemplate: bodySource,
         contentType,
       };
