@@ -1,6 +1,7 @@
-import type { DescMessage } from "@bufbuild/protobuf";
+import type { DescField, DescMessage } from "@bufbuild/protobuf";
 import {
   ElementClickSchema,
+  EventSchema,
   PageViewEndSchema,
   PageViewStartSchema,
   QualityChangeSchema,
@@ -27,9 +28,18 @@ export const PAGE_VIEW_TABLE = "page_view";
 export const ENVELOPE_COLUMNS = ["event_id", "user_id", "timestamp", "client_time", "session_id", "seq", "inserted_at"] as const;
 
 /**
+ * The members of `Event.typed` (the typed form of an event) by their local
+ * name (`elementClick`); each is named after its event type.
+ */
+export const TYPED_MEMBERS: ReadonlyMap<string, DescField> = new Map(
+  (EventSchema.oneofs.find((oneof) => oneof.name === "typed")?.fields ?? []).map((field) => [field.localName, field]),
+);
+
+/**
  * Checks and indexes event types: names are table names, data messages are
  * flat and do not reuse the envelope's column names, page-view halves carry
- * the fields pairing needs.
+ * the fields pairing needs, and a member of `Event.typed` named after a type
+ * holds that type's message.
  */
 export function defineEventTypes(types: readonly EventType[]): EventTypes {
   const byName = new Map<string, EventType>();
@@ -47,14 +57,19 @@ export function defineEventTypes(types: readonly EventType[]): EventTypes {
     if (type.pageView !== undefined && !["page_view_id", "page_type"].every((name) => type.data.fields.some((field) => field.name === name))) {
       throw new Error(`event type "${type.name}": a page-view half needs page_view_id and page_type fields`);
     }
+    const member = [...TYPED_MEMBERS.values()].find((field) => field.name === type.name);
+    if (member !== undefined && member.message?.typeName !== type.data.typeName) {
+      throw new Error(`event type "${type.name}": Event.typed.${member.name} holds ${member.message?.typeName ?? "no message"}, not ${type.data.typeName}`);
+    }
     byName.set(type.name, type);
   }
   return byName;
 }
 
 /**
- * Every event type Funnel takes. Adding one: a message in ingest.proto, one
- * line here, then `npm run ingest:migration -- NAME` (see docs/ingest.md).
+ * Every event type Funnel takes. Adding one: a message in ingest.proto and
+ * its member of `Event.typed`, one line here, then
+ * `npm run ingest:migration -- NAME` (see docs/ingest.md).
  */
 export const eventTypes: EventTypes = defineEventTypes([
   { name: "element_click", data: ElementClickSchema },

@@ -1,15 +1,39 @@
-import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Event, EventSchema, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.js";
 import { findViolation } from "../core/request-check.js";
 import { isUuid, parseMessage } from "../core/validate.js";
-import type { EventType, EventTypes } from "./registry.js";
+import { type EventType, type EventTypes, TYPED_MEMBERS } from "./registry.js";
 import type { AcceptedEvent } from "./writer.js";
 import { clickhouseTime } from "../core/clickhouse.js";
 
 /** The type name counters use for events whose type is not known. */
 export const UNKNOWN_TYPE = "unknown";
+
+/** Whether a violation's path lies in the event's fields (`data…` or a typed member), not in its envelope. */
+const inData = (path: string): boolean => {
+  const head = /^[a-z_]+/.exec(path)?.[0];
+  return head === "data" || [...TYPED_MEMBERS.values()].some((field) => field.name === head);
+};
+
+/**
+ * The event's type name and its fields as JSON (proto names, every field
+ * present), from whichever form it came in. `path` is where its fields are
+ * named in errors: `data`, or the typed member's name.
+ */
+function eventFields(event: Event, reject: (reason: RejectReason, message: string) => RejectedEvent): { name: string; fields: JsonValue | undefined; path: string } {
+  if (event.typed.case === undefined) return { name: event.event, fields: event.data, path: "data" };
+  const member = TYPED_MEMBERS.get(event.typed.case);
+  if (member?.message === undefined) throw new Error(`Event.typed.${event.typed.case}: not a member of the typed oneof`);
+  if (event.data !== undefined) throw reject(RejectReason.INVALID_ENVELOPE, `data: must be absent when ${member.name} is set`);
+  if (event.event !== "" && event.event !== member.name) {
+    throw reject(RejectReason.INVALID_ENVELOPE, `event: names ${JSON.stringify(event.event.slice(0, 64))} but ${member.name} is set`);
+  }
+  // The typed message goes through the same JSON checks as `data`: one set of rules, one set of messages.
+  const fields = toJson(member.message, event.typed.value, { useProtoFieldName: true, alwaysEmitImplicit: true });
+  return { name: member.name, fields, path: member.name };
+}
 
 /**
  * Why an event cannot be stored, with what the quality counters need. Not a
@@ -51,18 +75,19 @@ export interface CheckedEvent {
  * event's size in bytes.
  */
 export function checkEvent(event: Event, types: EventTypes, size: number, maxEventBytes: number): CheckedEvent {
-  const type = types.get(event.event);
+  const typedAs = event.typed.case !== undefined ? TYPED_MEMBERS.get(event.typed.case)?.name : undefined;
+  const type = types.get(typedAs ?? event.event);
   const typeName = type?.name ?? UNKNOWN_TYPE;
   const reject = (reason: RejectReason, message: string) => new RejectedEvent(message, Code.InvalidArgument, reason, typeName);
   if (size > maxEventBytes) throw reject(RejectReason.TOO_LARGE, `event: ${size} bytes is over the limit of ${maxEventBytes} bytes per event`);
   // Checked here rather than for the whole request, so a bad event of a batch fails alone.
   const violation = findViolation(EventSchema, event);
   if (violation !== undefined) {
-    const reason = /^data(?:$|[.[])/.test(violation.path) ? RejectReason.INVALID_DATA : RejectReason.INVALID_ENVELOPE;
-    throw reject(reason, `${violation.path}: ${violation.reason}`);
+    throw reject(inData(violation.path) ? RejectReason.INVALID_DATA : RejectReason.INVALID_ENVELOPE, `${violation.path}: ${violation.reason}`);
   }
+  const { name, fields, path } = eventFields(event, reject);
   if (type === undefined) {
-    const shown = JSON.stringify(event.event.slice(0, 64));
+    const shown = JSON.stringify(name.slice(0, 64));
     throw reject(RejectReason.UNKNOWN_TYPE, `event: unknown event type ${shown}; known types: ${[...types.keys()].join(", ")}`);
   }
   if (event.eventId !== undefined && !isUuid(event.eventId)) throw reject(RejectReason.INVALID_ENVELOPE, "event_id: must be a UUID");
@@ -75,7 +100,7 @@ export function checkEvent(event: Event, types: EventTypes, size: number, maxEve
   }
   let columns: JsonObject;
   try {
-    const data = parseMessage(type.data, event.data, "data");
+    const data = parseMessage(type.data, fields, path);
     columns = toJson(type.data, data, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
   } catch (error) {
     if (error instanceof ConnectError && error.code === Code.InvalidArgument) throw reject(RejectReason.INVALID_DATA, error.rawMessage);

@@ -1,0 +1,152 @@
+import { randomUUID } from "node:crypto";
+import { type MessageInitShape } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EventSchema, EventStatus, IngestService, RejectReason } from "../gen/funnel/ingest/v1/ingest_pb.js";
+import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
+import type { App } from "../services/app.js";
+import { eventTypes } from "../services/ingest/registry.js";
+import { callIngest, clickhouseRows, drained } from "./support/ingest.js";
+import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
+
+type EventInit = MessageInitShape<typeof EventSchema>;
+
+/** One sample of each type, in its typed form and its untyped (`event` + `data`) form. */
+const samples = () =>
+  [
+    { typed: { case: "elementClick", value: { elementType: "movie", pageType: "category" } }, event: "element_click", data: { element_type: "movie", page_type: "category" } },
+    { typed: { case: "pageViewStart", value: { pageViewId: "0b9f3c5e-6a1d-4e2f-8c7b-1a2b3c4d5e6f", pageType: "movie" } }, event: "page_view_start", data: { page_view_id: "0b9f3c5e-6a1d-4e2f-8c7b-1a2b3c4d5e6f", page_type: "movie" } },
+    { typed: { case: "pageViewEnd", value: { pageViewId: randomUUID(), pageType: "movie" } }, event: "page_view_end", data: undefined },
+    { typed: { case: "qualityChange", value: { videoId: "v-1", oldQuality: 720, newQuality: 1080 } }, event: "quality_change", data: { video_id: "v-1", old_quality: 720, new_quality: 1080 } },
+    { typed: { case: "videoComplete", value: { videoId: "v-2", durationTotal: false } }, event: "video_complete", data: { video_id: "v-2", duration_total: false } },
+    { typed: { case: "searchFilter", value: { searchQuery: "", filters: "genre=drama" } }, event: "search_filter", data: { search_query: "", filters: "genre=drama" } },
+  ] as const;
+
+/** Every way a client reaches Send: which of them the fast JSON path serves is noted. */
+const transports: Record<string, (url: string) => Transport> = {
+  "Connect JSON, HTTP/1.1 (fast path)": (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1" }),
+  "Connect binary, HTTP/1.1": (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: true }),
+  "Connect JSON, HTTP/2": (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2" }),
+  "Connect binary, HTTP/2": (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true }),
+  gRPC: (baseUrl) => createGrpcTransport({ baseUrl }),
+  "gRPC-Web": (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
+};
+
+/** The error `call` failed with: code, message, and the BadRequest field violations. */
+async function failure(call: Promise<unknown>): Promise<{ code: Code; message: string; fields: string[] }> {
+  const error = ConnectError.from(await call.then(() => new Error("the call succeeded"), (caught: unknown) => caught));
+  const fields = error.findDetails(BadRequestSchema).flatMap((detail) => detail.fieldViolations.map((violation) => violation.field));
+  return { code: error.code, message: error.rawMessage, fields };
+}
+
+/** Row columns that differ between two events by nature (ids, times). */
+const comparable = (row: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(row ?? {}).filter(([key]) => key !== "event_id" && key !== "timestamp"));
+
+describe("typed events", () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  /** Today's counters of one event type, as GetQuality reports them. */
+  async function quality(type: string): Promise<Record<string, unknown>> {
+    const today = new Date().toISOString().slice(0, 10);
+    const { body } = await callIngest(app, "GetQuality", { from: today, to: today }, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    return ((body.rows ?? []) as Record<string, unknown>[]).find((row) => row.eventType === type) ?? {};
+  }
+
+  it("has one typed member per event type, named after it, holding the type's message", async () => {
+    const { EventSchema } = await import("../gen/funnel/ingest/v1/ingest_pb.js");
+    const typed = EventSchema.oneofs.find((oneof) => oneof.name === "typed");
+    expect(typed?.fields.map((field) => [field.name, field.message?.typeName])).toEqual([...eventTypes.values()].map((type) => [type.name, type.data.typeName]));
+  });
+
+  it("takes the typed form as raw JSON on the fast path, landing the same row as the untyped form", async () => {
+    const session = `typed-${randomUUID()}`;
+    const typed = await callIngest(app, "Send", { element_click: { element_type: "trailer", page_type: "promotion" }, session_id: session, seq: 1 });
+    const named = await callIngest(app, "Send", { event: "element_click", elementClick: { elementType: "trailer", pageType: "promotion" }, session_id: session, seq: 2 });
+    const untyped = await callIngest(app, "Send", { event: "element_click", data: { element_type: "trailer", page_type: "promotion" }, session_id: session, seq: 3 });
+    expect([typed.status, named.status, untyped.status]).toEqual([200, 200, 200]);
+    await drained(app);
+    const rows = await clickhouseRows(app, "element_click", `session_id = '${session}'`);
+    expect(rows.map((row) => row.event_id).sort()).toEqual([typed.body.eventId, named.body.eventId, untyped.body.eventId].sort());
+    expect(rows.map((row) => ({ ...comparable(row), seq: null }))).toEqual(Array(3).fill({ ...comparable(rows[0]), seq: null }));
+    expect(rows[0]).toMatchObject({ element_type: "trailer", page_type: "promotion", user_id: "anonymous" });
+  });
+
+  for (const [name, transport] of Object.entries(transports)) {
+    describe(name, () => {
+      let ingest: Client<typeof IngestService>;
+      beforeAll(() => {
+        ingest = createClient(IngestService, transport(app.url));
+      });
+
+      it("stores every type sent typed exactly as its untyped twin", async () => {
+        for (const sample of samples()) {
+          const data = sample.data ?? { page_view_id: (sample.typed.value as { pageViewId: string }).pageViewId, page_type: "movie" };
+          const typed = await ingest.send({ typed: sample.typed as EventInit["typed"], sessionId: `t-${name}` });
+          const untyped = await ingest.send({ event: sample.event, data, sessionId: `t-${name}` });
+          expect([typed.status, untyped.status]).toEqual([EventStatus.ACCEPTED, EventStatus.ACCEPTED]);
+          await drained(app);
+          const [typedRow] = await clickhouseRows(app, sample.event, `event_id = '${typed.eventId}'`);
+          const [untypedRow] = await clickhouseRows(app, sample.event, `event_id = '${untyped.eventId}'`);
+          expect(typedRow, sample.event).toMatchObject(data);
+          expect(comparable(typedRow), sample.event).toEqual(comparable(untypedRow));
+        }
+      });
+
+      it("refuses a typed event by the same rules, naming the field as sent, and counts it alike", async () => {
+        const before = await quality("element_click");
+        const typed = await failure(ingest.send({ typed: { case: "elementClick", value: { elementType: "", pageType: "x" } } }));
+        const untyped = await failure(ingest.send({ event: "element_click", data: { element_type: "", page_type: "x" } }));
+        expect(typed).toEqual({ code: Code.InvalidArgument, message: "element_click.element_type: must not be empty", fields: ["element_click.element_type"] });
+        expect(untyped).toEqual({ code: Code.InvalidArgument, message: "data.element_type: must not be empty", fields: ["data.element_type"] });
+        const bad = await failure(ingest.send({ typed: { case: "pageViewStart", value: { pageViewId: "nope", pageType: "movie" } } }));
+        expect(bad.message).toBe('page_view_start.page_view_id: must be a UUID, got "nope"');
+        const nul = await failure(ingest.send({ typed: { case: "elementClick", value: { elementType: "a\0b", pageType: "x" } } }));
+        expect(nul.fields).toEqual(["element_click.element_type"]);
+        const after = await quality("element_click");
+        expect(Number((after.rejected as Record<string, string>).invalid_data) - Number((before.rejected as Record<string, string> | undefined)?.invalid_data ?? 0)).toBe(3);
+      });
+
+      it("refuses a typed event that also has data, or whose event names another type", async () => {
+        const both = await failure(ingest.send({ event: "element_click", data: { element_type: "m", page_type: "x" }, typed: { case: "elementClick", value: { elementType: "m", pageType: "x" } } }));
+        expect(both).toEqual({ code: Code.InvalidArgument, message: "data: must be absent when element_click is set", fields: ["data"] });
+        const other = await failure(ingest.send({ event: "video_complete", typed: { case: "elementClick", value: { elementType: "m", pageType: "x" } } }));
+        expect(other).toEqual({ code: Code.InvalidArgument, message: 'event: names "video_complete" but element_click is set', fields: ["event"] });
+        const same = await ingest.send({ event: "element_click", typed: { case: "elementClick", value: { elementType: "m", pageType: "x" } } });
+        expect(same.status).toBe(EventStatus.ACCEPTED);
+      });
+
+      it("de-duplicates across the two forms", async () => {
+        const id = randomUUID();
+        const first = await ingest.send({ eventId: id, typed: { case: "videoComplete", value: { videoId: "d", durationTotal: true } } });
+        const again = await ingest.send({ eventId: id, event: "video_complete", data: { video_id: "d", duration_total: true } });
+        expect([first.status, again.status]).toEqual([EventStatus.ACCEPTED, EventStatus.DUPLICATE]);
+        await drained(app);
+        expect(await clickhouseRows(app, "video_complete", `event_id = '${id}'`)).toHaveLength(1);
+      });
+
+      it("judges typed and untyped events of one batch alike", async () => {
+        const answer = await ingest.sendBatch({
+          events: [
+            { typed: { case: "searchFilter", value: { searchQuery: "q", filters: "" } } },
+            { typed: { case: "qualityChange", value: { videoId: "v", oldQuality: 0, newQuality: 1080 } } },
+            { event: "quality_change", data: { video_id: "v", old_quality: 0, new_quality: 1080 } },
+            { event: "search_filter", data: { search_query: "q", filters: "" }, typed: { case: "searchFilter", value: { searchQuery: "q" } } },
+          ],
+        });
+        expect(answer.results.map((result) => [result.status, result.reason, result.message])).toEqual([
+          [EventStatus.ACCEPTED, RejectReason.UNSPECIFIED, ""],
+          [EventStatus.REJECTED, RejectReason.INVALID_DATA, "quality_change.old_quality: must be at least 1, got 0"],
+          [EventStatus.REJECTED, RejectReason.INVALID_DATA, "data.old_quality: must be at least 1, got 0"],
+          [EventStatus.REJECTED, RejectReason.INVALID_ENVELOPE, "data: must be absent when search_filter is set"],
+        ]);
+      });
+    });
+  }
+});
