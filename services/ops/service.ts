@@ -1,6 +1,6 @@
 import { isUuid } from "../core/validate.js";
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type pg from "pg";
 import {
@@ -9,12 +9,17 @@ import {
   QueueStatusSchema,
   StoreStatusSchema,
   AnalyticsStatusSchema,
+  Metric,
+  SeriesSchema,
+  type GetTimeSeriesRequest,
   type Job,
 } from "../../gen/funnel/ops/v1/ops_pb.js";
 import type { ClickHouse } from "../core/clickhouse.js";
 import { probeClickHouse, probePostgres, type StoreProbe } from "../core/health.js";
 import type { JobRecord, Jobs } from "../core/jobs/jobs.js";
 import { version } from "../core/version.js";
+import { eventTypes } from "../ingest/registry.js";
+import { countSeries, type SeriesQuery } from "./time-series.js";
 
 export interface OpsDeps {
   readonly pool: pg.Pool;
@@ -74,6 +79,49 @@ function requireRedrivable(jobs: Jobs, queue: string, what: string): void {
   if (hint !== undefined) {
     throw new ConnectError(`${what}: jobs of ${source} are not retried or redriven, their work has moved on and they would do nothing; replay it with ${hint}`, Code.FailedPrecondition);
   }
+}
+
+const MAX_BUCKETS = 10_080;
+const MAX_STEP_SECONDS = 31 * 86_400;
+/** ClickHouse's DateTime64 reaches from 1900 to 2299; before the epoch nothing is stored. */
+const EARLIEST = Date.UTC(1970, 0, 1);
+const LATEST = Date.UTC(2300, 0, 1);
+const POSTBACK_METRICS = new Set([Metric.POSTBACK_ATTEMPTS, Metric.POSTBACK_EVENTS]);
+
+/** Validates a GetTimeSeries request, filling in the defaults. */
+function seriesQuery(req: GetTimeSeriesRequest): SeriesQuery {
+  const invalid = (message: string): never => {
+    throw new ConnectError(message, Code.InvalidArgument);
+  };
+  if (req.metric === Metric.UNSPECIFIED) invalid("metric: required");
+  if (Metric[req.metric] === undefined) invalid(`metric: unknown value ${req.metric}`);
+  const to = req.to !== undefined ? timestampDate(req.to) : new Date();
+  const from = req.from !== undefined ? timestampDate(req.from) : new Date(to.getTime() - 3_600_000);
+  for (const [field, at] of [["from", from], ["to", to]] as const) {
+    if (!(at.getTime() >= EARLIEST && at.getTime() <= LATEST)) invalid(`${field}: must lie between 1970 and 2299`);
+  }
+  if (from >= to) invalid("from: must be before to");
+  let stepSeconds = 60;
+  if (req.step !== undefined) {
+    const ms = durationMs(req.step);
+    if (req.step.nanos !== 0 || ms < 1_000 || ms > MAX_STEP_SECONDS * 1000) invalid("step: must be whole seconds, from 1 s to 31 days");
+    stepSeconds = ms / 1000;
+  }
+  if (req.metric === Metric.INGEST_REJECTED && stepSeconds % 86_400 !== 0) invalid("step: METRIC_INGEST_REJECTED is counted per UTC day, so step must be a whole number of days");
+  const buckets = Math.floor((to.getTime() - 1) / 1000 / stepSeconds) - Math.floor(from.getTime() / 1000 / stepSeconds) + 1;
+  if (buckets > MAX_BUCKETS) invalid(`step: the range holds ${buckets} buckets of ${stepSeconds} s, at most ${MAX_BUCKETS}; take a longer step or a shorter range`);
+  const only = (field: string, value: string, applies: boolean, what: string) => {
+    if (value !== "" && !applies) invalid(`${field}: filters ${what} only`);
+  };
+  only("partner_id", req.partnerId, POSTBACK_METRICS.has(req.metric), "METRIC_POSTBACK_ATTEMPTS and METRIC_POSTBACK_EVENTS");
+  only("integration", req.integration, req.metric === Metric.SEEN_ATTEMPTS, "METRIC_SEEN_ATTEMPTS");
+  only("tracker_id", req.trackerId, req.metric === Metric.TRACKER_HITS, "METRIC_TRACKER_HITS");
+  only("event_type", req.eventType, req.metric === Metric.INGEST_EVENTS || req.metric === Metric.INGEST_REJECTED, "METRIC_INGEST_EVENTS and METRIC_INGEST_REJECTED");
+  if (req.partnerId.length > 64) invalid("partner_id: at most 64 characters");
+  if (req.integration.length > 63) invalid("integration: at most 63 characters");
+  if (req.trackerId !== "" && !isUuid(req.trackerId)) invalid("tracker_id: must be a UUID");
+  if (req.eventType !== "" && !eventTypes.has(req.eventType)) invalid(`event_type: one of ${[...eventTypes.keys()].join(", ")}`);
+  return { metric: req.metric, from, to, stepSeconds, partnerId: req.partnerId, integration: req.integration, trackerId: req.trackerId, eventType: req.eventType };
 }
 
 /** Implements `funnel.ops.v1.OpsService` over the runtime's stores and jobs. */
@@ -143,8 +191,15 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       return { cancelled: done, notFound };
     },
 
-    getTimeSeries() {
-      throw new ConnectError("GetTimeSeries is not served yet", Code.Unimplemented);
+    async getTimeSeries(req, ctx) {
+      const query = seriesQuery(req);
+      const result = await countSeries({ clickhouse: deps.clickhouse, pool: deps.pool }, query, ctx.signal);
+      return {
+        metric: query.metric,
+        step: durationFromMs(query.stepSeconds * 1000),
+        buckets: result.buckets.map((bucket) => timestampFromDate(bucket)),
+        series: result.series.map((series) => create(SeriesSchema, { key: series.key, values: series.values.map(BigInt), total: BigInt(series.total) })),
+      };
     },
 
     queryAnalytics() {
