@@ -4,6 +4,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import type { App } from "../services/app.js";
+import { pixelCookie } from "../services/tracker/pixel.js";
 import { runCliAsAdmin } from "./support/cli.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 
@@ -204,6 +205,41 @@ describe("tracker", () => {
       await eventsOnceThere(id, ok);
       await app.streamer?.drain();
       expect(await events(id)).toHaveLength(ok);
+    });
+
+    it("answers ?format=gif with a transparent 1×1 GIF (200) and records the hit; refuses other formats", async () => {
+      const id = await newTracker("gif");
+      const res = await fetch(`${app.url}/track?id=${id}&format=gif`, { headers: { accept: "image/avif,image/webp,image/*,*/*;q=0.8" } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("image/gif");
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("set-cookie")).toMatch(/^user_id=[0-9a-f-]{36}; /);
+      const gif = Buffer.from(await res.arrayBuffer());
+      expect(gif.subarray(0, 6).toString("latin1")).toBe("GIF89a");
+      expect([gif.readUInt16LE(6), gif.readUInt16LE(8)]).toEqual([1, 1]);
+      expect(gif.at(-1)).toBe(0x3b);
+      // An <img>'s Accept header alone does not change the answer: the default stays 204.
+      const plain = await fetch(`${app.url}/track?id=${id}`, { headers: { accept: "image/avif,image/webp,image/*,*/*;q=0.8" } });
+      expect(plain.status).toBe(204);
+      expect(await eventsOnceThere(id, 2)).toHaveLength(2);
+      const other = await get(app.url, `/track?id=${id}&format=png`);
+      expect(other.status).toBe(400);
+      expect(JSON.parse(other.body)).toEqual({ error: 'format: must be "gif" or absent (204)' });
+      expect(other.headers["set-cookie"]).toBeUndefined();
+    });
+
+    it("writes the cookie for the scheme and the settings: None; Secure over HTTPS, Lax over HTTP, the configured Domain and SameSite", () => {
+      const userId = "3f2b8a9e-5c4d-4e6f-8a1b-2c3d4e5f6a7b";
+      const over = (scheme: "http" | "https") => ({ ip: "192.0.2.1", scheme, host: "pixel.example.com", url: `${scheme}://pixel.example.com/track` });
+      const base = `user_id=${userId}; Max-Age=34560000; Path=/`;
+      const defaults = { domain: undefined, sameSite: undefined };
+      expect(pixelCookie(userId, over("https"), defaults)).toBe(`${base}; HttpOnly; SameSite=None; Secure`);
+      expect(pixelCookie(userId, over("http"), defaults)).toBe(`${base}; HttpOnly; SameSite=Lax`);
+      expect(pixelCookie(userId, over("https"), { domain: "example.com", sameSite: undefined })).toBe(`${base}; Domain=example.com; HttpOnly; SameSite=None; Secure`);
+      expect(pixelCookie(userId, over("https"), { domain: undefined, sameSite: "lax" })).toBe(`${base}; HttpOnly; SameSite=Lax; Secure`);
+      expect(pixelCookie(userId, over("http"), { domain: undefined, sameSite: "strict" })).toBe(`${base}; HttpOnly; SameSite=Strict`);
+      // None without Secure is refused by browsers: it always carries Secure.
+      expect(pixelCookie(userId, over("http"), { domain: undefined, sameSite: "none" })).toBe(`${base}; HttpOnly; SameSite=None; Secure`);
     });
 
     it("rejects methods other than GET", async () => {

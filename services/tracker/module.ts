@@ -32,6 +32,7 @@ export const trackerModule: ServiceModule = {
         analytics: ctx.analytics,
         clickhouse: ctx.clickhouse,
         proxies: new TrustedProxies(ctx.config.trustedProxies),
+        cookie: { domain: ctx.config.trackerCookieDomain, sameSite: ctx.config.trackerCookieSameSite },
         log: ctx.log,
         metrics: ctx.metrics,
       }),

@@ -2,7 +2,8 @@ import { isUuid } from "../core/validate.js";
 import { randomUUID } from "node:crypto";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import type { ClickHouse } from "../core/clickhouse.js";
-import type { TrustedProxies } from "../core/client-address.js";
+import type { ClientOrigin, TrustedProxies } from "../core/client-address.js";
+import type { CookieSameSite } from "../core/config.js";
 import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
 import { counter, type Registry } from "../core/metrics.js";
@@ -17,11 +18,48 @@ export const TRACKER_EVENTS = "tracker_events";
 const COOKIE_MAX_AGE_SECONDS = 400 * 86_400;
 const NO_STORE = { "cache-control": "no-store" };
 
+/**
+ * A transparent 1×1 GIF89a, for `?format=gif`: an `<img>` then fires `load`
+ * and shows nothing. Header and logical screen (1×1, a two-colour table),
+ * the table, a graphic control extension making colour 0 transparent, one
+ * image of one pixel (LZW: clear, index 0, end) and the trailer.
+ */
+const TRANSPARENT_GIF = Buffer.from(
+  "474946383961" + "01000100" + "800000" + "000000" + "ffffff" + "21f90401000000" + "00" + "2c000000000100010000" + "0202440100" + "3b",
+  "hex",
+);
+
+/** How the `user_id` cookie is written (TRACKER_COOKIE_DOMAIN, TRACKER_COOKIE_SAMESITE). */
+export interface PixelCookieOptions {
+  /** `Domain` attribute; undefined: a host-only cookie. */
+  readonly domain: string | undefined;
+  /** Fixed `SameSite`; undefined: `None` over HTTPS, `Lax` over plain HTTP. */
+  readonly sameSite: CookieSameSite | undefined;
+}
+
+const SAME_SITE_WORDS: Readonly<Record<CookieSameSite, string>> = { lax: "Lax", strict: "Strict", none: "None" };
+
+/**
+ * The `Set-Cookie` value for `userId`. Over HTTPS (the request's own TLS, or
+ * `X-Forwarded-Proto: https` from a trusted proxy) it is `SameSite=None;
+ * Secure` unless configured otherwise, so a page on another site that
+ * embeds the pixel sends it back; over plain HTTP `SameSite=Lax`, as
+ * browsers refuse `None` without `Secure` and `Secure` cookies from plain
+ * HTTP. `SameSite=None` always carries `Secure`.
+ */
+export function pixelCookie(userId: string, origin: ClientOrigin, options: PixelCookieOptions): string {
+  const sameSite = options.sameSite ?? (origin.scheme === "https" ? "none" : "lax");
+  const secure = origin.scheme === "https" || sameSite === "none";
+  const domain = options.domain === undefined ? "" : `; Domain=${options.domain}`;
+  return `user_id=${userId}; Max-Age=${COOKIE_MAX_AGE_SECONDS}; Path=/${domain}; HttpOnly; SameSite=${SAME_SITE_WORDS[sameSite]}${secure ? "; Secure" : ""}`;
+}
+
 export interface PixelDeps {
   readonly cache: TrackerCache;
   readonly analytics: AnalyticsAppender;
   readonly clickhouse: ClickHouse;
   readonly proxies: TrustedProxies;
+  readonly cookie: PixelCookieOptions;
   readonly log: Logger;
   readonly metrics: Registry;
 }
@@ -53,7 +91,7 @@ function onlyGet(req: HttpRequest, res: HttpResponse): boolean {
 
 /** `GET /track` (the pixel) and `GET /stats`. */
 export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
-  const { cache, analytics, clickhouse, proxies, log } = deps;
+  const { cache, analytics, clickhouse, proxies, cookie, log } = deps;
   const hits = counter(deps.metrics, "funnel_tracker_hits_total", "Pixel requests by outcome.", ["result"]);
   // Bound once: the label lookup is not repeated on every hit.
   const outcome = {
@@ -65,7 +103,14 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
 
   const track: HttpRoute = async (req, res) => {
     if (!onlyGet(req, res)) return;
-    const id = queryOf(req).get("id");
+    const query = queryOf(req);
+    const id = query.get("id");
+    const format = query.get("format");
+    // The URL alone chooses the answer: browsers send `Accept: image/*` for every <img>, so it says nothing.
+    if (format !== null && format !== "gif") {
+      outcome.badRequest.inc();
+      return sendJson(res, 400, { error: 'format: must be "gif" or absent (204)' }, NO_STORE);
+    }
     if (id === null || id === "") {
       outcome.badRequest.inc();
       return sendJson(res, 400, { error: "id: required (a tracker UUID)" }, NO_STORE);
@@ -111,11 +156,13 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
       return sendJson(res, 503, { error: "hit not recorded; retry" }, { "retry-after": "1", ...NO_STORE });
     }
     outcome.recorded.inc();
-    const secure = origin.scheme === "https" ? "; Secure" : "";
-    res.writeHead(204, {
-      "set-cookie": `user_id=${userId}; Max-Age=${COOKIE_MAX_AGE_SECONDS}; Path=/; HttpOnly; SameSite=Lax${secure}`,
-      ...NO_STORE,
-    });
+    const setCookie = pixelCookie(userId, origin, cookie);
+    if (format === "gif") {
+      res.writeHead(200, { "set-cookie": setCookie, "content-type": "image/gif", "content-length": TRANSPARENT_GIF.length, ...NO_STORE });
+      res.end(TRANSPARENT_GIF);
+      return;
+    }
+    res.writeHead(204, { "set-cookie": setCookie, ...NO_STORE });
     res.end();
   };
 
