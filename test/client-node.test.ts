@@ -69,7 +69,10 @@ describe("@funnel/client against the server", () => {
       const read = async (timeoutMs?: number) => {
         const started = Date.now();
         const stream = funnel.seenFeed.subscribe({ topic: "client.feed", consumer: `deadline-${protocol}` }, timeoutMs === undefined ? {} : { timeoutMs });
-        const code = await outcome(Array.fromAsync(stream));
+        const drain = async () => {
+          for await (const message of stream) expect.fail(`no message was expected, got ${message.message?.id}`);
+        };
+        const code = await outcome(drain());
         return { code, elapsedMs: Date.now() - started };
       };
       const byDefault = await read();
@@ -101,7 +104,7 @@ describe("@funnel/client against the server", () => {
       expect(await status).toBe("healthy");
       expect(retries.length).toBeGreaterThanOrEqual(1);
       expect(retries.every((event) => event.method.name === "GetStatus" && event.error.code === Code.Unavailable)).toBe(true);
-      const { trackers } = await funnel.tracker.listTrackers({ limit: 1000 });
+      const { trackers } = await funnel.tracker.listTrackers({ pageSize: 1000 });
       expect(trackers.map((tracker) => tracker.value)).not.toContain("not-retried");
     });
   });
