@@ -18,10 +18,14 @@ COPY package.json ./
 COPY gen ./gen
 COPY services ./services
 COPY cli ./cli
+COPY console ./console
 # `funnel` (the ops CLI) on PATH: `docker compose exec api funnel status`. Then
 # a smoke test: loading the entry point imports every module, so a runtime import
 # of a package that the production install lacks fails the build, not the start.
+# The console's bundle is built here, into node_modules/.cache/funnel-console,
+# which the unprivileged user below could not write: the API serves it from there.
 RUN printf '#!/bin/sh\nexec node /app/cli/bin.js "$@"\n' > /usr/local/bin/funnel \
+ && node services/bin.js build-console \
  && chmod 755 /usr/local/bin/funnel \
  && node services/bin.js --help 2>&1 | grep -q 'usage: funnel-server'
 USER node

@@ -1,6 +1,3 @@
-import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -11,9 +8,11 @@ import { AnalyticsStreamer, analyticsBacklog } from "./core/analytics/streamer.j
 import { createAdminAuthInterceptor } from "./core/auth.js";
 import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
+import { consoleRoutes } from "./core/console.js";
 import { createErrorInterceptor } from "./core/errors.js";
 import { probeClickHouse, probePostgres } from "./core/health.js";
 import { registerHealth } from "./core/health-service.js";
+import { createIdentityResolver, developmentSecret, identityOptionsFromConfig } from "./core/identity/index.js";
 import { sendJson, startHttpServer, type HttpRoute } from "./core/http-server.js";
 import { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
@@ -24,6 +23,7 @@ import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
 import { registerReflection } from "./core/reflection.js";
 import { createRequestCheckInterceptor } from "./core/request-check.js";
+import { readOrCreateSecret } from "./core/secret-file.js";
 import { StatisticsKeeper } from "./core/statistics.js";
 import type { Role, ServiceModule, StartedModule } from "./module.js";
 import { serviceModules } from "./modules.js";
@@ -87,12 +87,9 @@ async function resolveAdminToken(config: Config, log: Logger): Promise<string> {
     throw new Error("FUNNEL_ADMIN_TOKEN is required when DATABASE_URL is set (only the embedded mode generates one)");
   }
   const file = join(config.dataDir, "admin-token");
-  if (existsSync(file)) return (await readFile(file, "utf8")).trim();
-  await mkdir(config.dataDir, { recursive: true });
-  const token = randomBytes(24).toString("base64url");
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
-  log.info({ file }, "generated a development admin token; the CLI reads it from this file");
-  return token;
+  const { secret, created } = await readOrCreateSecret(file);
+  if (created) log.info({ file }, "generated a development admin token; the CLI reads it from this file");
+  return secret;
 }
 
 
@@ -119,7 +116,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   try {
     const adminToken = await resolveAdminToken(config, log);
+    const tokenSecret = await developmentSecret(config, log);
     const metrics = createMetricsRegistry({ maxLabelValues: config.metricsMaxPartnerSeries });
+    const identity = createIdentityResolver({ ...identityOptionsFromConfig(config, tokenSecret), log, metrics });
     const postgres = await openPostgres(config, log, metrics);
     closers.push(() => postgres.close());
     const clickhouse = await openClickHouse(config);
@@ -176,6 +175,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         analytics,
         metrics,
         adminToken,
+        identity,
       });
       startedModules.push(running);
       if (running.stop !== undefined) closers.push(() => running.stop?.() ?? Promise.resolve());
@@ -220,8 +220,10 @@ export async function startApp(options: AppOptions): Promise<App> {
       registerHealth(router, { ready: async () => (await probeReadiness()).healthy, intervalMs: HEALTH_WATCH_INTERVAL_MS });
       registerReflection(router);
     };
+    const consoleServing = api ? consoleRoutes(log) : undefined;
     const routes = new Map<string, HttpRoute>([
       ...(api ? startedModules.flatMap((module) => [...(module.routes ?? [])]) : []),
+      ...(consoleServing?.exact ?? []),
       ...operationsRoutes,
     ]);
     // Series name partners and integrations: never on the public port.
@@ -233,6 +235,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       log,
       rpc,
       routes,
+      ...(consoleServing !== undefined ? { prefixRoutes: consoleServing.prefix } : {}),
       interceptors: [
         createErrorInterceptor(log, metrics),
         createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),

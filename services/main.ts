@@ -1,13 +1,16 @@
 import { startApp, type Role } from "./app.js";
-import { ConfigError, parseConfig } from "./core/config.js";
+import { ConfigError, configDeprecations, parseConfig } from "./core/config.js";
+import { loadConsole } from "./core/console.js";
 import { createLogger } from "./core/logger.js";
 import { onShutdownSignal } from "./core/signals.js";
 
-const usage = `usage: funnel-server [all|api|worker]
+const usage = `usage: funnel-server [all|api|worker|build-console]
 
-  all     every API and worker in one process (default; the embedded mode)
-  api     the API server only (Connect, gRPC, gRPC-Web and plain HTTP on PORT)
-  worker  job and analytics workers only`;
+  all            every API and worker in one process (default; the embedded mode)
+  api            the API server only (Connect, gRPC, gRPC-Web and plain HTTP on PORT)
+  worker         job and analytics workers only
+  build-console  build the console into node_modules/.cache/funnel-console and exit
+                 (the API otherwise builds it on the first request to /console/)`;
 
 const roleSets: Record<string, readonly Role[]> = {
   all: ["api", "worker"],
@@ -17,6 +20,11 @@ const roleSets: Record<string, readonly Role[]> = {
 
 async function main(): Promise<void> {
   const arg = process.argv[2] ?? "all";
+  if (arg === "build-console") {
+    const files = await loadConsole(createLogger("info"));
+    console.error(`console built: ${[...files.keys()].join(", ")}`);
+    return;
+  }
   const roles = roleSets[arg];
   if (arg === "--help" || arg === "-h" || roles === undefined) {
     console.error(usage);
@@ -33,11 +41,13 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
+  for (const notice of configDeprecations()) log.warn(notice);
   const app = await startApp({ config, roles, log });
   onShutdownSignal(log, config.shutdownTimeoutMs + 5_000, () => app.stop());
   const lines = [`Funnel is running (${roles.join(" + ")}): Postgres ${app.postgres.backend}, ClickHouse ${app.clickhouse.backend}`];
   if (roles.includes("api")) {
     lines.push(
+      `  console: ${app.url}/console/`,
       `  API (Connect, gRPC, gRPC-Web): ${app.url}`,
       `  pixel:   ${app.url}/track?id=<tracker uuid>   stats: ${app.url}/stats?tracker_id=<uuid>&from=<day>&to=<day>`,
     );

@@ -116,6 +116,22 @@ describe.skipIf(nginx === undefined)("behind nginx (deploy/nginx)", () => {
     ]);
   });
 
+  it("redirects / to the console and serves it with its policy and cache headers through the proxy", async () => {
+    const root = await request(`${proxy.httpUrl}/`);
+    expect(root.status).toBe(302);
+    expect(root.headers.location).toBe("/console/");
+    const page = await request(`${proxy.httpUrl}/console/`);
+    expect(page.status).toBe(200);
+    expect(page.headers["content-security-policy"]).toContain("connect-src 'self'");
+    expect(page.headers["cache-control"]).toBe("no-cache");
+    const script = /src="\.\/(main-[A-Z0-9]{8}\.js)"/.exec(page.body)?.[1] ?? "";
+    const bundle = await request(`${proxy.httpUrl}/console/${script}`);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    expect(bundle.headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+    expect((await request(`${proxy.httpUrl}/console/../package.json`)).status).toBe(404);
+  });
+
   it("answers /stats through the proxy", async () => {
     const admin = createClient(TrackerService, createGrpcTransport({ baseUrl: proxy.grpcUrl, interceptors: [withToken] }));
     const id = (await admin.createTracker({ value: "counted" })).tracker?.uuid ?? "";

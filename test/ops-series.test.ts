@@ -2,11 +2,14 @@ import { durationFromMs, timestampDate, timestampFromDate } from "@bufbuild/prot
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Metric, OpsService, type GetTimeSeriesRequest } from "../gen/funnel/ops/v1/ops_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Metric, OpsService, type GetTimeSeriesRequestSchema } from "../gen/funnel/ops/v1/ops_pb.js";
 import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import type { App } from "../services/app.js";
 import { callIngest, drained } from "./support/ingest.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
+
+type SeriesRequest = MessageInitShape<typeof GetTimeSeriesRequestSchema>;
 
 const at = (iso: string) => timestampFromDate(new Date(iso));
 
@@ -22,7 +25,7 @@ async function failure(call: Promise<unknown>): Promise<ConnectError | undefined
 describe("OpsService.GetTimeSeries", () => {
   let app: App;
   let ops: Client<typeof OpsService>;
-  const series = async (req: Partial<GetTimeSeriesRequest>) => {
+  const series = async (req: SeriesRequest) => {
     const res = await ops.getTimeSeries(req);
     return {
       buckets: res.buckets.map((bucket) => timestampDate(bucket).toISOString()),
@@ -119,12 +122,12 @@ describe("OpsService.GetTimeSeries", () => {
   });
 
   it("refuses a bad request naming the field, and callers without the admin token", async () => {
-    const cases: [Partial<GetTimeSeriesRequest>, RegExp][] = [
+    const cases: [SeriesRequest, RegExp][] = [
       [{}, /^metric: required/],
       [{ metric: 99 as Metric }, /^metric: unknown value 99/],
       [{ metric: Metric.TRACKER_HITS, from: at("2026-01-02T00:00:00Z"), to: at("2026-01-01T00:00:00Z") }, /^from: must be before to/],
       [{ metric: Metric.TRACKER_HITS, from: at("1960-01-01T00:00:00Z") }, /^from: must lie between 1970 and 2299/],
-      [{ metric: Metric.TRACKER_HITS, step: { seconds: 1n, nanos: 500_000_000 } }, /^step: must be whole seconds/],
+      [{ metric: Metric.TRACKER_HITS, step: durationFromMs(1_500) }, /^step: must be whole seconds/],
       [{ metric: Metric.TRACKER_HITS, step: durationFromMs(0) }, /^step: must be whole seconds/],
       [{ metric: Metric.TRACKER_HITS, from: at("2026-01-01T00:00:00Z"), to: at("2026-02-01T00:00:00Z"), step: durationFromMs(60_000) }, /^step: the range holds 44640 buckets/],
       [{ metric: Metric.INGEST_REJECTED }, /^step: METRIC_INGEST_REJECTED is counted per UTC day/],

@@ -31,6 +31,8 @@ export interface HttpServerOptions {
   readonly interceptors: readonly Interceptor[];
   /** Plain routes by exact path. */
   readonly routes: ReadonlyMap<string, HttpRoute>;
+  /** Plain routes for every path that starts with the key (e.g. `/console/`), tried after `routes`. */
+  readonly prefixRoutes?: ReadonlyMap<string, HttpRoute>;
   /** Largest accepted RPC message, in bytes. */
   readonly readMaxBytes: number;
   /** Cross-origin access for browser-facing paths. */
@@ -236,6 +238,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     fallback: (req, res) => answerNoRoute(req, res as unknown as HttpResponse),
   });
   const cors = options.cors !== undefined ? createCors(options.cors) : undefined;
+  const prefixes = [...(options.prefixRoutes ?? [])];
+  const prefixRoute = (path: string): HttpRoute | undefined => prefixes.find(([prefix]) => path.startsWith(prefix))?.[1];
   const handle = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     const url = req.url ?? "/";
     const query = url.indexOf("?");
@@ -265,7 +269,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     // Plain routes (pixel, health, metrics) first: they are the hot path and
     // need nothing from the RPC router.
     if (cors?.(req as HttpRequest, res as unknown as HttpResponse, path) === true) return;
-    const route = options.routes.get(path);
+    const route = options.routes.get(path) ?? prefixRoute(path);
     if (route !== undefined) runRoute(route, path, req as HttpRequest, res as unknown as HttpResponse);
     // connect-es throws, uncaught, on a request that names no authority
     // (HTTP/1.0 without Host, HTTP/2 without :authority); both RPC paths refuse it.
