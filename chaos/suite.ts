@@ -135,7 +135,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     METRICS_PORT: String(await freePort()),
     POSTBACK_ALLOW_PRIVATE: "true",
     SEEN_ALLOW_PRIVATE: "true",
-    SHUTDOWN_TIMEOUT_MS: "10000",
+    SHUTDOWN_TIMEOUT_SECONDS: "10",
     JOBS_HEARTBEAT_SECONDS: "2",
     JOBS_PROCESS_STALE_SECONDS: "10",
   });

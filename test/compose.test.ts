@@ -4,7 +4,7 @@ import { BlockList } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { configVariables, parseConfig } from "../services/core/config.js";
+import { configVariables, deprecatedVariables, parseConfig } from "../services/core/config.js";
 import { nginxTemplate, templateVariables } from "./support/nginx.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -157,7 +157,10 @@ describe("docker-compose.yml", () => {
     const known = new Set<string>(configVariables);
     for (const [name, service] of funnelServices) {
       const env = service.environment ?? {};
-      for (const variable of Object.keys(env)) expect(known.has(variable), `${name}: ${variable} is not a Funnel setting`).toBe(true);
+      for (const variable of Object.keys(env)) {
+        expect(deprecatedVariables, `${name}: ${variable} is a deprecated name`).not.toContain(variable);
+        expect(known.has(variable), `${name}: ${variable} is not a Funnel setting`).toBe(true);
+      }
       // Separate roles need both servers and the token (docs/operations.md, "Process roles").
       expect(Object.keys(env)).toEqual(expect.arrayContaining(["DATABASE_URL", "CLICKHOUSE_URL", "FUNNEL_ADMIN_TOKEN", "TRUSTED_PROXIES"]));
       const values = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, interpolate(String(value), { FUNNEL_ADMIN_TOKEN: "0123456789abcdef0123" })]));
@@ -231,7 +234,7 @@ describe("Dockerfile", () => {
 });
 
 describe("configuration variables", () => {
-  it("parseConfig reads every listed variable", () => {
+  it("parseConfig reads every listed variable and every deprecated name, nothing else", () => {
     const read = new Set<string>();
     const env = new Proxy({}, {
       get: (_target, name) => {
@@ -240,12 +243,12 @@ describe("configuration variables", () => {
       },
     });
     parseConfig(env, "/");
-    expect([...read].sort()).toEqual([...configVariables].sort());
+    expect([...read].sort()).toEqual([...configVariables, ...deprecatedVariables].sort());
   });
 
   it("docs/configuration.md documents exactly those", async () => {
     const page = await text("docs/configuration.md");
     const documented = [...page.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((match) => match[1]);
-    expect(documented.sort()).toEqual([...configVariables].sort());
+    expect(documented.sort()).toEqual([...configVariables, ...deprecatedVariables].sort());
   });
 });

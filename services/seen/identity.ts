@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { optionalBearerToken } from "../core/auth.js";
 import type { TrustedProxies } from "../core/client-address.js";
-import type { SeenIdentityField } from "../core/config.js";
+import type { SeenIdentityField } from "./settings.js";
 import type { Claims, IdentityResolver } from "../core/identity/index.js";
 import { checkText } from "../core/text.js";
 
