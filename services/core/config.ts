@@ -38,7 +38,6 @@ import {
 } from "./settings.js";
 
 export { ConfigError } from "./settings.js";
-export { cookieSameSites, type CookieSameSite } from "../tracker/settings.js";
 
 /** Log levels accepted by `LOG_LEVEL`, as pino names them. */
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import type { ClickHouse } from "../core/clickhouse.js";
 import type { ClientOrigin, TrustedProxies } from "../core/client-address.js";
-import type { CookieSameSite } from "../core/config.js";
+import type { CookieSameSite } from "./settings.js";
 import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
 import { counter, type Registry } from "../core/metrics.js";
