@@ -65,8 +65,21 @@ export function createPartnerService(deps: { repository: PostbackRepository; dir
       return { partner: partnerToProto(await find(req.id)) };
     },
 
-    async listPartners() {
-      return { partners: (await repository.listPartners()).map(partnerToProto) };
+    async listPartners(req) {
+      if (req.query.length > 200) throw new ConnectError("query: at most 200 characters", Code.InvalidArgument);
+      if (req.pageSize > 1_000) throw new ConnectError(`page_size: at most 1000, got ${req.pageSize}`, Code.InvalidArgument);
+      const after = req.pageToken === "" ? "" : Buffer.from(req.pageToken, "base64url").toString();
+      if (req.pageToken !== "" && partnerIdProblem(after) !== undefined) throw new ConnectError("page_token: not a token this service issued", Code.InvalidArgument);
+      // Without a page size every match comes in one answer, as before pages existed.
+      const limit = req.pageSize === 0 ? 1_000_000 : req.pageSize;
+      const { partners, total } = await repository.searchPartners({ query: req.query, after, limit: limit + 1, ...(req.enabled !== undefined ? { enabled: req.enabled } : {}) });
+      const page = partners.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        partners: page.map(partnerToProto),
+        nextPageToken: partners.length > limit && last !== undefined ? Buffer.from(last.id).toString("base64url") : "",
+        totalCount: BigInt(total),
+      };
     },
 
     async deletePartner(req) {

@@ -132,6 +132,21 @@ export function createPostbackRepository(pool: pg.Pool) {
       return rows.map(toPartner);
     },
 
+    /**
+     * One page of partners by id after `after`, those whose id or name
+     * contains `query` (any case) and, when set, with that `enabled`; with
+     * the number of matches over every page.
+     */
+    async searchPartners(filter: { query: string; enabled?: boolean; after: string; limit: number }): Promise<{ partners: StoredPartner[]; total: number }> {
+      const pattern = `%${filter.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const where = "($1 = '%%' OR id ILIKE $1 OR name ILIKE $1) AND ($2::boolean IS NULL OR enabled = $2)";
+      const [page, count] = await Promise.all([
+        pool.query<PartnerRecord>(`SELECT ${PARTNER_COLUMNS} FROM postback_partners WHERE ${where} AND id > $3 ORDER BY id LIMIT $4`, [pattern, filter.enabled ?? null, filter.after, filter.limit]),
+        pool.query<{ total: number }>(`SELECT count(*)::int AS total FROM postback_partners WHERE ${where}`, [pattern, filter.enabled ?? null]),
+      ]);
+      return { partners: page.rows.map(toPartner), total: count.rows[0]?.total ?? 0 };
+    },
+
     async getPartner(id: string): Promise<StoredPartner | undefined> {
       const { rows } = await pool.query<PartnerRecord>(`SELECT ${PARTNER_COLUMNS} FROM postback_partners WHERE id = $1`, [id]);
       return rows[0] === undefined ? undefined : toPartner(rows[0]);
