@@ -1,64 +1,10 @@
-import http from "node:http";
-import http2 from "node:http2";
 import net from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { App } from "../services/app.js";
 import { UnaryJsonRoutes } from "../services/core/unary-json.js";
+import { overHttp1, overHttp2 } from "./support/raw-http.js";
 import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
-
-/** Headers that describe the connection or the moment, not the answer. */
-const TRANSPORT = new Set(["date", "connection", "keep-alive", "transfer-encoding", ":status"]);
-
-function answer(status: number, raw: Record<string, string | string[] | number | undefined>, body: string): Answer {
-  const headers: Record<string, string> = {};
-  for (const [key, value] of Object.entries(raw)) if (!TRANSPORT.has(key) && value !== undefined) headers[key] = String(value);
-  return { status, headers, body };
-}
-
-/** The call over HTTP/1.1: Funnel's unary JSON path serves it. */
-function overHttp1(url: string, path: string, headers: Record<string, string>, body: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve(answer(res.statusCode ?? 0, res.headers, text)));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-/** The same call over HTTP/2 cleartext: connect-es serves it. */
-function overHttp2(url: string, path: string, headers: Record<string, string>, body: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url);
-    session.on("error", reject);
-    const stream = session.request({ ":method": "POST", ":path": path, ...headers, "content-length": String(Buffer.byteLength(body)) });
-    let status = 0;
-    let received: http2.IncomingHttpHeaders = {};
-    let text = "";
-    stream.setEncoding("utf8");
-    stream.on("response", (head) => {
-      status = Number(head[":status"]);
-      received = head;
-    });
-    stream.on("data", (chunk: string) => (text += chunk));
-    stream.on("end", () => {
-      session.close();
-      resolve(answer(status, received, text));
-    });
-    stream.on("error", reject);
-    stream.end(body);
-  });
-}
 
 // Each request names its own request id, so both paths echo the same one and the answers compare whole.
 const JSON_HEADERS = { "content-type": "application/json", "x-request-id": "unary-json-comparison" };

@@ -1,3 +1,4 @@
+import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { createAsyncIterable, encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, contentTypeUnaryJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
@@ -43,11 +44,14 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /**
  * How both RPC paths (connect-es and Funnel's unary JSON path) parse
  * requests. `textDecoder` is a documented option of connect-es's JSON
- * serialization, passed through its handler options.
+ * serialization, passed through its handler options. Unknown JSON keys are
+ * refused (connect-es ignores them unless told): a misspelled `event_id`
+ * would otherwise be dropped without a word, and de-duplication with it.
  */
 export const requestParsing = {
   binaryOptions: { recursionLimit: MAX_MESSAGE_NESTING },
   jsonOptions: {
+    ignoreUnknownFields: false,
     recursionLimit: MAX_MESSAGE_NESTING,
     textDecoder: {
       decode(input?: Uint8Array): string {
@@ -60,6 +64,73 @@ export const requestParsing = {
     },
   },
 };
+
+/** What protobuf-es says of a JSON key the message does not have. */
+const UNKNOWN_KEY = /^cannot decode message ([\w.]+) from JSON: key "(.*)" is unknown$/s;
+
+/** Messages whose JSON is not an object of their fields: their keys are not field names. */
+const OWN_JSON = new Set([
+  "google.protobuf.Any",
+  "google.protobuf.Struct",
+  "google.protobuf.Value",
+  "google.protobuf.ListValue",
+  "google.protobuf.Timestamp",
+  "google.protobuf.Duration",
+  "google.protobuf.FieldMask",
+]);
+
+const SIMPLE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** A key's path under `path`: `.key` when it reads plainly, else `["key"]` (shortened, escaped). */
+const keyPath = (path: string, key: string): string =>
+  SIMPLE_KEY.test(key) ? (path === "" ? key : `${path}.${key}`) : `${path}[${JSON.stringify(key.slice(0, 64))}]`;
+
+/**
+ * The path of the first key of `json` that `schema` has no field for
+ * (`events[1].sesion_id`, proto names on the way), walking only where
+ * messages are; undefined when there is none.
+ */
+export function findUnknownKey(schema: DescMessage, json: unknown, path = "", depth = 0): string | undefined {
+  if (json === null || typeof json !== "object" || Array.isArray(json) || OWN_JSON.has(schema.typeName) || depth > MAX_MESSAGE_NESTING) return undefined;
+  if (schema.typeName.startsWith("google.protobuf.") && schema.typeName.endsWith("Value")) return undefined;
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    const field = schema.fields.find((candidate) => candidate.name === key || candidate.jsonName === key);
+    if (field === undefined) return keyPath(path, key);
+    const at = path === "" ? field.name : `${path}.${field.name}`;
+    let found: string | undefined;
+    if (field.fieldKind === "message") found = findUnknownKey(field.message, value, at, depth + 1);
+    else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
+      for (let i = 0; i < value.length && found === undefined; i += 1) found = findUnknownKey(field.message, value[i], `${at}[${i}]`, depth + 1);
+    } else if (field.fieldKind === "map" && field.mapKind === "message" && value !== null && typeof value === "object") {
+      for (const [entry, item] of Object.entries(value as Record<string, unknown>)) {
+        found = findUnknownKey(field.message, item, keyPath(at, entry), depth + 1);
+        if (found !== undefined) break;
+      }
+    }
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * `error` as `<path>: unknown field` when it is protobuf-es refusing an
+ * unknown JSON key of a request of `schema`, else `error` itself. The path is
+ * found in `body` (the request's JSON); without it, or when it does not
+ * show, the key alone is named.
+ */
+export function namingUnknownKey(error: ConnectError, schema: DescMessage, body: Uint8Array | undefined): ConnectError {
+  const match = error.code === Code.InvalidArgument ? UNKNOWN_KEY.exec(error.rawMessage) : null;
+  if (match === null) return error;
+  let path: string | undefined;
+  if (body !== undefined) {
+    try {
+      path = findUnknownKey(schema, JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")));
+    } catch {
+      path = undefined;
+    }
+  }
+  return new ConnectError(`${path ?? keyPath("", match[2] as string)}: unknown field`, Code.InvalidArgument);
+}
 
 /** Set when a call's interceptors run: what tells a request fault from a server fault. */
 const callStartedKey = createContextKey(false, { description: "the RPC's interceptors ran" });
@@ -99,28 +170,52 @@ export function createRequestFaultInterceptor(): Interceptor {
   };
 }
 
+/** Request content types whose messages are JSON: Connect unary and streaming, gRPC and gRPC-Web. */
+const JSON_TYPE = /^application\/(?:json|connect\+json|grpc\+json|grpc-web\+json)(?:;|$)/i;
+
+const isByteStream = (body: unknown): body is AsyncIterable<Uint8Array> =>
+  typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+
+/** Passes `body` on, keeping its chunks in `kept`. */
+async function* keeping(body: AsyncIterable<Uint8Array>, kept: Uint8Array[]): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    kept.push(chunk);
+    yield chunk;
+  }
+}
+
+/** The JSON of the request's message: the whole body, or an enveloped protocol's first frame. */
+function firstMessage(chunks: readonly Uint8Array[], type: string): Uint8Array {
+  const body = Buffer.concat(chunks);
+  if (/^application\/json/i.test(type)) return body;
+  return body.byteLength >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : body;
+}
+
 async function readAll(body: AsyncIterable<Uint8Array> | undefined): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   if (body !== undefined) for await (const chunk of body) chunks.push(chunk);
   return chunks.length === 1 ? (chunks[0] as Uint8Array) : new Uint8Array(Buffer.concat(chunks));
 }
 
+/** What a fault's error becomes: an unknown JSON key named by its path (see {@link namingUnknownKey}). */
+type Explain = (error: ConnectError) => ConnectError;
+
 /** gRPC: the status is in the trailers, set by the time the handler resolves (nothing else was sent). */
-function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
+function rewriteGrpc(res: UniversalServerResponse, explain: Explain): UniversalServerResponse {
   const error = res.trailer !== undefined ? findTrailerError(res.trailer) : undefined;
   if (error === undefined || !isRequestFault(error)) return res;
-  return { ...res, trailer: setTrailerStatus(new Headers(), requestFault(error)) };
+  return { ...res, trailer: setTrailerStatus(new Headers(), requestFault(explain(error))) };
 }
 
 /** gRPC-Web: the body is the one trailer frame. */
-async function rewriteGrpcWeb(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+async function rewriteGrpcWeb(res: UniversalServerResponse, explain: Explain): Promise<UniversalServerResponse> {
   const body = await readAll(res.body);
   const kept = { ...res, body: createAsyncIterable([body]) };
   // A compressed trailer frame is left alone: an error message this short is never compressed.
   if (body.byteLength < 5 || body[0] !== trailerFlag) return kept;
   const error = findTrailerError(trailerParse(body.subarray(5)));
   if (error === undefined || !isRequestFault(error)) return kept;
-  const trailer = setTrailerStatus(new Headers(), requestFault(error));
+  const trailer = setTrailerStatus(new Headers(), requestFault(explain(error)));
   return { ...res, body: createAsyncIterable([encodeEnvelope(trailerFlag, trailerSerialize(trailer))]) };
 }
 
@@ -129,7 +224,7 @@ async function rewriteGrpcWeb(res: UniversalServerResponse): Promise<UniversalSe
  * Besides `internal`, `unimplemented` before the call is the caller's too (a
  * compression the server does not know), and Connect would send it as a 501.
  */
-async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+async function rewriteConnectUnary(res: UniversalServerResponse, explain: Explain): Promise<UniversalServerResponse> {
   // Anything else is no Connect error body (a 505 for a bidi call over HTTP/1.1 has none).
   if (res.header?.get("content-type") !== contentTypeUnaryJson || res.header.has("content-encoding")) return res;
   const body = await readAll(res.body);
@@ -141,7 +236,7 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
     return kept;
   }
   if (!isRequestFault(error) && error.code !== Code.Unimplemented) return kept;
-  const fault = requestFault(error);
+  const fault = requestFault(explain(error));
   const answer = errorToJsonBytes(fault, undefined);
   const header = new Headers(res.header);
   header.set("content-length", String(answer.byteLength));
@@ -155,14 +250,20 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
  * interceptors).
  */
 export function answerRequestFaults(handler: UniversalHandler): UniversalHandler {
+  // One request message: its bytes are kept to name an unknown key by its path.
+  const single = handler.method.methodKind === "unary" || handler.method.methodKind === "server_streaming";
   const guarded = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
     const values = req.contextValues ?? createContextValues();
-    const res = await handler({ ...req, contextValues: values });
+    const type = req.header.get("content-type") ?? "";
+    const chunks: Uint8Array[] | undefined = single && JSON_TYPE.test(type) && isByteStream(req.body) ? [] : undefined;
+    const body = chunks !== undefined ? keeping(req.body as AsyncIterable<Uint8Array>, chunks) : req.body;
+    const res = await handler({ ...req, body, contextValues: values });
     if (values.get(callStartedKey)) return res;
-    const type = res.header?.get("content-type") ?? "";
-    if (type.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
-    if (type.startsWith("application/grpc")) return rewriteGrpc(res);
-    if (res.status >= 500 || res.status === 400) return rewriteConnectUnary(res);
+    const explain: Explain = (error) => namingUnknownKey(error, handler.method.input, chunks !== undefined ? firstMessage(chunks, type) : undefined);
+    const answered = res.header?.get("content-type") ?? "";
+    if (answered.startsWith("application/grpc-web")) return rewriteGrpcWeb(res, explain);
+    if (answered.startsWith("application/grpc")) return rewriteGrpc(res, explain);
+    if (res.status >= 500 || res.status === 400) return rewriteConnectUnary(res, explain);
     return res;
   };
   return Object.assign(guarded, {

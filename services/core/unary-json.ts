@@ -11,6 +11,7 @@ import {
 } from "@connectrpc/connect";
 import { createMethodSerializationLookup, invokeUnaryImplementation, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
 import { withBadRequest } from "./errors.js";
+import { namingUnknownKey } from "./request-faults.js";
 import type { Logger } from "./logger.js";
 import { codeToHttpStatus, contentTypeUnaryJson, errorToJsonBytes, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 
@@ -142,7 +143,7 @@ export class UnaryJsonRoutes {
     try {
       if (timeout.error !== undefined) throw timeout.error;
       const bytes = await readBody(req, this.#options.readMaxBytes);
-      const input = serialization.getI(false).parse(bytes);
+      const input = parseRequest(method, bytes);
       const output = await invokeUnaryImplementation(spec, context, input, this.#options.interceptors);
       body = serialization.getO(false).serialize(output);
     } catch (caught) {
@@ -165,6 +166,15 @@ export class UnaryJsonRoutes {
     for (const [key, value] of header) out.push(key, value);
     res.writeHead(status, out);
     res.end(body);
+  }
+}
+
+/** The request message; an unknown JSON key is named by its path, as on connect-es's path (request-faults.ts). */
+function parseRequest({ spec, serialization }: UnaryMethod, bytes: Uint8Array): ReturnType<ReturnType<UnaryMethod["serialization"]["getI"]>["parse"]> {
+  try {
+    return serialization.getI(false).parse(bytes);
+  } catch (error) {
+    throw error instanceof ConnectError ? namingUnknownKey(error, spec.method.input, bytes) : error;
   }
 }
 

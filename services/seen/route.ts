@@ -1,9 +1,10 @@
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { MarkSeenResponseSchema } from "../../gen/funnel/seen/v1/seen_pb.js";
+import { MarkSeenRequestSchema, MarkSeenResponseSchema } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { sendJson, type HttpRequest, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
+import { findUnknownKey } from "../core/request-faults.js";
 import { requestLog } from "../core/request-scope.js";
 import type { CallerIdentity } from "./identity.js";
 import type { Marker } from "./marker.js";
@@ -46,6 +47,9 @@ function parseMark(text: string): { tag: string; id: string } {
     throw new ConnectError("body: not JSON (expected {\"tag\": …, \"id\": …})", Code.InvalidArgument);
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw new ConnectError("body: must be a JSON object", Code.InvalidArgument);
+  // As on the RPC paths: a misspelled key is refused, never silently dropped.
+  const unknown = findUnknownKey(MarkSeenRequestSchema, body);
+  if (unknown !== undefined) throw new ConnectError(`${unknown}: unknown field`, Code.InvalidArgument);
   const { tag, id } = body as Record<string, unknown>;
   if (tag !== undefined && typeof tag !== "string") throw new ConnectError("tag: must be a string", Code.InvalidArgument);
   if (id !== undefined && typeof id !== "string") throw new ConnectError("id: must be a string", Code.InvalidArgument);
