@@ -118,7 +118,7 @@ export type SettingValues<S extends Settings> = { readonly [K in keyof S]: S[K] 
 
 /** The settings one module owns, documented together. */
 export interface SettingGroup<S extends Settings = Settings> {
-  /** The module that declares and reads them: `core`, `services/seen`. */
+  /** The module that declares and reads them: `services/core`, `services/seen`. */
   readonly owner: string;
   /** The heading of their table in the docs. */
   readonly title: string;
