@@ -227,7 +227,7 @@ describe("funnel jobs", () => {
     const redrive = await funnel(["jobs", "redrive", "--queue", "postback.deliver.dead"], env());
     expect(redrive.code).toBe(1);
     expect(redrive.stderr).toMatch(/^funnel: FailedPrecondition: queue: jobs of postback\.deliver are not retried or redriven, .*funnel deliveries replay/);
-    const id = await app.jobs.send(deliverQueue, { deliveryId: "00000000-0000-0000-0000-000000000001", attempt: 1, generation: 1 });
+    const id = await app.jobs.send(deliverQueue, { deliveryId: "00000000-0000-0000-0000-000000000001", attempt: 1, replay: 1 });
     const retry = await funnel(["jobs", "retry", id], env());
     expect(retry.code).toBe(1);
     expect(retry.stderr).toMatch(new RegExp(`^funnel: FailedPrecondition: ids: ${id}: jobs of postback\\.deliver are not retried or redriven, .*funnel deliveries replay`));

@@ -5,8 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus, type Delivery } from "../gen/funnel/postback/v1/delivery_pb.js";
 import { EventKind } from "../gen/funnel/postback/v1/partner_pb.js";
 import type { App } from "../services/app.js";
-import { createAttemptLog } from "../services/postback/attempt-log.js";
-import { createPostbackRepository, type AttemptResult } from "../services/postback/repository.js";
+import { createAttemptLog, type Attempt, type AttemptOutcome, type Delivery as EngineDelivery } from "../services/core/delivery/index.js";
+import { createPostbackDeliveries } from "../services/postback/deliveries.js";
+import { createPostbackMetrics } from "../services/postback/metrics.js";
+import { createPartnerDirectory } from "../services/postback/partner-directory.js";
+import { createPostbackRepository, type DeliveryRow } from "../services/postback/repository.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, testPartner, type PostbackClients } from "./support/postback-clients.js";
 import { deliveriesSettled, eventually, startTestApp } from "./support/stores.js";
@@ -162,22 +165,23 @@ describe("postback delivery: retries, dead letters, replay", () => {
     expect(metrics).toMatch(/funnel_postback_attempts_total\{partner="batch",outcome="delivered"\} 3/);
   });
 
-  it("records one of two results for the same attempt, the current generation's over a stale one, and none for a cancelled postback", async () => {
+  it("records one of two results for the same attempt, the current replay's over a stale one, and none for a cancelled postback", async () => {
     const repository = createPostbackRepository(app.pool);
-    const log = createAttemptLog({ repository, jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
-    const generationOf = async (id: string) => (await app.pool.query<{ generation: number }>(`SELECT generation FROM postbacks WHERE id = $1`, [id])).rows[0]!.generation;
-    const result = (id: string, partnerId: string, generation: number, outcome: AttemptResult["outcome"], httpStatus: number): AttemptResult => {
+    const { store } = createPostbackDeliveries({
+      repository,
+      directory: createPartnerDirectory(repository),
+      analytics: app.analytics,
+      metrics: createPostbackMetrics(app.metrics, repository),
+    });
+    const log = createAttemptLog({ group: "postback_attempts", queue: postbackDeliverQueue, store, jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
+    const load = async (id: string): Promise<EngineDelivery<DeliveryRow>> => (await store.load([id]))[0]!;
+    const result = (delivery: EngineDelivery<DeliveryRow>, outcome: AttemptOutcome, httpStatus: number): Attempt<DeliveryRow> => {
       const attemptedAt = new Date();
       return {
-        deliveryId: id,
+        delivery,
         attempt: 1,
-        generation,
-        partnerId,
-        event: "install",
-        stag: `${partnerId}_click`,
-        clickId: "click",
         method: "GET",
-        url: `${partner.url}/${partnerId}`,
+        url: `${partner.url}/${delivery.row.partnerId}`,
         httpStatus,
         responseBody: Buffer.alloc(0),
         durationMs: 1,
@@ -191,8 +195,8 @@ describe("postback delivery: retries, dead letters, replay", () => {
      * Records `results` as one group: two results of an unknown postback take
      * both commit slots first, so the rest wait and go together.
      */
-    const recordTogether = async (results: AttemptResult[]): Promise<boolean[]> => {
-      const filler = result(randomUUID(), "nobody", 0, "delivered", 200);
+    const recordTogether = async (results: Attempt<DeliveryRow>[]): Promise<boolean[]> => {
+      const filler = result({ ...results[0]!.delivery, id: randomUUID() }, "delivered", 200);
       const answers = await Promise.all([filler, filler, ...results].map((r) => log.record(r)));
       expect(answers.slice(0, 2)).toEqual([false, false]);
       return answers.slice(2);
@@ -206,8 +210,8 @@ describe("postback delivery: retries, dead letters, replay", () => {
 
     // Two results of attempt 1 in one group: the first counts, the second changes nothing.
     const twin = await held("twin");
-    const twinGeneration = await generationOf(twin);
-    expect(await recordTogether([result(twin, "twin", twinGeneration, "delivered", 200), result(twin, "twin", twinGeneration, "retry", 503)])).toEqual([true, false]);
+    const twinDelivery = await load(twin);
+    expect(await recordTogether([result(twinDelivery, "delivered", 200), result(twinDelivery, "retry", 503)])).toEqual([true, false]);
     // The worker's own attempt 1 comes back later and is not recorded either; no next attempt was queued.
     await deliveriesSettled(app, postbackDeliverQueue, [twin]);
     const delivery = (await api.deliveries.getDelivery({ id: twin })).delivery;
@@ -215,18 +219,20 @@ describe("postback delivery: retries, dead letters, replay", () => {
     expect(delivery?.attemptLog.map((a) => [a.attempt, a.httpStatus, a.outcome])).toEqual([[1, 200, "delivered"]]);
     expect(partner.received("/twin")).toHaveLength(1);
 
-    // Replayed while attempt 1 was out: the stale generation's result, though first, does not hide the current one's.
+    // Replayed while attempt 1 was out: the stale replay's result, though first, does not hide the current one's.
     const replayed = await held("replayed");
-    const stale = await generationOf(replayed);
+    const stale = await load(replayed);
     await repository.transaction((tx) => repository.restartDeliveries(tx, { ids: [replayed] }));
-    expect(await recordTogether([result(replayed, "replayed", stale, "delivered", 200), result(replayed, "replayed", stale + 1, "delivered", 200)])).toEqual([false, true]);
+    const current = await load(replayed);
+    expect(current.replay).toBe(stale.replay + 1);
+    expect(await recordTogether([result(stale, "delivered", 200), result(current, "delivered", 200)])).toEqual([false, true]);
     expect((await api.deliveries.getDelivery({ id: replayed })).delivery?.status).toBe(DeliveryStatus.DELIVERED);
 
     // A postback cancelled while its attempt was out stays cancelled.
     const cancelled = await held("held");
-    const generation = await generationOf(cancelled);
-    expect(await repository.cancelDelivery(cancelled, generation, "partner disabled")).toBe(true);
-    expect(await log.record(result(cancelled, "held", generation, "retry", 503))).toBe(false);
+    const open = await load(cancelled);
+    expect(await store.cancel(open, "partner disabled")).toBe(true);
+    expect(await log.record(result(open, "retry", 503))).toBe(false);
     await deliveriesSettled(app, postbackDeliverQueue, [cancelled]);
     const after = (await api.deliveries.getDelivery({ id: cancelled })).delivery;
     expect(after?.status).toBe(DeliveryStatus.CANCELLED);

@@ -134,7 +134,7 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
         const rows = await repository.restartDeliveries(tx, selection);
         await deps.jobs.sendMany(
           deliverQueue,
-          rows.map((row) => ({ payload: { deliveryId: row.id, attempt: row.attempts + 1, generation: row.generation } })),
+          rows.map((row) => ({ payload: { deliveryId: row.id, attempt: row.attempts + 1, replay: row.replay } })),
           { tx },
         );
         return rows.map((row) => row.id);

@@ -3,12 +3,11 @@ import { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { PostbackService } from "../../gen/funnel/postback/v1/postback_pb.js";
 import { TrustedProxies } from "../core/client-address.js";
 import type { HttpRoute } from "../core/http-server.js";
-import { createGuardedAgent } from "../core/outbound/guard.js";
-import { createSender } from "../core/outbound/send.js";
+import { startDeliveries } from "../core/delivery/index.js";
 import { runPeriodically } from "../core/periodic.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
-import { createAttemptLog } from "./attempt-log.js";
+import { createPostbackDeliveries } from "./deliveries.js";
 import { createDeliveryService } from "./delivery-service.js";
 import { createDownloadRoute } from "./download-route.js";
 import { createPostbackMetrics } from "./metrics.js";
@@ -19,7 +18,6 @@ import { deliverQueue } from "./queue.js";
 import { createRecorder } from "./recorder.js";
 import { createPostbackRepository } from "./repository.js";
 import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
-import { createDeliveryWorker } from "./worker.js";
 
 /** Rows one housekeeping statement deletes, so a large clean-up never holds long locks. */
 const CLEANUP_BATCH = 5_000;
@@ -49,23 +47,17 @@ export const postbackModule: ServiceModule = {
     const stops: (() => Promise<void>)[] = [];
 
     if (ctx.roles.includes("worker")) {
-      const guard = { allowPrivate: config.postbackAllowPrivate, allowSetting: "POSTBACK_ALLOW_PRIVATE" };
-      const agent = createGuardedAgent(guard);
-      const stopping = new AbortController();
-      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics, metrics: ctx.metrics });
-      const deliver = createDeliveryWorker({
-        repository,
-        directory,
-        send: createSender({ ...guard, agent, userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES }),
-        attempts,
-        metrics,
+      const deliveries = await startDeliveries({
+        kind: createPostbackDeliveries({ repository, directory, analytics: ctx.analytics, metrics }),
+        queue: deliverQueue,
+        group: "postback_attempts",
+        jobs: ctx.jobs,
+        analytics: ctx.analytics,
+        metrics: ctx.metrics,
         log: ctx.log,
-        stopping: stopping.signal,
-      });
-      const localConcurrency = Math.min(4, config.postbackConcurrency);
-      await ctx.jobs.work(deliverQueue, deliver, {
-        localConcurrency,
-        batchSize: Math.ceil(config.postbackConcurrency / localConcurrency),
+        concurrency: config.postbackConcurrency,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        outbound: { allowPrivate: config.postbackAllowPrivate, allowSetting: "POSTBACK_ALLOW_PRIVATE", userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES },
       });
 
       const cleanup = async (): Promise<void> => {
@@ -77,11 +69,7 @@ export const postbackModule: ServiceModule = {
 
       stops.push(async () => {
         await periodic.stop();
-        // Requests in flight get half the shutdown budget to finish and be
-        // recorded, then end as retryable failures.
-        await ctx.jobs.stopWorking(deliverQueue, { graceMs: config.shutdownTimeoutMs / 2, inFlight: stopping });
-        await attempts.drain();
-        await agent.close();
+        await deliveries.stop();
       });
     }
 

@@ -93,7 +93,7 @@ export function createRecorder(deps: RecorderDeps) {
           deviceId: event.deviceId,
           occurredAt: event.occurredAt,
         });
-        await deps.jobs.send(deliverQueue, { deliveryId, attempt: 1, generation: 0 }, { tx });
+        await deps.jobs.send(deliverQueue, { deliveryId, attempt: 1 }, { tx });
       }
       await deps.analytics.appendInTransaction(tx, "postback_events", [
         {

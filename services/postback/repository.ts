@@ -1,18 +1,17 @@
+import type { Attempt } from "../core/delivery/index.js";
 import { withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { EventName, PartnerConfig, StoredPartner } from "./partner.js";
 
 /** Where a postback stands (the `status` column). */
 export type DeliveryStatusName = "pending" | "retrying" | "delivered" | "dead" | "cancelled";
-/** What one attempt led to. */
-export type AttemptOutcome = "delivered" | "retry" | "dead";
-
 /** A row of `postbacks`: one postback to one partner. */
 export interface DeliveryRow extends NewDelivery {
   readonly status: DeliveryStatusName;
   readonly attempts: number;
   readonly attemptBase: number;
-  readonly generation: number;
+  /** Replays so far (the `generation` column). */
+  readonly replay: number;
   readonly lastHttpStatus: number | null;
   readonly lastError: string | null;
   readonly nextAttemptAt: Date | null;
@@ -22,28 +21,14 @@ export interface DeliveryRow extends NewDelivery {
   readonly createdUs: number;
 }
 
-/** A row of `postback_deliveries`: one HTTP attempt. */
-export interface AttemptRow {
+/** A row of `postback_deliveries`: one HTTP attempt, with the facts of its postback. */
+export interface AttemptRow
+  extends Pick<Attempt<DeliveryRow>, "attempt" | "method" | "url" | "httpStatus" | "responseBody" | "durationMs" | "error" | "outcome" | "attemptedAt"> {
   readonly deliveryId: string;
-  readonly attempt: number;
   readonly partnerId: string;
   readonly event: EventName;
   readonly stag: string;
   readonly clickId: string;
-  readonly method: string;
-  readonly url: string;
-  readonly httpStatus: number | null;
-  readonly responseBody: Buffer;
-  readonly durationMs: number;
-  readonly error: string;
-  readonly outcome: AttemptOutcome;
-  readonly attemptedAt: Date;
-}
-
-/** An attempt with the state it leaves its postback in. */
-export interface AttemptResult extends AttemptRow {
-  readonly generation: number;
-  readonly nextAttemptAt: Date | null;
 }
 
 /** Selects postbacks for lists and replays; unset fields match all. */
@@ -73,7 +58,7 @@ export interface NewDelivery {
 const LEDGER_CODE: Readonly<Record<EventName, string>> = { download: "d", install: "i", authorization: "a" };
 
 const DELIVERY_COLUMNS = `id, partner_id AS "partnerId", event, stag, click_id AS "clickId", params, user_id AS "userId",
-  device_id AS "deviceId", occurred_at AS "occurredAt", status, attempts, attempt_base AS "attemptBase", generation,
+  device_id AS "deviceId", occurred_at AS "occurredAt", status, attempts, attempt_base AS "attemptBase", generation AS replay,
   last_http_status AS "lastHttpStatus", last_error AS "lastError", next_attempt_at AS "nextAttemptAt",
   created_at AS "createdAt", updated_at AS "updatedAt",
   (extract(epoch FROM created_at) * 1000000)::bigint AS "createdUs"`;
@@ -261,17 +246,12 @@ export function createPostbackRepository(pool: pg.Pool) {
 
     /**
      * Records attempts and moves their postbacks on, in the caller's
-     * transaction. An attempt whose postback has moved on meanwhile (a replay,
-     * a duplicate run of the same job, a cancellation) changes nothing; of two
-     * results for the same attempt of the same generation in `results`, only
-     * the first can count.
-     * Returns the attempts that were recorded. The status test is written
-     * `(…) IS TRUE` (here and in `cancelDelivery`) so that only the primary
-     * key serves it: with statistics from when few postbacks were unfinished,
-     * `status IN (…)` let the planner scan every unfinished one instead.
+     * transaction (see `DeliveryStore.recordAttempts` in core/delivery, also
+     * for why the status test reads `(…) IS TRUE`). Returns whether each
+     * attempt was recorded.
      */
-    async recordAttempts(tx: pg.ClientBase, results: readonly AttemptResult[]): Promise<AttemptResult[]> {
-      const status = (result: AttemptResult): DeliveryStatusName => (result.outcome === "retry" ? "retrying" : result.outcome);
+    async recordAttempts(tx: pg.ClientBase, results: readonly Attempt<DeliveryRow>[]): Promise<boolean[]> {
+      const status = (result: Attempt<DeliveryRow>): DeliveryStatusName => (result.outcome === "retry" ? "retrying" : result.outcome);
       const { rows } = await tx.query<{ n: string }>(
         `UPDATE postbacks p
             SET status = u.status, attempts = u.attempt, last_http_status = u.http_status, last_error = NULLIF(u.error, ''),
@@ -284,8 +264,8 @@ export function createPostbackRepository(pool: pg.Pool) {
             AND (p.status IN ('pending', 'retrying')) IS TRUE
           RETURNING u.n`,
         [
-          results.map((r) => r.deliveryId),
-          results.map((r) => r.generation),
+          results.map((r) => r.delivery.id),
+          results.map((r) => r.delivery.replay),
           results.map((r) => r.attempt),
           results.map(status),
           results.map((r) => r.httpStatus),
@@ -295,8 +275,9 @@ export function createPostbackRepository(pool: pg.Pool) {
       );
       // WITH ORDINALITY counts from 1.
       const moved = new Set(rows.map((row) => Number(row.n) - 1));
-      const recorded = results.filter((_, index) => moved.has(index));
-      if (recorded.length === 0) return recorded;
+      const recorded = results.map((_, index) => moved.has(index));
+      const logged = results.filter((_, index) => moved.has(index));
+      if (logged.length === 0) return recorded;
       await tx.query(
         `INSERT INTO postback_deliveries (delivery_id, attempt, partner_id, event, stag, click_id, method, url, http_status,
                                           response_body, duration_ms, error, outcome, attempted_at)
@@ -304,43 +285,43 @@ export function createPostbackRepository(pool: pg.Pool) {
                               $9::int[], $10::bytea[], $11::float8[], $12::text[], $13::text[], $14::timestamptz[])
          ON CONFLICT DO NOTHING`,
         [
-          recorded.map((r) => r.deliveryId),
-          recorded.map((r) => r.attempt),
-          recorded.map((r) => r.partnerId),
-          recorded.map((r) => r.event),
-          recorded.map((r) => r.stag),
-          recorded.map((r) => r.clickId),
-          recorded.map((r) => r.method),
-          recorded.map((r) => r.url),
-          recorded.map((r) => r.httpStatus),
-          recorded.map((r) => r.responseBody),
-          recorded.map((r) => r.durationMs),
-          recorded.map((r) => r.error),
-          recorded.map((r) => r.outcome),
-          recorded.map((r) => r.attemptedAt),
+          logged.map((r) => r.delivery.id),
+          logged.map((r) => r.attempt),
+          logged.map((r) => r.delivery.row.partnerId),
+          logged.map((r) => r.delivery.row.event),
+          logged.map((r) => r.delivery.row.stag),
+          logged.map((r) => r.delivery.row.clickId),
+          logged.map((r) => r.method),
+          logged.map((r) => r.url),
+          logged.map((r) => r.httpStatus),
+          logged.map((r) => r.responseBody),
+          logged.map((r) => r.durationMs),
+          logged.map((r) => r.error),
+          logged.map((r) => r.outcome),
+          logged.map((r) => r.attemptedAt),
         ],
       );
       return recorded;
     },
 
     /** Marks a postback cancelled (partner or event disabled, partner removed) unless it moved on. */
-    async cancelDelivery(id: string, generation: number, reason: string): Promise<boolean> {
+    async cancelDelivery(id: string, replay: number, reason: string): Promise<boolean> {
       const { rowCount } = await pool.query(
         `UPDATE postbacks SET status = 'cancelled', last_error = $3, next_attempt_at = NULL, updated_at = now()
           WHERE id = $1 AND generation = $2 AND (status IN ('pending', 'retrying')) IS TRUE`,
-        [id, generation, reason],
+        [id, replay, reason],
       );
       return rowCount === 1;
     },
 
     /**
-     * Starts a new generation for the listed postbacks, or for up to `limit`
-     * matching the filter, oldest first: pending again, with a fresh budget.
+     * Replays the listed postbacks, or up to `limit` matching the filter,
+     * oldest first: pending again, with a fresh budget, one replay more.
      */
     async restartDeliveries(
       tx: pg.ClientBase,
       selection: { ids: readonly string[] } | { filter: DeliveryFilter; limit: number },
-    ): Promise<{ id: string; attempts: number; generation: number }[]> {
+    ): Promise<{ id: string; attempts: number; replay: number }[]> {
       const values: unknown[] = [];
       let chosen: string;
       if ("ids" in selection) {
@@ -351,11 +332,11 @@ export function createPostbackRepository(pool: pg.Pool) {
         values.push(selection.limit);
         chosen = `SELECT id FROM postbacks WHERE ${where} ORDER BY created_at LIMIT $${values.length} FOR UPDATE`;
       }
-      const { rows } = await tx.query<{ id: string; attempts: number; generation: number }>(
+      const { rows } = await tx.query<{ id: string; attempts: number; replay: number }>(
         `UPDATE postbacks SET status = 'pending', generation = generation + 1, attempt_base = attempts, next_attempt_at = NULL,
                 last_error = NULL, updated_at = now()
           WHERE id IN (${chosen})
-          RETURNING id, attempts, generation`,
+          RETURNING id, attempts, generation AS replay`,
         values,
       );
       return rows;

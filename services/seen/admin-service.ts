@@ -111,8 +111,8 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
         const row = rows.get(id);
         return row?.status === "dead" ? [row] : [];
       });
-      // A job for the attempt a dead delivery ended on is what the worker takes as a redrive:
-      // it revives the delivery and starts a new round (see worker.ts).
+      // A job for the attempt a dead delivery ended on is what the engine takes as a redriven dead letter:
+      // it replays the delivery, a new round of attempts (see core/delivery/worker.ts).
       if (dead.length > 0) await deps.jobs.sendMany(deliverQueue, dead.map((row) => ({ payload: { deliveryId: row.id, attempt: row.attempts } })));
       return {
         replayed: dead.map((row) => row.id),

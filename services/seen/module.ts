@@ -1,15 +1,14 @@
-import { createGuardedAgent } from "../core/outbound/guard.js";
-import { createSender } from "../core/outbound/send.js";
 import { SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
 import { SeenFeedService } from "../../gen/funnel/seen/v1/feed_pb.js";
 import { SeenService } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { TrustedProxies } from "../core/client-address.js";
+import { startDeliveries } from "../core/delivery/index.js";
 import { createIdentityResolver, identityOptionsFromConfig } from "../core/identity/index.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
 import { createSeenAdminService } from "./admin-service.js";
-import { createAttemptLog } from "./attempt-log.js";
 import { SeenCleanup } from "./cleanup.js";
+import { createSeenDeliveries } from "./deliveries.js";
 import { createFeedService, TopicWaker } from "./feed.js";
 import { createCallerIdentity } from "./identity.js";
 import { createMarker } from "./marker.js";
@@ -19,7 +18,6 @@ import { createSeenRepository } from "./repository.js";
 import { createSeenRoute, SEEN_PATH } from "./route.js";
 import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
 import { createSeenService } from "./service.js";
-import { createDeliveryWorker } from "./worker.js";
 
 /** How often a subscriber re-reads its topic when no notification came. */
 const FEED_POLL_MS = 1_000;
@@ -43,23 +41,17 @@ export const seenModule: ServiceModule = {
     };
 
     if (ctx.roles.includes("worker")) {
-      const stopping = new AbortController();
-      const guard = { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE" };
-      const agent = createGuardedAgent(guard);
-      const send = createSender({ ...guard, agent, userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES });
-      const attempts = createAttemptLog({ repository, jobs: ctx.jobs, analytics: ctx.analytics, metrics: ctx.metrics });
-      const deliver = createDeliveryWorker({
-        repository,
-        attempts,
-        send,
-        metrics,
+      const deliveries = await startDeliveries({
+        kind: createSeenDeliveries({ repository, metrics }),
+        queue: deliverQueue,
+        group: "seen_attempts",
+        jobs: ctx.jobs,
+        analytics: ctx.analytics,
+        metrics: ctx.metrics,
         log,
-        stopping: stopping.signal,
-      });
-      const localConcurrency = Math.min(4, config.seenDeliveryConcurrency);
-      await ctx.jobs.work(deliverQueue, deliver, {
-        localConcurrency,
-        batchSize: Math.ceil(config.seenDeliveryConcurrency / localConcurrency),
+        concurrency: config.seenDeliveryConcurrency,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        outbound: { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE", userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES },
       });
       const cleanup = new SeenCleanup({
         repository,
@@ -71,11 +63,7 @@ export const seenModule: ServiceModule = {
       cleanup.start();
       stops.push(async () => {
         await cleanup.stop();
-        // Requests in flight get half the shutdown budget to finish and be
-        // recorded, then end as retryable failures.
-        await ctx.jobs.stopWorking(deliverQueue, { graceMs: config.shutdownTimeoutMs / 2, inFlight: stopping });
-        await attempts.drain();
-        await agent.close();
+        await deliveries.stop();
       });
     }
 

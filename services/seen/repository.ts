@@ -1,4 +1,5 @@
 import { appendFrom } from "../core/analytics/appender.js";
+import type { Attempt } from "../core/delivery/index.js";
 import { withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { Integration, IntegrationInput } from "./integration.js";
@@ -69,21 +70,6 @@ export interface DeliverySummary {
 
 const SUMMARY = `id::text AS id, integration, tag, item_id AS "itemId", status, attempts, last_error AS "lastError",
   created_at AS "createdAt", next_attempt_at AS "nextAttemptAt", finished_at AS "finishedAt"`;
-
-/** One attempt, as recorded. */
-export interface AttemptRecord {
-  readonly deliveryId: string;
-  readonly attempt: number;
-  readonly integration: string;
-  readonly url: string;
-  readonly httpStatus: number | null;
-  readonly responseBody: string;
-  readonly durationMs: number;
-  readonly error: string;
-  readonly outcome: "delivered" | "retry" | "dead";
-  readonly attemptedAt: Date;
-  readonly nextAttemptAt: Date | null;
-}
 
 export interface TopicMessageRow {
   readonly txId: string;
@@ -434,10 +420,10 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /**
-     * Starts a new round of attempts for a dead delivery whose last job was
-     * redriven from the dead-letter queue. False when it is no longer that job's.
+     * Replays a dead delivery whose last job was redriven from the dead-letter
+     * queue: a new round of attempts. False when it is no longer that job's.
      */
-    async revive(id: string, attempts: number): Promise<boolean> {
+    async replayDeadLetter(id: string, attempts: number): Promise<boolean> {
       const { rowCount } = await pool.query(
         `UPDATE seen_deliveries SET status = 'pending', attempt_base = attempts, finished_at = NULL
           WHERE id = $1 AND status = 'dead' AND attempts = $2`,
@@ -459,20 +445,11 @@ export function createSeenRepository(pool: pg.Pool) {
      * Records attempts of one group commit, moves their deliveries on and
      * appends the analytics rows (`lines`, one JSON object per attempt) of
      * those recorded to the `seen_delivery_attempts` stream, with one
-     * statement: in `tx` if given, else committing by itself. An attempt is
-     * recorded only if its delivery is still pending at the attempt before it
-     * (a duplicate run or an overtaken job is not); of the same (delivery,
-     * attempt) twice in `attempts`, the first counts. Returns the indexes in
-     * `attempts` of those recorded; the caller then tells the analytics
-     * streamers (`committed()`).
-     *
-     * `(status = 'pending') IS TRUE` (here and in `cancel`) keeps the pending
-     * index out of the plan: with statistics from when few deliveries were
-     * pending, `status = 'pending'` let the planner scan every pending
-     * delivery to find these few (6 ms with 11,000 pending, against 0.05 ms
-     * by primary key).
+     * statement: in `tx` if given, else committing by itself (see
+     * `DeliveryStore.recordAttempts` in core/delivery, also for why the status
+     * test reads `(…) IS TRUE`). Returns whether each attempt was recorded.
      */
-    async recordAttempts(attempts: readonly AttemptRecord[], lines: readonly string[], tx?: pg.PoolClient): Promise<Set<number>> {
+    async recordAttempts(attempts: readonly Attempt<DeliveryRow>[], lines: readonly string[], tx?: pg.PoolClient): Promise<boolean[]> {
       const { rows } = await (tx ?? pool).query<{ n: number }>({
         name: "seen-record-attempts",
         text: `WITH input AS (
@@ -505,13 +482,13 @@ export function createSeenRepository(pool: pg.Pool) {
           JSON.stringify(
             attempts.map((attempt, n) => ({
               n,
-              delivery_id: attempt.deliveryId,
+              delivery_id: attempt.delivery.id,
               attempt: attempt.attempt,
-              integration: attempt.integration,
+              integration: attempt.delivery.row.integration,
               url: attempt.url,
               http_status: attempt.httpStatus,
               // Postgres text cannot hold NUL (a consumer may answer with one); one bad row would fail the group.
-              response_body: withoutNul(attempt.responseBody),
+              response_body: withoutNul(attempt.responseBody.toString("utf8")),
               duration_ms: attempt.durationMs,
               error: withoutNul(attempt.error),
               outcome: attempt.outcome,
@@ -521,11 +498,12 @@ export function createSeenRepository(pool: pg.Pool) {
             })),
           ),
           // The same ids as an array: the planner sees how few rows to look up by key.
-          attempts.map((attempt) => attempt.deliveryId),
+          attempts.map((attempt) => attempt.delivery.id),
           ATTEMPTS_STREAM,
         ],
       });
-      return new Set(rows.map((row) => row.n));
+      const recorded = new Set(rows.map((row) => row.n));
+      return attempts.map((_, n) => recorded.has(n));
     },
 
     /**

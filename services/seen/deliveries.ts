@@ -1,0 +1,58 @@
+import { attemptColumns, deliveryOf, type DeliveryKind, type DeliveryStore } from "../core/delivery/index.js";
+import type { SeenMetrics } from "./metrics.js";
+import type { DeliveryRow, SeenRepository } from "./repository.js";
+import { deliveryRequest } from "./sender.js";
+
+/** What an api integration without a timeout or backoff of its own gets. */
+const DEFAULT_TIMEOUT_MS = 5_000;
+const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 3_600_000 };
+
+/**
+ * Seen's api deliveries as a delivery kind: rows of `seen_deliveries`,
+ * attempts in `seen_delivery_attempts` (Postgres and ClickHouse), each
+ * attempt a POST of the JSON body fixed with the mark. Without an attempt
+ * limit, retries end with the mark's retention. A dead delivery is replayed
+ * by redriving its dead letter, which is also what `ReplayDeliveries` does.
+ */
+export function createSeenDeliveries(deps: { repository: SeenRepository; metrics: SeenMetrics }): DeliveryKind<DeliveryRow> {
+  const { repository, metrics } = deps;
+  const store: DeliveryStore<DeliveryRow> = {
+    transaction: repository.transaction,
+    // Seen counts no replays: it replays only dead deliveries, which have no job left to overtake.
+    load: async (ids) => (await repository.deliveries(ids)).map((row) => deliveryOf(row, row.status === "pending" ? "open" : row.status === "dead" ? "dead" : "finished", 0)),
+    cancel: (delivery, reason) => repository.cancel(delivery.id, delivery.attempts, reason),
+    recordAttempts: (attempts, tx) => {
+      const lines = attempts.map((a) => JSON.stringify({ ...attemptColumns(a), integration: a.delivery.row.integration, tag: a.delivery.row.tag, item_id: a.delivery.row.itemId }));
+      return repository.recordAttempts(attempts, lines, tx);
+    },
+    replayDeadLetter: async (delivery) => ((await repository.replayDeadLetter(delivery.id, delivery.attempts)) ? 0 : undefined),
+  };
+  const integration = (row: DeliveryRow) => metrics.integration(row.integration);
+  return {
+    noun: "seen delivery",
+    store,
+    target: (row) => row.integration,
+    prepare({ id, row }, attempt) {
+      if (row.kind !== "api" || row.enabled !== true || row.url === null) {
+        return { cancel: row.kind === null ? `integration ${row.integration} was removed` : `integration ${row.integration} is disabled or no longer an api integration` };
+      }
+      return {
+        request: deliveryRequest({ url: row.url, idempotencyKey: id, attempt, body: JSON.stringify({ delivery_id: id, ...row.body }), timeoutMs: row.timeoutMs ?? DEFAULT_TIMEOUT_MS }),
+        budget: {
+          maxAttempts: row.maxAttempts ?? 0,
+          backoff: { initialMs: row.initialBackoffMs ?? DEFAULT_BACKOFF.initialMs, maxMs: row.maxBackoffMs ?? DEFAULT_BACKOFF.maxMs },
+          until: { at: row.giveUpAt, reason: "the mark's retention ends before the next attempt" },
+        },
+      };
+    },
+    observe: {
+      recorded(row, outcome) {
+        metrics.deliveries.inc({ integration: integration(row), outcome });
+        if (outcome !== "delivered") return;
+        const seenAt = Date.parse(String(row.body.seen_at));
+        if (!Number.isNaN(seenAt)) metrics.latency.observe({ integration: integration(row) }, (Date.now() - seenAt) / 1000);
+      },
+      cancelled: (row) => metrics.deliveries.inc({ integration: integration(row), outcome: "cancelled" }),
+    },
+  };
+}
