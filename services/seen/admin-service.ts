@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { SeenDeliverySchema, TagRetentionSchema, type SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
+import { SeenAttemptSchema, SeenDeliverySchema, TagRetentionSchema, TopicConsumerSchema, TopicSchema, type SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
 import type { Jobs } from "../core/jobs/jobs.js";
 import { integrationFromMessage, integrationToMessage } from "./integration.js";
 import { deliverQueue } from "./queue.js";
-import type { DeliverySummary, SeenRepository } from "./repository.js";
+import type { DeliveryAttempt, DeliveryCursor, DeliverySummary, SeenRepository } from "./repository.js";
 import { requireIntegrationName, requireMs, requireTag } from "./validation.js";
 
 const TEN_YEARS_MS = 3_650 * 86_400_000;
@@ -24,8 +24,18 @@ function requireDeliveryIds(ids: readonly string[], field = "ids"): string[] {
   return ids.map((id) => id.toLowerCase());
 }
 
-const deliveryMessage = (row: DeliverySummary) =>
+/** Reads a `page_token` that `ListDeliveries` wrote: the last row's creation time (µs) and id. */
+function decodeCursor(token: string): DeliveryCursor {
+  const [createdUs = "", id = ""] = Buffer.from(token, "base64url").toString().split(".", 2);
+  if (!/^\d{1,17}$/.test(createdUs) || !UUID.test(id)) throw invalid("page_token: not a token this service issued");
+  return { createdUs, id };
+}
+
+const deliveryMessage = (row: DeliverySummary, attempts: readonly DeliveryAttempt[] = []) =>
   create(SeenDeliverySchema, {
+    attemptLog: attempts.map((attempt) =>
+      create(SeenAttemptSchema, { ...attempt, responseBody: attempt.responseBody.slice(0, 1024), attemptedAt: timestampFromDate(attempt.attemptedAt) }),
+    ),
     id: row.id,
     integration: row.integration,
     tag: row.tag,
@@ -93,15 +103,29 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
       const integration = req.integration === "" ? "" : requireIntegrationName(req.integration, "integration");
       if (req.status !== "" && !STATUSES.includes(req.status)) throw invalid(`status: one of ${STATUSES.join(", ")}, got "${req.status.slice(0, 80)}"`);
       if (req.limit < 0 || req.limit > 1000) throw invalid(`limit: 0 to 1000, got ${req.limit}`);
-      const rows = await repository.listDeliveries({ integration, status: req.status, limit: req.limit === 0 ? 100 : req.limit });
-      return { deliveries: rows.map(deliveryMessage) };
+      const tag = req.tag === "" ? "" : requireTag(req.tag, "tag");
+      const from = req.from !== undefined ? timestampDate(req.from) : undefined;
+      const to = req.to !== undefined ? timestampDate(req.to) : undefined;
+      if (from !== undefined && to !== undefined && from >= to) throw invalid("from: must be before to");
+      const limit = req.limit === 0 ? 100 : req.limit;
+      const rows = await repository.listDeliveries(
+        { integration, status: req.status, tag, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) },
+        limit + 1,
+        req.pageToken === "" ? undefined : decodeCursor(req.pageToken),
+      );
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        deliveries: page.map((row) => deliveryMessage(row)),
+        nextPageToken: rows.length > limit && last !== undefined ? Buffer.from(`${last.createdUs}.${last.id}`).toString("base64url") : "",
+      };
     },
 
     async getDelivery(req) {
       const [id = ""] = requireDeliveryIds([req.id], "id");
       const [row] = await repository.deliverySummaries([id]);
       if (row === undefined) throw new ConnectError(`id: no delivery ${id}`, Code.NotFound);
-      return { delivery: deliveryMessage(row) };
+      return { delivery: deliveryMessage(row, await repository.deliveryAttempts(id)) };
     },
 
     async replayDeliveries(req) {
@@ -121,8 +145,29 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
       };
     },
 
-    listTopics() {
-      throw new ConnectError("ListTopics is not served yet", Code.Unimplemented);
+    async listTopics() {
+      const at = (text: string | null) => (text === null ? undefined : timestampFromDate(new Date(text)));
+      return {
+        topics: (await repository.topics()).map((topic) =>
+          create(TopicSchema, {
+            name: topic.topic,
+            integrations: topic.integrations,
+            retention: durationFromMs(topic.retentionSeconds * 1000),
+            messages: BigInt(topic.messages),
+            ...(topic.oldestAt !== null ? { oldestMessageAt: timestampFromDate(topic.oldestAt) } : {}),
+            ...(topic.newestAt !== null ? { newestMessageAt: timestampFromDate(topic.newestAt) } : {}),
+            consumers: topic.consumers.map((consumer) => {
+              const oldest = at(consumer.oldestUnackedAt);
+              return create(TopicConsumerSchema, {
+                name: consumer.name,
+                ackedAt: at(consumer.ackedAt),
+                lagMessages: BigInt(consumer.lagMessages),
+                lagSeconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - timestampDate(oldest).getTime()) / 1000),
+              });
+            }),
+          }),
+        ),
+      };
     },
   };
 }

@@ -71,6 +71,45 @@ export interface DeliverySummary {
 const SUMMARY = `id::text AS id, integration, tag, item_id AS "itemId", status, attempts, last_error AS "lastError",
   created_at AS "createdAt", next_attempt_at AS "nextAttemptAt", finished_at AS "finishedAt"`;
 
+/** What `listDeliveries` selects; empty text and unset times match everything. */
+export interface DeliveryListFilter {
+  readonly integration: string;
+  readonly status: string;
+  readonly tag: string;
+  readonly from?: Date;
+  readonly to?: Date;
+}
+
+/** Where a page of deliveries ends: the last row's creation time (µs since the epoch) and id. */
+export interface DeliveryCursor {
+  readonly createdUs: string;
+  readonly id: string;
+}
+
+/** One attempt of an api delivery, as the admin API shows it. */
+export interface DeliveryAttempt {
+  readonly attempt: number;
+  readonly url: string;
+  readonly httpStatus: number;
+  readonly responseBody: string;
+  readonly durationMs: number;
+  readonly error: string;
+  readonly outcome: string;
+  readonly attemptedAt: Date;
+}
+
+/** A topic with its consumers' positions. */
+export interface TopicSummary {
+  readonly topic: string;
+  readonly integrations: string[];
+  readonly retentionSeconds: number;
+  readonly messages: number;
+  readonly oldestAt: Date | null;
+  readonly newestAt: Date | null;
+  /** Times arrive as JSON text. */
+  readonly consumers: { name: string; ackedAt: string; lagMessages: number; oldestUnackedAt: string | null }[];
+}
+
 export interface TopicMessageRow {
   readonly txId: string;
   readonly seq: string;
@@ -379,12 +418,48 @@ export function createSeenRepository(pool: pg.Pool) {
     },
 
     /** Api deliveries, newest first, of one integration and in one status (each optional). */
-    async listDeliveries(filter: { integration: string; status: string; limit: number }): Promise<DeliverySummary[]> {
-      const { rows } = await pool.query<DeliverySummary>(
-        `SELECT ${SUMMARY} FROM seen_deliveries
-          WHERE ($1 = '' OR integration = $1) AND ($2 = '' OR status = $2)
-          ORDER BY created_at DESC, id DESC LIMIT $3`,
-        [filter.integration, filter.status, filter.limit],
+    async listDeliveries(filter: DeliveryListFilter, limit: number, after?: DeliveryCursor): Promise<(DeliverySummary & DeliveryCursor)[]> {
+      const { rows } = await pool.query<DeliverySummary & DeliveryCursor>(
+        `SELECT ${SUMMARY}, (extract(epoch FROM created_at) * 1000000)::bigint::text AS "createdUs" FROM seen_deliveries
+          WHERE ($1 = '' OR integration = $1) AND ($2 = '' OR status = $2) AND ($3 = '' OR tag = $3)
+            AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+            AND ($6::bigint IS NULL OR (created_at, id) < ('epoch'::timestamptz + $6 * interval '1 microsecond', $7::uuid))
+          ORDER BY created_at DESC, id DESC LIMIT $8`,
+        [filter.integration, filter.status, filter.tag, filter.from ?? null, filter.to ?? null, after?.createdUs ?? null, after?.id ?? null, limit],
+      );
+      return rows;
+    },
+
+    /** Every attempt of one api delivery that Postgres keeps, oldest first. */
+    async deliveryAttempts(id: string): Promise<DeliveryAttempt[]> {
+      const { rows } = await pool.query<DeliveryAttempt>(
+        `SELECT attempt, url, coalesce(http_status, 0) AS "httpStatus", response_body AS "responseBody", duration_ms AS "durationMs",
+                error, outcome, attempted_at AS "attemptedAt"
+           FROM seen_delivery_attempts WHERE delivery_id = $1 ORDER BY attempt`,
+        [id],
+      );
+      return rows;
+    },
+
+    /**
+     * Every topic an integration names: its retention, the messages it holds
+     * and each consumer's lag (messages after its acknowledged position).
+     */
+    async topics(): Promise<TopicSummary[]> {
+      const { rows } = await pool.query<TopicSummary>(
+        `SELECT t.topic, t.integrations, t."retentionSeconds"::float8 AS "retentionSeconds",
+                m.messages::float8 AS messages, m.oldest AS "oldestAt", m.newest AS "newestAt",
+                coalesce((SELECT json_agg(json_build_object('name', c.consumer, 'ackedAt', c.updated_at,
+                                  'lagMessages', l.lag, 'oldestUnackedAt', l.oldest) ORDER BY c.consumer)
+                            FROM seen_topic_consumers c
+                            CROSS JOIN LATERAL (SELECT count(*)::float8 AS lag, min(created_at) AS oldest FROM seen_topic_messages x
+                                                 WHERE x.topic = c.topic AND (x.tx_id, x.seq) > (c.acked_tx_id, c.acked_seq)) l
+                           WHERE c.topic = t.topic), '[]') AS consumers
+           FROM (SELECT topic, array_agg(name ORDER BY name) AS integrations, max(topic_retention_seconds) AS "retentionSeconds"
+                   FROM seen_integrations WHERE kind = 'topic' GROUP BY topic) t
+           CROSS JOIN LATERAL (SELECT count(*) AS messages, min(created_at) AS oldest, max(created_at) AS newest
+                                 FROM seen_topic_messages WHERE topic = t.topic) m
+          ORDER BY t.topic`,
       );
       return rows;
     },
