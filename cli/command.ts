@@ -1,5 +1,5 @@
 import type { ParseArgsConfig } from "node:util";
-import type { Transport } from "@connectrpc/connect";
+import type { FunnelClients } from "@funnel/client";
 
 /** A usage mistake: printed as one line, exit status 2. */
 export class UsageError extends Error {}
@@ -11,8 +11,8 @@ export interface CommandContext {
   readonly flags: Flags;
   /** Positional arguments after the command's words. */
   readonly args: readonly string[];
-  /** Connect transport to the server, carrying the admin token. */
-  readonly transport: Transport;
+  /** A client for every service of the server, carrying the admin token. */
+  readonly clients: FunnelClients;
   readonly out: (text: string) => void;
   /** Whether `--json` was given. */
   readonly json: boolean;
@@ -31,6 +31,12 @@ export interface CommandSet {
   /** Commands by their words, e.g. `"jobs stats"`. */
   readonly commands: Readonly<Record<string, Command>>;
 }
+
+/**
+ * Call options for a bulk call (an import, a replay) that runs as long as it needs: it has no
+ * deadline, and a terminal shows it waiting (see `withProgress`).
+ */
+export const untimed = { timeoutMs: 0 } as const;
 
 /** A string flag, or undefined when absent. */
 export function stringFlag(flags: Flags, name: string): string | undefined {

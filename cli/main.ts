@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createFunnelClients } from "@funnel/client";
 import { UsageError, type Command, type Flags } from "./command.js";
 import { commandSets } from "./commands/index.js";
 import { completionScript } from "./completion.js";
@@ -125,20 +125,10 @@ export async function main(argv: readonly string[], out = (text: string) => cons
   } catch {
     return fail(2, `--url: not a valid URL: ${url}`);
   }
-  const token = adminToken(flags);
-  const transport: Transport = createConnectTransport({
-    baseUrl: url,
-    httpVersion: "1.1",
-    interceptors: [
-      (next) => (req) => {
-        if (token !== "") req.header.set("authorization", `Bearer ${token}`);
-        return next(req);
-      },
-    ],
-  });
+  const clients = createFunnelClients({ baseUrl: url, token: adminToken(flags), protocol: "connect" });
   const args = positionals.slice(name.split(" ").length);
   try {
-    await command({ flags, args, transport, out, json: flags.json === true });
+    await command({ flags, args, clients, out, json: flags.json === true });
     return 0;
   } catch (error) {
     if (error instanceof UsageError) return fail(2, error.message);

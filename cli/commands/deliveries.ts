@@ -1,11 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { jsonOf } from "../json.js";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
-import { DeliveryFilterSchema, DeliverySchema, DeliveryService, DeliveryStatus, type Delivery, type DeliveryFilter } from "../../gen/funnel/postback/v1/delivery_pb.js";
+import { DeliveryFilterSchema, DeliverySchema, DeliveryStatus, type Delivery, type DeliveryFilter } from "../../gen/funnel/postback/v1/delivery_pb.js";
 import { EventKind, HttpMethod } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { parseDuration } from "../../services/core/duration.js";
-import { limitFlag, positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { limitFlag, positionals, printJson, stringFlag, untimed, UsageError, type CommandSet, type Flags } from "../command.js";
 import { withProgress } from "../progress.js";
 import { table } from "../table.js";
 import { eventFlag } from "./partners.js";
@@ -81,16 +80,16 @@ export const deliveryCommands: CommandSet = {
     "funnel deliveries replay --partner acme --status dead",
   ],
   commands: {
-    async "deliveries list"({ transport, flags, json, out }) {
-      const { deliveries, nextPageToken } = await createClient(DeliveryService, transport).listDeliveries({ filter: filterFlags(flags), limit: limitFlag(flags) });
+    async "deliveries list"({ clients, flags, json, out }) {
+      const { deliveries, nextPageToken } = await clients.deliveries.listDeliveries({ filter: filterFlags(flags), limit: limitFlag(flags) });
       if (json) return printJson(out, deliveries.map((d) => jsonOf(DeliverySchema, d)));
       if (deliveries.length === 0) return out("no deliveries");
       out(rows(deliveries));
       if (nextPageToken !== "") out(`(more: narrow the filter or raise --limit)`);
     },
-    async "deliveries show"({ transport, args, json, out }) {
+    async "deliveries show"({ clients, args, json, out }) {
       const [id = ""] = positionals(args, ["ID"], "deliveries show");
-      const { delivery } = await createClient(DeliveryService, transport).getDelivery({ id });
+      const { delivery } = await clients.deliveries.getDelivery({ id });
       if (delivery === undefined) throw new UsageError(`no delivery ${id}`);
       if (json) return printJson(out, jsonOf(DeliverySchema, delivery));
       out(`delivery    ${delivery.id}`);
@@ -117,13 +116,13 @@ export const deliveryCommands: CommandSet = {
         ),
       );
     },
-    async "deliveries replay"({ transport, args, flags, json, out }) {
-      const client = createClient(DeliveryService, transport);
+    async "deliveries replay"({ clients, args, flags, json, out }) {
+      const client = clients.deliveries;
       const filter = filterFlags(flags);
       const hasFilter = filter.partnerId !== "" || filter.event !== EventKind.UNSPECIFIED || filter.status !== DeliveryStatus.UNSPECIFIED || filter.stag !== "" || filter.from !== undefined || filter.to !== undefined;
       if (args.length > 0 && hasFilter) throw new UsageError("deliveries replay: give IDs or filter options, not both");
       if (args.length === 0 && !hasFilter) throw new UsageError("deliveries replay: give IDs or at least one filter option (--partner, --status, …)");
-      const res = await withProgress("replaying postbacks", client.redeliver(args.length > 0 ? { ids: [...args] } : { filter, limit: limitFlag(flags) }));
+      const res = await withProgress("replaying postbacks", client.redeliver(args.length > 0 ? { ids: [...args] } : { filter, limit: limitFlag(flags) }, untimed));
       if (json) return printJson(out, { redelivered: res.redelivered, notFound: res.notFound });
       out(`replayed ${res.redelivered.length} postback(s)`);
       if (res.notFound.length > 0) throw new Error(`no such delivery: ${res.notFound.join(", ")}`);

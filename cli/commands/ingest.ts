@@ -1,6 +1,5 @@
 import { jsonOf } from "../json.js";
-import { createClient } from "@connectrpc/connect";
-import { IngestService, QualityRowSchema } from "../../gen/funnel/ingest/v1/ingest_pb.js";
+import { QualityRowSchema } from "../../gen/funnel/ingest/v1/ingest_pb.js";
 import { type Flags, printJson, stringFlag, UsageError, type CommandSet } from "../command.js";
 import { table } from "../table.js";
 
@@ -23,8 +22,8 @@ export const ingestCommands: CommandSet = {
     "funnel ingest quality --from 2026-01-01 --to 2026-01-07 --json",
   ],
   commands: {
-    async "ingest quality"({ transport, flags, json, out }) {
-      const { rows } = await createClient(IngestService, transport).getQuality({ from: day(flags, "from"), to: day(flags, "to") });
+    async "ingest quality"({ clients, flags, json, out }) {
+      const { rows } = await clients.ingest.getQuality({ from: day(flags, "from"), to: day(flags, "to") });
       if (json) return printJson(out, rows.map((row) => jsonOf(QualityRowSchema, row)));
       if (rows.length === 0) return out("no ingest traffic in that range");
       out(

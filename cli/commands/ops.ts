@@ -1,6 +1,5 @@
 import { jsonOf } from "../json.js";
-import { createClient } from "@connectrpc/connect";
-import { GetStatusResponseSchema, JobSchema, OpsService, QueueStatusSchema, type Job, type QueueStatus } from "../../gen/funnel/ops/v1/ops_pb.js";
+import { GetStatusResponseSchema, JobSchema, QueueStatusSchema, type Job, type QueueStatus } from "../../gen/funnel/ops/v1/ops_pb.js";
 import { limitFlag, printJson, stringFlag, UsageError, type CommandSet } from "../command.js";
 import { table } from "../table.js";
 
@@ -55,8 +54,8 @@ export const opsCommands: CommandSet = {
     "funnel jobs redrive --queue postback.deliver.dead --limit 100",
   ],
   commands: {
-    async status({ transport, json, out }) {
-      const status = await createClient(OpsService, transport).getStatus({});
+    async status({ clients, json, out }) {
+      const status = await clients.ops.getStatus({});
       if (json) return printJson(out, jsonOf(GetStatusResponseSchema, status));
       const store = (name: string, s = status.postgres) =>
         [name, s?.backend ?? "", s?.healthy === true ? "healthy" : `DOWN ${s?.error ?? ""}`, s?.version ?? "", `${(s?.latencyMs ?? 0).toFixed(1)} ms`];
@@ -67,20 +66,20 @@ export const opsCommands: CommandSet = {
       }
       if (status.queues.length > 0) out(queueRows(status.queues));
     },
-    async "jobs stats"({ transport, json, out }) {
-      const { queues } = await createClient(OpsService, transport).getStatus({});
+    async "jobs stats"({ clients, json, out }) {
+      const { queues } = await clients.ops.getStatus({});
       if (json) return printJson(out, queues.map((q) => jsonOf(QueueStatusSchema, q)));
       out(queueRows(queues));
     },
-    async "jobs failed"({ transport, flags, json, out }) {
-      const { jobs } = await createClient(OpsService, transport).listJobs({ queue: stringFlag(flags, "queue") ?? "", state: "failed", limit: limitFlag(flags) });
+    async "jobs failed"({ clients, flags, json, out }) {
+      const { jobs } = await clients.ops.listJobs({ queue: stringFlag(flags, "queue") ?? "", state: "failed", limit: limitFlag(flags) });
       if (json) return printJson(out, jobs.map((job) => jsonOf(JobSchema, job)));
       out(jobs.length === 0 ? "no failed jobs" : jobRows(jobs));
     },
-    async "jobs show"({ transport, args, json, out }) {
+    async "jobs show"({ clients, args, json, out }) {
       const [id] = args;
       if (id === undefined || args.length !== 1) throw new UsageError("jobs show: exactly one job ID is required");
-      const { job } = await createClient(OpsService, transport).getJob({ id });
+      const { job } = await clients.ops.getJob({ id });
       if (job === undefined) throw new UsageError(`no job ${id}`);
       if (json) return printJson(out, jsonOf(JobSchema, job));
       const rows: [string, string][] = [
@@ -98,22 +97,22 @@ export const opsCommands: CommandSet = {
       if (job.output !== undefined) rows.push(["output", JSON.stringify(job.output)]);
       out(table(["field", "value"], rows));
     },
-    async "jobs retry"({ transport, json, args, out }) {
+    async "jobs retry"({ clients, json, args, out }) {
       if (args.length === 0) throw new UsageError("jobs retry: at least one job ID is required");
-      const res = await createClient(OpsService, transport).retryJobs({ ids: [...args] });
+      const res = await clients.ops.retryJobs({ ids: [...args] });
       if (json) return printJson(out, { retried: res.retried, notFound: res.notFound });
       out(`retried ${res.retried.length}${res.notFound.length > 0 ? `; not found: ${res.notFound.join(", ")}` : ""}`);
     },
-    async "jobs redrive"({ transport, flags, json, out }) {
+    async "jobs redrive"({ clients, flags, json, out }) {
       const queue = stringFlag(flags, "queue");
       if (queue === undefined) throw new UsageError("jobs redrive: --queue is required");
-      const res = await createClient(OpsService, transport).redriveDeadLetters({ queue, limit: limitFlag(flags) });
+      const res = await clients.ops.redriveDeadLetters({ queue, limit: limitFlag(flags) });
       if (json) return printJson(out, { redriven: Number(res.redriven) });
       out(`redriven ${res.redriven} dead letter(s) back to ${queue.replace(/\.dead$/, "")}`);
     },
-    async "jobs cancel"({ transport, json, args, out }) {
+    async "jobs cancel"({ clients, json, args, out }) {
       if (args.length === 0) throw new UsageError("jobs cancel: at least one job ID is required");
-      const res = await createClient(OpsService, transport).cancelJobs({ ids: [...args] });
+      const res = await clients.ops.cancelJobs({ ids: [...args] });
       if (json) return printJson(out, { cancelled: res.cancelled, notFound: res.notFound });
       out(`cancelled ${res.cancelled.length}${res.notFound.length > 0 ? `; not found: ${res.notFound.join(", ")}` : ""}`);
     },

@@ -2,20 +2,19 @@ import { readFile, writeFile } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import { jsonOf } from "../json.js";
 import { durationFromMs, durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   DownloadPolicy,
   EventKind,
   EventPostbackSchema,
   HttpMethod,
   PartnerSchema,
-  PartnerService,
   RetryPolicySchema,
   type EventPostback,
   type Partner,
 } from "../../gen/funnel/postback/v1/partner_pb.js";
 import { formatDuration, parseDuration } from "../../services/core/duration.js";
-import { positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { positionals, printJson, stringFlag, untimed, UsageError, type CommandSet, type Flags } from "../command.js";
 import { withProgress } from "../progress.js";
 import { table } from "../table.js";
 
@@ -222,8 +221,8 @@ export const partnerCommands: CommandSet = {
     "funnel partners preview acme --event install --click-id abc",
   ],
   commands: {
-    async "partners list"({ transport, json, out }) {
-      const { partners } = await createClient(PartnerService, transport).listPartners({});
+    async "partners list"({ clients, json, out }) {
+      const { partners } = await clients.partners.listPartners({});
       if (json) return printJson(out, partners.map((p) => jsonOf(PartnerSchema, p)));
       if (partners.length === 0) return out("no partners");
       const on = (e: EventPostback | undefined) => (e?.enabled === true ? "on" : "-");
@@ -234,38 +233,38 @@ export const partnerCommands: CommandSet = {
         ),
       );
     },
-    async "partners show"({ transport, args, json, out }) {
+    async "partners show"({ clients, args, json, out }) {
       const [id = ""] = positionals(args, ["ID"], "partners show");
-      const { partner } = await createClient(PartnerService, transport).getPartner({ id });
+      const { partner } = await clients.partners.getPartner({ id });
       if (partner === undefined) throw new UsageError(`no partner ${id}`);
       if (json) return printJson(out, jsonOf(PartnerSchema, partner));
       out(describePartner(partner));
     },
-    async "partners add"({ transport, args, flags, json, out }) {
+    async "partners add"({ clients, args, flags, json, out }) {
       const [id = ""] = positionals(args, ["ID"], "partners add");
       const base = create(PartnerSchema, { id, enabled: true });
-      const { partner } = await createClient(PartnerService, transport).createPartner({ partner: applyFlags(flags, base) });
+      const { partner } = await clients.partners.createPartner({ partner: applyFlags(flags, base) });
       if (json && partner !== undefined) return printJson(out, jsonOf(PartnerSchema, partner));
       out(`added partner ${id}`);
     },
-    async "partners update"({ transport, args, flags, json, out }) {
+    async "partners update"({ clients, args, flags, json, out }) {
       const [id = ""] = positionals(args, ["ID"], "partners update");
-      const client = createClient(PartnerService, transport);
+      const client = clients.partners;
       const { partner: current } = await client.getPartner({ id });
       if (current === undefined) throw new UsageError(`no partner ${id}`);
       const { partner } = await client.updatePartner({ partner: applyFlags(flags, current) });
       if (json && partner !== undefined) return printJson(out, jsonOf(PartnerSchema, partner));
       out(`updated partner ${id}`);
     },
-    async "partners remove"({ transport, args, out }) {
+    async "partners remove"({ clients, args, out }) {
       const [id = ""] = positionals(args, ["ID"], "partners remove");
-      await createClient(PartnerService, transport).deletePartner({ id });
+      await clients.partners.deletePartner({ id });
       out(`removed partner ${id}`);
     },
-    async "partners import"({ transport, args, flags, json, out }) {
+    async "partners import"({ clients, args, flags, json, out }) {
       const [file = ""] = positionals(args, ["FILE"], "partners import");
       const csv = await readInput(file);
-      const call = createClient(PartnerService, transport).importPartners({ csv, dryRun: flags["dry-run"] === true, prune: flags.prune === true, confirmPruneAll: flags["confirm-prune-all"] === true });
+      const call = clients.partners.importPartners({ csv, dryRun: flags["dry-run"] === true, prune: flags.prune === true, confirmPruneAll: flags["confirm-prune-all"] === true }, untimed);
       const res = await withProgress(`importing ${file === "-" ? "stdin" : file}`, call)
         .catch((error: unknown) => {
           if (error instanceof ConnectError && error.code === Code.InvalidArgument && error.rawMessage.startsWith("confirm_prune_all:")) {
@@ -285,16 +284,16 @@ export const partnerCommands: CommandSet = {
       }
       if (res.errors.length > 0) throw new Error(`${file}: ${res.errors.length} problem(s), nothing applied`);
     },
-    async "partners export"({ transport, args, out }) {
+    async "partners export"({ clients, args, out }) {
       if (args.length > 1) throw new UsageError("partners export: at most one FILE");
-      const { csv } = await createClient(PartnerService, transport).exportPartners({});
+      const { csv } = await clients.partners.exportPartners({});
       if (args[0] === undefined || args[0] === "-") process.stdout.write(csv);
       else {
         await writeFile(args[0], csv);
         out(`wrote ${args[0]}`);
       }
     },
-    async "partners preview"({ transport, args, flags, json, out }) {
+    async "partners preview"({ clients, args, flags, json, out }) {
       const [id = ""] = positionals(args, ["ID"], "partners preview");
       const params: Record<string, string> = {};
       for (const pair of repeated(flags, "param")) {
@@ -304,7 +303,7 @@ export const partnerCommands: CommandSet = {
       }
       const timestamp = stringFlag(flags, "timestamp");
       if (timestamp !== undefined && !/^\d+$/.test(timestamp)) throw new UsageError(`--timestamp: unix seconds, got "${timestamp}"`);
-      const res = await createClient(PartnerService, transport).previewPostback({
+      const res = await clients.partners.previewPostback({
         partnerId: id,
         event: eventFlag(flags, true),
         urlTemplate: stringFlag(flags, "url-template") ?? "",

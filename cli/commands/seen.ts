@@ -1,13 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { jsonOf } from "../json.js";
 import { durationFromMs, durationMs, timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
 import {
   ApiDeliverySchema,
   GetIntegrationResponseSchema,
   IntegrationSchema,
   ListTagsResponseSchema,
-  SeenAdminService,
   TagRetentionSchema,
   TopicDeliverySchema,
   SeenDeliverySchema,
@@ -15,7 +13,7 @@ import {
   type SeenDelivery,
 } from "../../gen/funnel/seen/v1/admin_pb.js";
 import { formatDuration, parseDuration } from "../../services/core/duration.js";
-import { limitFlag, positionals, printJson, stringFlag, UsageError, type CommandSet, type Flags } from "../command.js";
+import { limitFlag, positionals, printJson, stringFlag, untimed, UsageError, type CommandSet, type Flags } from "../command.js";
 import { withProgress } from "../progress.js";
 import { table } from "../table.js";
 
@@ -143,62 +141,62 @@ export const seenCommands: CommandSet = {
     "funnel seen deliveries replay ID",
   ],
   commands: {
-    async "seen integrations add"({ transport, flags, json, out, args }) {
+    async "seen integrations add"({ clients, flags, json, out, args }) {
       const [name = ""] = positionals(args, ["NAME"], "seen integrations add");
       if (flags.enable === true) throw new UsageError("seen integrations add: --enable is the default; --disable adds it disabled");
-      const { integration } = await createClient(SeenAdminService, transport).createIntegration({ integration: applyFlags(name, flags, undefined) });
+      const { integration } = await clients.seenAdmin.createIntegration({ integration: applyFlags(name, flags, undefined) });
       if (integration === undefined) return;
       if (json) return printJson(out, jsonOf(IntegrationSchema, integration));
       out(table(HEADER, [row(integration)]));
     },
-    async "seen integrations update"({ transport, flags, json, out, args }) {
+    async "seen integrations update"({ clients, flags, json, out, args }) {
       const [name = ""] = positionals(args, ["NAME"], "seen integrations update");
-      const client = createClient(SeenAdminService, transport);
+      const client = clients.seenAdmin;
       const { integration: current } = await client.getIntegration({ name });
       const { integration } = await client.updateIntegration({ integration: applyFlags(name, flags, current) });
       if (integration === undefined) return;
       if (json) return printJson(out, jsonOf(IntegrationSchema, integration));
       out(table(HEADER, [row(integration)]));
     },
-    async "seen integrations list"({ transport, json, out, args }) {
+    async "seen integrations list"({ clients, json, out, args }) {
       positionals(args, [], "seen integrations list");
-      const { integrations } = await createClient(SeenAdminService, transport).listIntegrations({});
+      const { integrations } = await clients.seenAdmin.listIntegrations({});
       if (json) return printJson(out, integrations.map((integration) => jsonOf(IntegrationSchema, integration)));
       if (integrations.length === 0) return out("no integrations");
       out(table(HEADER, integrations.map(row)));
     },
-    async "seen integrations show"({ transport, json, out, args }) {
+    async "seen integrations show"({ clients, json, out, args }) {
       const [name = ""] = positionals(args, ["NAME"], "seen integrations show");
-      const answer = await createClient(SeenAdminService, transport).getIntegration({ name });
+      const answer = await clients.seenAdmin.getIntegration({ name });
       if (json) return printJson(out, jsonOf(GetIntegrationResponseSchema, answer));
       if (answer.integration === undefined) return;
       out(table([...HEADER, "pending", "dead"], [[...row(answer.integration), String(answer.pendingDeliveries), String(answer.deadDeliveries)]]));
     },
-    async "seen integrations remove"({ transport, json, out, args }) {
+    async "seen integrations remove"({ clients, json, out, args }) {
       const [name = ""] = positionals(args, ["NAME"], "seen integrations remove");
-      await createClient(SeenAdminService, transport).deleteIntegration({ name });
+      await clients.seenAdmin.deleteIntegration({ name });
       if (json) return printJson(out, { removed: name });
       out(`removed ${name}`);
     },
-    async "seen tags set-retention"({ transport, json, out, args }) {
+    async "seen tags set-retention"({ clients, json, out, args }) {
       const [tag = "", text = ""] = positionals(args, ["TAG", "DURATION"], "seen tags set-retention");
       const ms = parseDuration(text);
       if (ms === undefined) throw new UsageError(`seen tags set-retention: DURATION must be like 30d, 12h or 90s, got "${text}"`);
-      const { tag: stored } = await createClient(SeenAdminService, transport).setTagRetention({ tag, retention: durationFromMs(ms) });
+      const { tag: stored } = await clients.seenAdmin.setTagRetention({ tag, retention: durationFromMs(ms) });
       if (stored === undefined) return;
       if (json) return printJson(out, jsonOf(TagRetentionSchema, stored));
       out(`${stored.tag}: marks are remembered for ${show(stored.retention)}`);
     },
-    async "seen deliveries list"({ transport, flags, json, out, args }) {
+    async "seen deliveries list"({ clients, flags, json, out, args }) {
       positionals(args, [], "seen deliveries list");
       const status = stringFlag(flags, "status") ?? "";
-      const { deliveries } = await createClient(SeenAdminService, transport).listDeliveries({ integration: stringFlag(flags, "integration") ?? "", status, limit: limitFlag(flags) });
+      const { deliveries } = await clients.seenAdmin.listDeliveries({ integration: stringFlag(flags, "integration") ?? "", status, limit: limitFlag(flags) });
       if (json) return printJson(out, deliveries.map((d) => jsonOf(SeenDeliverySchema, d)));
       out(deliveries.length === 0 ? "no deliveries" : deliveryRows(deliveries));
     },
-    async "seen deliveries show"({ transport, json, out, args }) {
+    async "seen deliveries show"({ clients, json, out, args }) {
       const [id = ""] = positionals(args, ["ID"], "seen deliveries show");
-      const { delivery } = await createClient(SeenAdminService, transport).getDelivery({ id });
+      const { delivery } = await clients.seenAdmin.getDelivery({ id });
       if (delivery === undefined) return;
       if (json) return printJson(out, jsonOf(SeenDeliverySchema, delivery));
       out(
@@ -219,16 +217,16 @@ export const seenCommands: CommandSet = {
         ),
       );
     },
-    async "seen deliveries replay"({ transport, json, out, args }) {
+    async "seen deliveries replay"({ clients, json, out, args }) {
       if (args.length === 0) throw new UsageError("seen deliveries replay: at least one delivery ID is required");
-      const res = await withProgress("replaying deliveries", createClient(SeenAdminService, transport).replayDeliveries({ ids: [...args] }));
+      const res = await withProgress("replaying deliveries", clients.seenAdmin.replayDeliveries({ ids: [...args] }, untimed));
       if (json) return printJson(out, { replayed: res.replayed, notFound: res.notFound, notDead: res.notDead });
       out(`replayed ${res.replayed.length} delivery(ies)${res.notDead.length > 0 ? `; not dead, left as they are: ${res.notDead.join(", ")}` : ""}`);
       if (res.notFound.length > 0) throw new Error(`no such delivery: ${res.notFound.join(", ")}`);
     },
-    async "seen tags list"({ transport, json, out, args }) {
+    async "seen tags list"({ clients, json, out, args }) {
       positionals(args, [], "seen tags list");
-      const answer = await createClient(SeenAdminService, transport).listTags({});
+      const answer = await clients.seenAdmin.listTags({});
       if (json) return printJson(out, jsonOf(ListTagsResponseSchema, answer));
       const rows = answer.tags.map((tag) => [tag.tag, show(tag.retention), tag.updatedAt === undefined ? "" : timestampDate(tag.updatedAt).toISOString()]);
       out(table(["tag", "retention", "updated"], [...rows, ["(every other tag)", show(answer.defaultRetention), ""]]));

@@ -1,7 +1,6 @@
 import { jsonOf } from "../json.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
-import { GetStatsResponseSchema, TrackerSchema, TrackerService, type Tracker } from "../../gen/funnel/tracker/v1/tracker_pb.js";
+import { GetStatsResponseSchema, TrackerSchema, type Tracker } from "../../gen/funnel/tracker/v1/tracker_pb.js";
 import { limitFlag, positionals, printJson, requiredFlag, type CommandSet } from "../command.js";
 import { table } from "../table.js";
 
@@ -27,15 +26,15 @@ export const trackerCommands: CommandSet = {
     "funnel trackers stats UUID --from 2026-01-01 --to 2026-01-31",
   ],
   commands: {
-    async "trackers create"({ transport, flags, json, out, args }) {
+    async "trackers create"({ clients, flags, json, out, args }) {
       positionals(args, [], "trackers create");
-      const { tracker } = await createClient(TrackerService, transport).createTracker({ value: requiredFlag(flags, "value", "trackers create") });
+      const { tracker } = await clients.tracker.createTracker({ value: requiredFlag(flags, "value", "trackers create") });
       if (tracker === undefined) return;
       if (json) return printJson(out, jsonOf(TrackerSchema, tracker));
       out(tracker.uuid);
     },
-    async "trackers list"({ transport, flags, json, out }) {
-      const client = createClient(TrackerService, transport);
+    async "trackers list"({ clients, flags, json, out }) {
+      const client = clients.tracker;
       const limit = limitFlag(flags);
       const trackers: Tracker[] = [];
       let pageToken = "";
@@ -49,23 +48,23 @@ export const trackerCommands: CommandSet = {
       if (trackers.length === 0) return out("no trackers");
       out(table(["uuid", "value", "created", "updated"], trackers.map((t) => [t.uuid, t.value, when(t, "createdAt"), when(t, "updatedAt")])));
     },
-    async "trackers show"({ transport, json, out, args }) {
+    async "trackers show"({ clients, json, out, args }) {
       const [uuid = ""] = positionals(args, ["UUID"], "trackers show");
-      const { tracker } = await createClient(TrackerService, transport).getTracker({ uuid });
+      const { tracker } = await clients.tracker.getTracker({ uuid });
       if (tracker === undefined) return;
       if (json) return printJson(out, jsonOf(TrackerSchema, tracker));
       out(table(["uuid", "value", "created", "updated"], [[tracker.uuid, tracker.value, when(tracker, "createdAt"), when(tracker, "updatedAt")]]));
     },
-    async "trackers set-value"({ transport, json, out, args }) {
+    async "trackers set-value"({ clients, json, out, args }) {
       const [uuid = "", value = ""] = positionals(args, ["UUID", "VALUE"], "trackers set-value");
-      const { tracker } = await createClient(TrackerService, transport).updateTracker({ uuid, value });
+      const { tracker } = await clients.tracker.updateTracker({ uuid, value });
       if (tracker === undefined) return;
       if (json) return printJson(out, jsonOf(TrackerSchema, tracker));
       out(`${tracker.uuid}: ${tracker.value}`);
     },
-    async "trackers stats"({ transport, flags, json, out, args }) {
+    async "trackers stats"({ clients, flags, json, out, args }) {
       const [trackerId = ""] = positionals(args, ["UUID"], "trackers stats");
-      const stats = await createClient(TrackerService, transport).getStats({
+      const stats = await clients.tracker.getStats({
         trackerId,
         from: requiredFlag(flags, "from", "trackers stats"),
         to: requiredFlag(flags, "to", "trackers stats"),
