@@ -229,7 +229,7 @@ const httpSettings = defineSettings({
       variable: "CORS_ALLOWED_ORIGINS",
       kind: list("origins, or `*`; comma-separated", originProblem),
       default: "*",
-      doc: "origins (`https://www.example.com`) whose pages may call the browser-facing APIs (`IngestService/Send`, `SendBatch`); `*` for any. Credentials are never allowed: users are identified by the token in the body",
+      doc: "origins (`https://www.example.com`) whose pages may call the browser-facing APIs ([Browsers and CORS](cors.md)), with credentials (cookies); `*` lets any other origin call them without credentials",
     }),
   },
   check: (values) =>

@@ -1,7 +1,10 @@
 import type http from "node:http";
 
 export interface CorsOptions {
-  /** Allowed origins (`https://www.example.com`), or `*` for any. */
+  /**
+   * Allowed origins (`https://www.example.com`), which may send credentials;
+   * `*` lets any other origin call without them.
+   */
   readonly origins: readonly string[];
   /** Paths (exact) that web pages may call from those origins. */
   readonly paths: ReadonlySet<string>;
@@ -11,7 +14,10 @@ export interface CorsOptions {
 type Request = http.IncomingMessage;
 type Response = http.ServerResponse;
 
-/** Request headers a browser may send: those of Connect, gRPC-Web and bearer tokens. */
+/**
+ * Request headers a browser client sends: Connect's and gRPC-Web's, a bearer
+ * token, a request id, and the anonymous device id of Seen.
+ */
 const ALLOW_HEADERS = [
   "content-type",
   "connect-protocol-version",
@@ -22,28 +28,34 @@ const ALLOW_HEADERS = [
   "x-grpc-web",
   "x-user-agent",
   "authorization",
+  "x-request-id",
+  "x-funnel-device-id",
 ].join(", ");
 
-/** Response headers a page may read: Connect's and gRPC-Web's status trailers and encodings. */
-const EXPOSE_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin", "content-encoding", "connect-content-encoding"].join(", ");
+/** Response headers a page may read: the request id, Connect's and gRPC-Web's status trailers and encodings. */
+const EXPOSE_HEADERS = ["x-request-id", "grpc-status", "grpc-message", "grpc-status-details-bin", "content-encoding", "connect-content-encoding"].join(", ");
 
 /**
  * Cross-origin access for browser-facing paths. Returns a function that adds
  * the CORS headers to a request from an allowed origin and answers preflight
- * requests itself; it returns true when it answered. Credentials (cookies) are
- * never allowed: browser callers identify users by the token in the body.
+ * requests itself; it returns true when it answered. Only the origins listed
+ * by name may send credentials (cookies): one listed as `*` would let any
+ * site act with a visitor's cookies.
  */
 export function createCors(options: CorsOptions): (req: Request, res: Response, path: string) => boolean {
   const any = options.origins.includes("*");
-  const allowed = new Set(options.origins);
+  const listed = new Set(options.origins.filter((origin) => origin !== "*"));
   return (req, res, path) => {
     if (!options.paths.has(path)) return false;
     const origin = req.headers.origin;
     if (typeof origin !== "string") return false;
-    const permitted = any || allowed.has(origin);
+    const named = listed.has(origin);
+    const permitted = named || any;
+    // The answer depends on the origin whenever one is named: caches must keep them apart.
+    if (listed.size > 0) res.setHeader("vary", "origin");
     if (permitted) {
-      res.setHeader("access-control-allow-origin", any ? "*" : origin);
-      if (!any) res.setHeader("vary", "origin");
+      res.setHeader("access-control-allow-origin", named ? origin : "*");
+      if (named) res.setHeader("access-control-allow-credentials", "true");
       res.setHeader("access-control-expose-headers", EXPOSE_HEADERS);
     }
     if (req.method !== "OPTIONS") return false;
