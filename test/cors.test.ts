@@ -154,7 +154,7 @@ describe("CORS", () => {
           const outcome = async (call: Promise<Response>) => {
             try {
               const res = await call;
-              return { status: res.status, body: (await res.json()) as unknown };
+              return { status: res.status, body: await res.json() };
             } catch (error) {
               return { error: String(error) };
             }
