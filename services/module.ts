@@ -4,6 +4,7 @@ import type { AnalyticsAppender } from "./core/analytics/appender.js";
 import type { ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
 import type { HttpRoute } from "./core/http-server.js";
+import type { IdentityResolver } from "./core/identity/index.js";
 import type { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
 import type { Logger } from "./core/logger.js";
@@ -28,6 +29,8 @@ export interface ModuleContext {
   readonly metrics: Registry;
   /** The admin token, for modules that accept it beside a token of their own. */
   readonly adminToken: string;
+  /** The one resolver of user tokens (one cache), shared by every service that takes them. */
+  readonly identity: IdentityResolver;
 }
 
 /** What a started module serves. Every part is optional. */

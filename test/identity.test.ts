@@ -31,11 +31,15 @@ class AuthServer {
   mode: "up" | "slow" | "error" = "up";
   requests = 0;
   readonly users = new Map<string, string>();
+  /** Whole answers for tokens of callers that are no user (a driver's). */
+  readonly answers = new Map<string, Record<string, unknown>>();
   readonly #server = http.createServer((req, res) => {
     this.requests += 1;
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? "";
     const answer = () => {
       if (this.mode === "error") return res.writeHead(503).end("maintenance");
+      const whole = this.answers.get(token);
+      if (whole !== undefined) return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(whole));
       const user = this.users.get(token);
       if (user === undefined) return res.writeHead(401, { "content-type": "application/json" }).end('{"error":"invalid token"}');
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ data: { uid: user }, roles: ["viewer"] }));
@@ -62,6 +66,7 @@ describe("identity resolver", () => {
   const log = pino({ level: "trace" }, new Writable({ write: (chunk: Buffer, _encoding, done) => ((logs += chunk.toString()), done()) }));
   const resolver = (overrides: Partial<IdentityOptions> = {}) =>
     createIdentityResolver({
+      anonymousOnly: false,
       authUrl: auth.url,
       timeoutMs: 100,
       userIdField: "data.uid",
@@ -225,6 +230,34 @@ describe("identity resolver", () => {
     expect(await resolver({ ...down, keys: { publicKey: ecPem } }).resolve(signed({ sub: "es" }, "ES256", ec.privateKey))).toMatchObject({ userId: "es" });
     // HS256 "signed" with the public key text as the secret must not pass.
     expect((await code(resolver({ ...down, keys: { publicKey: rsaPem } }).resolve(hs256({ sub: "forged" }, rsaPem)))).message).toMatch(/algorithm "HS256" is not accepted/);
+  });
+
+  it("refuses every token when anonymous-only, asking no one, and keeps callers without one anonymous", async () => {
+    auth.mode = "up";
+    const token = hs256({ sub: "u-anon" });
+    auth.users.set(token, "u-anon");
+    const identity = resolver({ anonymousOnly: true });
+    const before = auth.requests;
+    const refusal = { code: Code.Unauthenticated, message: "token: not accepted: this server takes no user tokens (AUTH_ANONYMOUS_ONLY=true)" };
+    expect(await code(identity.resolve(token))).toEqual(refusal);
+    expect(await code(identity.verify(token))).toEqual(refusal);
+    expect(await identity.resolve(undefined)).toMatchObject({ kind: "anonymous" });
+    expect(auth.requests).toBe(before);
+  });
+
+  it("reads the one user id rule, and tells a token that names no user (a driver's) from an invalid one", async () => {
+    const driver = hs256({ db_id: "park-7", uuid: "drv-9" });
+    // Locally: the AUTH_JWT_USER_ID_CLAIM claim.
+    const local = resolver({ authUrl: undefined });
+    expect(await local.verify(driver)).toMatchObject({ userId: undefined, verifiedBy: "local", claims: { db_id: "park-7", uuid: "drv-9" } });
+    expect(await code(local.resolve(driver))).toEqual({ code: Code.Unauthenticated, message: 'token: names no user: claim "sub" (AUTH_JWT_USER_ID_CLAIM) is missing' });
+    expect(await local.verify(hs256({ sub: 42 }))).toMatchObject({ userId: "42" });
+    // From the auth service: its answer's AUTH_USER_ID_FIELD; an answer without one is still a valid token.
+    auth.mode = "up";
+    auth.answers.set(driver, { db_id: "park-7", uuid: "drv-9" });
+    const remote = resolver();
+    expect(await remote.verify(driver)).toMatchObject({ userId: undefined, verifiedBy: "auth-service", claims: { db_id: "park-7" } });
+    expect(await code(remote.resolve(driver))).toEqual({ code: Code.Unauthenticated, message: 'token: names no user: the auth service\'s answer has no "data.uid" (AUTH_USER_ID_FIELD)' });
   });
 
   it("answers unavailable when a token cannot be checked at all", async () => {

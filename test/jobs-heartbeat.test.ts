@@ -127,7 +127,7 @@ describe("a worker process that dies mid-job", () => {
       },
     });
     const doomed = await startWorker();
-    await seenClients(app, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag: "crash", id: "promo-1" });
+    await seenClients(app, { authorization: `Bearer ${token({ sub: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag: "crash", id: "promo-1" });
     await eventually(async () => (consumer.received.length === 1 ? true : undefined), 20_000, "the delivery to be in flight");
     const survivor = await startWorker();
     doomed.kill("SIGKILL");

@@ -30,7 +30,7 @@ describe("funnel seen deliveries (CLI as a process)", () => {
         delivery: { case: "api", value: { url: consumer.url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50) } },
       },
     });
-    await seenClients(app, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001" })}` }).seen.markSeen({ tag: "cli-tag", id: "n-1" });
+    await seenClients(app, { authorization: `Bearer ${token({ sub: "u-1", uid: "4001" })}` }).seen.markSeen({ tag: "cli-tag", id: "n-1" });
     const dead = await eventually(async () => {
       const [delivery] = await deliveriesOf(app, "cli-tag", "n-1");
       return delivery?.status === "dead" ? delivery : undefined;

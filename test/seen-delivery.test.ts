@@ -57,7 +57,7 @@ describe("seen api deliveries", () => {
   }
 
   const mark = (tag: string, id: string) =>
-    seenClients(app, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: ["4002", "4003"], phone_id: "p-1" })}` }).seen.markSeen({ tag, id });
+    seenClients(app, { authorization: `Bearer ${token({ sub: "u-1", uid: "4001", bound_uids: ["4002", "4003"], phone_id: "p-1" })}` }).seen.markSeen({ tag, id });
 
   const finished = (tag: string, id: string) =>
     eventually(async () => {

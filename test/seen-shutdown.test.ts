@@ -31,7 +31,7 @@ describe("seen worker shutdown", () => {
         delivery: { case: "api", value: { url: target.url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50), maxAttempts: 0 } },
       },
     });
-    await seenClients(started, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag, id: "promo-1" });
+    await seenClients(started, { authorization: `Bearer ${token({ sub: "u-1", uid: "4001", bound_uids: [], phone_id: "p-1" })}` }).seen.markSeen({ tag, id: "promo-1" });
     await eventually(async () => (target.received.length === 1 ? true : undefined), 10_000, "the delivery to be in flight");
     return started;
   }

@@ -35,7 +35,7 @@ describe("seen api deliveries to private addresses", () => {
           delivery: { case: "api", value: { url, initialBackoff: durationFromMs(10), maxBackoff: durationFromMs(50), maxAttempts: 3 } },
         },
       });
-      await seenClients(app, { authorization: `Bearer ${token({ sub: "s-1", user_id: "u-1" })}` }).seen.markSeen({ tag, id: "n-1" });
+      await seenClients(app, { authorization: `Bearer ${token({ sub: "u-1" })}` }).seen.markSeen({ tag, id: "n-1" });
     }
     for (const [tag, , error] of targets) {
       const delivery = await eventually(async () => {

@@ -55,7 +55,7 @@ describe("seen marks and identities", () => {
     const cases = [
       {
         kind: "client",
-        claims: { sub: "s-1", user_id: "user-1", uid: "100", bound_uids: ["101", 102], phone_id: "phone-1" },
+        claims: { sub: "user-1", uid: "100", bound_uids: ["101", 102], phone_id: "phone-1" },
         headers: { "x-funnel-user-id": "user-1", "x-funnel-uid": "100", "x-funnel-bound-uids": "101, 102", "x-funnel-phone-id": "phone-1" },
         identity: { case: "client", value: { userId: "user-1", uid: "100", boundUids: ["101", "102"], phoneId: "phone-1" } },
         delivered: { kind: "client", user_id: "user-1", uid: "100", bound_uids: ["101", "102"], phone_id: "phone-1" },
@@ -69,7 +69,7 @@ describe("seen marks and identities", () => {
       },
       {
         kind: "unauthorized",
-        claims: { sub: "session-5", device_id: "device-5" },
+        claims: { device_id: "device-5" },
         headers: { "x-funnel-device-id": "device-5" },
         identity: { case: "unauthorized", value: { deviceId: "device-5" } },
         delivered: { kind: "unauthorized" },
@@ -112,7 +112,7 @@ describe("seen marks and identities", () => {
     });
 
     it("rejects a token that does not verify", async () => {
-      const forgedToken = `${token({ sub: "x", user_id: "u" }).slice(0, -4)}AAAA`;
+      const forgedToken = `${token({ sub: "u" }).slice(0, -4)}AAAA`;
       await expect(seenClients(app, { authorization: `Bearer ${forgedToken}` }).seen.markSeen({ tag: "ids", id: "bad-token" })).rejects.toMatchObject({
         code: Code.Unauthenticated,
       });
@@ -122,9 +122,9 @@ describe("seen marks and identities", () => {
     });
 
     it("rejects an expired token and a malformed authorization header instead of marking anonymously", async () => {
-      const good = token({ sub: "s-1", user_id: "u-1" });
+      const good = token({ sub: "u-1" });
       const headers = [
-        `Bearer ${token({ sub: "s-1", user_id: "u-1", exp: Date.UTC(2001, 0, 1) / 1000 })}`,
+        `Bearer ${token({ sub: "u-1", exp: Date.UTC(2001, 0, 1) / 1000 })}`,
         `Bearer ${good} extra`,
         "Bearer a b",
         "Bearer",
@@ -169,9 +169,9 @@ describe("seen marks and identities", () => {
     const { admin } = adminClients(app);
     await admin.createIntegration({ integration: { name: "wallet", tags: ["dup"], enabled: true, delivery: { case: "api", value: { url: topicConsumer.url } } } });
     await admin.createIntegration({ integration: { name: "dup-feed", tags: ["dup"], enabled: true, delivery: { case: "topic", value: { topic: "dup-topic" } } } });
-    const client = seenClients(app, bearer({ sub: "s", user_id: "dup-user" })).seen;
+    const client = seenClients(app, bearer({ sub: "dup-user" })).seen;
     const answers = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? client.markSeen({ tag: "dup", id: "n-1" }) : postSeen(app, JSON.stringify({ tag: "dup", id: "n-1" }), { headers: bearer({ sub: "s", user_id: "dup-user" }) }))),
+      Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? client.markSeen({ tag: "dup", id: "n-1" }) : postSeen(app, JSON.stringify({ tag: "dup", id: "n-1" }), { headers: bearer({ sub: "dup-user" }) }))),
     );
     const created = answers.filter((answer) => ("status" in answer ? answer.body.created === true : answer.created));
     expect(created).toHaveLength(1);
@@ -196,7 +196,7 @@ describe("seen marks and identities", () => {
     const { admin } = adminClients(app);
     await admin.createIntegration({ integration: { name: "many-api", tags: ["many"], enabled: true, delivery: { case: "api", value: { url: manyConsumer.url } } } });
     await admin.createIntegration({ integration: { name: "many-feed", tags: ["many"], enabled: true, delivery: { case: "topic", value: { topic: "many-topic" } } } });
-    const users = ["many-a", "many-b", "many-c"].map((user) => seenClients(app, bearer({ sub: "s", user_id: user })).seen);
+    const users = ["many-a", "many-b", "many-c"].map((user) => seenClients(app, bearer({ sub: user })).seen);
     const groupsBefore = /funnel_seen_mark_group_marks_count (\d+)/.exec(await (await fetch(`${app.metricsUrl}/metrics`)).text())?.[1] ?? "0";
     // 120 distinct marks (3 users × 40 ids), each sent twice at the same moment.
     const calls = users.flatMap((user, u) => Array.from({ length: 80 }, (_, i) => ({ user, u, id: `m-${i % 40}` })));
@@ -251,8 +251,8 @@ describe("seen marks and identities", () => {
   });
 
   it("answers IsSeen, ListSeen (paged, filtered) and LookupSeen (service token only)", async () => {
-    const user = seenClients(app, bearer({ sub: "s", user_id: "lister" })).seen;
-    const other = seenClients(app, bearer({ sub: "s", user_id: "someone-else" })).seen;
+    const user = seenClients(app, bearer({ sub: "lister" })).seen;
+    const other = seenClients(app, bearer({ sub: "someone-else" })).seen;
     for (const id of ["a", "b", "c"]) await user.markSeen({ tag: "promo", id });
     await user.markSeen({ tag: "news", id: "a" });
     expect((await user.isSeen({ tag: "promo", id: "b" })).seen).toBe(true);
@@ -276,7 +276,7 @@ describe("seen marks and identities", () => {
   it("forgets marks past their tag's retention: they count as new again, and clean-up removes them", async () => {
     const { admin } = adminClients(app);
     await admin.setTagRetention({ tag: "short", retention: durationFromMs(1_000) });
-    const user = seenClients(app, bearer({ sub: "s", user_id: "forgetful" })).seen;
+    const user = seenClients(app, bearer({ sub: "forgetful" })).seen;
     expect((await user.markSeen({ tag: "short", id: "x" })).created).toBe(true);
     expect((await user.markSeen({ tag: "short", id: "x" })).created).toBe(false);
     await user.markSeen({ tag: "short", id: "y" });

@@ -109,10 +109,10 @@ describe("every RPC and route refuses text Postgres would not store, naming the 
   });
 
   it("refuses a Seen identity whose token claim holds a lone surrogate, naming the claim", async () => {
-    const claims = { sub: "s", user_id: "user-\ud800", exp: Math.floor(Date.now() / 1000) + 600 };
+    const claims = { sub: "user-\ud800", exp: Math.floor(Date.now() / 1000) + 600 };
     const { status, body } = await call("funnel.seen.v1.SeenService/MarkSeen", { tag: "t", id: "claimed" }, token(claims));
     expect(status).toBe(400);
-    expect(body).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/user_id.*: contains a lone surrogate \(not valid Unicode\)$/) as unknown });
+    expect(body).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/user id.*: contains a lone surrogate \(not valid Unicode\)$/) as unknown });
     expect((await app.pool.query("SELECT 1 FROM seen_marks WHERE item_id = 'claimed'")).rows).toEqual([]);
   });
 

@@ -1,5 +1,4 @@
 import { IngestService } from "../../gen/funnel/ingest/v1/ingest_pb.js";
-import { createIdentityResolver, identityOptionsFromConfig } from "../core/identity/index.js";
 import type { ServiceModule } from "../module.js";
 import { type EventTypes, eventTypes } from "./registry.js";
 import { createIngestService } from "./service.js";
@@ -16,9 +15,8 @@ export function createIngestModule(options: IngestModuleOptions = {}): ServiceMo
   const types = options.types ?? eventTypes;
   return {
     name: "ingest",
-    async start({ config, log, roles, pool, analytics, metrics }) {
+    async start({ config, log, roles, pool, analytics, metrics, identity }) {
       const writer = new IngestWriter({ pool, analytics, metrics, log });
-      const identity = createIdentityResolver({ ...identityOptionsFromConfig(config), log, metrics });
       const service = createIngestService({
         types,
         identity,

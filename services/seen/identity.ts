@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { optionalBearerToken } from "../core/auth.js";
 import type { TrustedProxies } from "../core/client-address.js";
 import type { SeenIdentityField } from "./settings.js";
-import type { Claims, IdentityResolver } from "../core/identity/index.js";
+import type { Claims, IdentityResolver, VerifiedToken } from "../core/identity/index.js";
 import { checkText } from "../core/text.js";
 
 /** Who saw a notification: one of the three kinds of the seed. */
@@ -123,25 +123,26 @@ function claimList(claims: Claims, path: string): string[] {
 }
 
 /**
- * Maps verified claims to an identity: driver when both driver ids are
- * present, else client when a user id is, else unauthorized (keyed by the
- * device claim, or by the token's subject: a pre-login session token).
+ * Maps a verified token to an identity: driver when both driver ids are
+ * present, else client when the token names a user (the resolver's user id,
+ * the same one Ingest records), else unauthorized, keyed by the device claim
+ * or else the token's `sub` (a pre-login session token).
  */
-function identityFromClaims(claims: Claims, subject: string, mapping: Readonly<Record<SeenIdentityField, string>>): SeenIdentity {
+function identityFromToken(token: VerifiedToken, mapping: Readonly<Record<SeenIdentityField, string>>): SeenIdentity {
+  const { claims } = token;
   const dbId = claimString(claims, mapping.db_id);
   const uuid = claimString(claims, mapping.uuid);
   if (dbId !== "" && uuid !== "") return { kind: "driver", dbId, uuid };
-  const userId = claimString(claims, mapping.user_id);
-  if (userId !== "") {
+  if (token.userId !== undefined) {
     return {
       kind: "client",
-      userId,
+      userId: checkId(token.userId, "token user id"),
       uid: claimString(claims, mapping.uid),
       boundUids: claimList(claims, mapping.bound_uids),
       phoneId: claimString(claims, mapping.phone_id),
     };
   }
-  return { kind: "unauthorized", deviceId: claimString(claims, mapping.device_id) || checkId(subject, "token subject") };
+  return { kind: "unauthorized", deviceId: claimString(claims, mapping.device_id) || claimString(claims, "sub") };
 }
 
 /**
@@ -193,10 +194,7 @@ export function createCallerIdentity(options: CallerIdentityOptions): CallerIden
       if (asserted !== undefined) return asserted;
     }
     const token = optionalBearerToken(request.authorization);
-    if (token !== undefined) {
-      const resolved = await resolver.resolve(token, signal);
-      if (resolved.kind === "user") return identityFromClaims(resolved.claims, resolved.userId, claims);
-    }
+    if (token !== undefined) return identityFromToken(await resolver.verify(token, signal), claims);
     return { kind: "unauthorized", deviceId: checkId(request.header(DEVICE_HEADER)?.trim() ?? "", DEVICE_HEADER) };
   };
 }

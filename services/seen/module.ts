@@ -3,7 +3,6 @@ import { SeenFeedService } from "../../gen/funnel/seen/v1/feed_pb.js";
 import { SeenService } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { TrustedProxies } from "../core/client-address.js";
 import { startDeliveries } from "../core/delivery/index.js";
-import { createIdentityResolver, identityOptionsFromConfig } from "../core/identity/index.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module.js";
 import { createSeenAdminService } from "./admin-service.js";
@@ -71,7 +70,7 @@ export const seenModule: ServiceModule = {
 
     const serviceTokens = [ctx.adminToken, ...(config.seenServiceToken !== undefined ? [config.seenServiceToken] : [])];
     const caller = createCallerIdentity({
-      resolver: createIdentityResolver({ ...identityOptionsFromConfig(config), log, metrics: ctx.metrics }),
+      resolver: ctx.identity,
       proxies: new TrustedProxies(config.trustedProxies),
       claims: config.seenIdentityClaims,
     });

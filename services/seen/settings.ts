@@ -1,7 +1,7 @@
 import { boolean, defineSettings, duration, integer, secret, setting, type Kind } from "../core/settings.js";
 
 /** The identity fields Seen reads from a token's claims (see SEEN_IDENTITY_CLAIMS). */
-export const seenIdentityFields = ["user_id", "uid", "bound_uids", "phone_id", "db_id", "uuid", "device_id"] as const;
+export const seenIdentityFields = ["uid", "bound_uids", "phone_id", "db_id", "uuid", "device_id"] as const;
 export type SeenIdentityField = (typeof seenIdentityFields)[number];
 
 /** Where each identity field is read from: `FIELD=CLAIM` pairs; a field not named is read from the claim of its own name. */
@@ -11,7 +11,10 @@ const claimMapping: Kind<Readonly<Record<SeenIdentityField, string>>> = {
     const mapping = Object.fromEntries(seenIdentityFields.map((field) => [field, field])) as Record<SeenIdentityField, string>;
     for (const entry of value.split(",").map((part) => part.trim()).filter((part) => part !== "")) {
       const [field = "", path = "", extra] = entry.split("=").map((part) => part.trim());
-      if (!(seenIdentityFields as readonly string[]).includes(field)) {
+      if (field === "user_id") {
+        // One user id for every service: the identity resolver's.
+        context.problem('"user_id" is the user id every service reads: set AUTH_JWT_USER_ID_CLAIM (locally verified JWTs) or AUTH_USER_ID_FIELD (the auth service\'s answer)');
+      } else if (!(seenIdentityFields as readonly string[]).includes(field)) {
         context.problem(`"${field}" is not an identity field (${seenIdentityFields.join(", ")})`);
       } else if (extra !== undefined || !/^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/.test(path)) {
         context.problem(`"${entry}" must be FIELD=CLAIM, the claim a dot path such as user.id`);
@@ -38,7 +41,7 @@ export const seenSettings = defineSettings({
       variable: "SEEN_IDENTITY_CLAIMS",
       kind: claimMapping,
       default: "",
-      doc: `where Seen reads identity fields from verified token claims: \`FIELD=CLAIM\` pairs (\`db_id=park_id,user_id=user.id\`); fields ${seenIdentityFields.map((field) => `\`${field}\``).join(", ")}, each read from the claim of its own name unless mapped`,
+      doc: `where Seen reads identity fields from verified token claims: \`FIELD=CLAIM\` pairs (\`db_id=park_id,phone_id=device.phone\`); fields ${seenIdentityFields.map((field) => `\`${field}\``).join(", ")}, each read from the claim of its own name unless mapped`,
     }),
     seenServiceToken: setting({
       variable: "SEEN_SERVICE_TOKEN",

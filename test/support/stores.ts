@@ -37,6 +37,8 @@ async function create(): Promise<TestStores> {
     CLICKHOUSE_DATABASE: name,
     FUNNEL_DATA_DIR: dataDir,
     FUNNEL_ADMIN_TOKEN: ADMIN_TOKEN,
+    // DATABASE_URL is set, so the server needs a way to verify user tokens; tests that sign tokens set their own.
+    AUTH_JWT_SECRET: "test-jwt-secret-0123456789abcdef",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     HOST: "127.0.0.1",
     PORT: "0",

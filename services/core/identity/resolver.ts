@@ -21,17 +21,40 @@ export type Identity =
     }
   | { readonly kind: "anonymous"; readonly userId: typeof ANONYMOUS; readonly claims: Claims };
 
+/**
+ * A token that verified. `userId` is the one user id rule of every service:
+ * the auth service answer's `AUTH_USER_ID_FIELD`, or a locally verified JWT's
+ * `AUTH_JWT_USER_ID_CLAIM` (a string, or an integer written as one);
+ * undefined when the token names no user (a driver's token, a pre-login
+ * session).
+ */
+export interface VerifiedToken {
+  readonly userId: string | undefined;
+  /** The auth service's JSON answer, or the token's claims when verified locally. */
+  readonly claims: Claims;
+  readonly verifiedBy: "auth-service" | "local";
+}
+
 /** Turns a caller's token into an {@link Identity}. Shared by every service that takes user tokens. */
 export interface IdentityResolver {
   /**
-   * Resolves `token` (null, undefined or empty: anonymous). Throws a
-   * ConnectError: `unauthenticated` when the token is not valid, `unavailable`
-   * when it cannot be checked right now (auth service down and no local key).
+   * Resolves `token` (null, undefined or empty: anonymous) to the user it
+   * names. Throws a ConnectError: `unauthenticated` when the token is not
+   * valid or names no user, `unavailable` when it cannot be checked right now
+   * (auth service down and no local key).
    */
   resolve(token: string | null | undefined, signal?: AbortSignal): Promise<Identity>;
+  /**
+   * Verifies `token` and gives its claims and user id, if it names one (for
+   * services that also take tokens naming no user, such as Seen's drivers).
+   * Throws like {@link resolve}, except that a token naming no user is valid.
+   */
+  verify(token: string, signal?: AbortSignal): Promise<VerifiedToken>;
 }
 
 export interface IdentityOptions {
+  /** No user tokens: every token is `unauthenticated` (AUTH_ANONYMOUS_ONLY). */
+  readonly anonymousOnly: boolean;
   /** Auth service endpoint: `GET` with `Authorization: Bearer <token>`; unset means local checks only. */
   readonly authUrl: string | undefined;
   readonly timeoutMs: number;
@@ -51,14 +74,18 @@ export interface IdentityOptions {
   readonly metrics: Registry;
 }
 
-/** The identity settings of the runtime configuration. */
-export function identityOptionsFromConfig(config: Config): Omit<IdentityOptions, "log" | "metrics"> {
+/**
+ * The identity settings of the runtime configuration; `developmentSecret`
+ * (see {@link developmentSecret}) verifies tokens when no key is configured.
+ */
+export function identityOptionsFromConfig(config: Config, developmentSecret?: string): Omit<IdentityOptions, "log" | "metrics"> {
   return {
+    anonymousOnly: config.authAnonymousOnly,
     authUrl: config.authUrl,
     timeoutMs: config.authTimeoutMs,
     userIdField: config.authUserIdField,
     userIdClaim: config.authJwtUserIdClaim,
-    keys: { secret: config.authJwtSecret, publicKey: config.authJwtPublicKey },
+    keys: { secret: config.authJwtSecret ?? developmentSecret, publicKey: config.authJwtPublicKey },
     jwtRules: {
       clockToleranceSeconds: config.authJwtClockToleranceSeconds,
       requireExp: config.authJwtRequireExp,
@@ -72,7 +99,7 @@ export function identityOptionsFromConfig(config: Config): Omit<IdentityOptions,
   };
 }
 
-type Cached = { readonly identity: Identity } | { readonly invalid: string };
+type Cached = { readonly verified: VerifiedToken } | { readonly invalid: string };
 
 /** Why the auth service gave no usable answer (the token is then checked locally). */
 class AuthServiceFailure extends Error {
@@ -106,14 +133,14 @@ export function createIdentityResolver(options: IdentityOptions): IdentityResolv
   const { log } = options;
   const local = new JwtVerifier(options.keys, options.jwtRules);
   const cache = new TokenCache<Cached>(options.maxEntries);
-  const resolutions = counter(options.metrics, "funnel_identity_resolutions_total", "Token resolutions by source (cache, auth_service, local, anonymous) and result.", [
+  const resolutions = counter(options.metrics, "funnel_identity_resolutions_total", "Token resolutions by source (cache, auth_service, local, anonymous, anonymous_only) and result.", [
     "source",
     "result",
   ]);
   const failures = counter(options.metrics, "funnel_identity_auth_failures_total", "Auth service calls without a usable answer, by reason.", ["reason"]);
   const seconds = histogram(options.metrics, "funnel_identity_auth_seconds", "Auth service round trips.");
   let authDownUntil = 0;
-  if (options.authUrl === undefined && !local.configured) {
+  if (options.authUrl === undefined && !local.configured && !options.anonymousOnly) {
     log.warn("neither AUTH_URL nor AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY is set: requests carrying a token will fail as unavailable");
   }
 
@@ -155,10 +182,9 @@ export function createIdentityResolver(options: IdentityOptions): IdentityResolv
     } catch {
       throw new AuthServiceFailure("bad_answer", "the answer is not JSON");
     }
-    const claims = (body !== null && typeof body === "object" && !Array.isArray(body) ? body : {}) as Claims;
-    const userId = readId(claims, options.userIdField);
-    if (userId === undefined) throw new AuthServiceFailure("bad_answer", `the answer has no "${options.userIdField}" (AUTH_USER_ID_FIELD)`);
-    return { identity: { kind: "user", userId, claims, verifiedBy: "auth-service" } };
+    if (body === null || typeof body !== "object" || Array.isArray(body)) throw new AuthServiceFailure("bad_answer", "the answer is not a JSON object");
+    const claims = body as Claims;
+    return { verified: { userId: readId(claims, options.userIdField), claims, verifiedBy: "auth-service" } };
   }
 
   async function verifyLocally(token: string): Promise<Cached> {
@@ -169,9 +195,66 @@ export function createIdentityResolver(options: IdentityOptions): IdentityResolv
       if (error instanceof InvalidTokenError) return { invalid: error.message };
       throw error;
     }
-    const userId = readId(claims, options.userIdClaim);
-    if (userId === undefined) return { invalid: `token: claim "${options.userIdClaim}" (AUTH_JWT_USER_ID_CLAIM) is missing` };
-    return { identity: { kind: "user", userId, claims, verifiedBy: "local" } };
+    return { verified: { userId: readId(claims, options.userIdClaim), claims, verifiedBy: "local" } };
+  }
+
+  /** Why a verified token is no user's, naming where the user id was looked for. */
+  const noUser = (verified: VerifiedToken): ConnectError =>
+    new ConnectError(
+      verified.verifiedBy === "local"
+        ? `token: names no user: claim "${options.userIdClaim}" (AUTH_JWT_USER_ID_CLAIM) is missing`
+        : `token: names no user: the auth service's answer has no "${options.userIdField}" (AUTH_USER_ID_FIELD)`,
+      Code.Unauthenticated,
+    );
+
+  async function verify(token: string, signal: AbortSignal | undefined): Promise<VerifiedToken> {
+    if (options.anonymousOnly) {
+      resolutions.inc({ source: "anonymous_only", result: "invalid" });
+      throw new ConnectError("token: not accepted: this server takes no user tokens (AUTH_ANONYMOUS_ONLY=true)", Code.Unauthenticated);
+    }
+    const key = TokenCache.keyOf(token);
+    const hit = cache.get(key);
+    if (hit !== undefined) {
+      if ("invalid" in hit) throw rejected(hit.invalid, "cache");
+      resolutions.inc({ source: "cache", result: "valid" });
+      return hit.verified;
+    }
+    const url = options.authUrl;
+    if (url !== undefined && Date.now() >= authDownUntil) {
+      try {
+        const answer = await ask(token, url, signal);
+        if ("invalid" in answer) {
+          cache.set(key, answer, options.negativeCacheSeconds * 1000);
+          throw rejected(answer.invalid, "auth_service");
+        }
+        const exp = unverifiedClaims(token)?.exp;
+        const untilExpiry = typeof exp === "number" ? exp * 1000 - Date.now() : Number.POSITIVE_INFINITY;
+        cache.set(key, answer, Math.min(options.cacheTtlSeconds * 1000, untilExpiry));
+        resolutions.inc({ source: "auth_service", result: "valid" });
+        return answer.verified;
+      } catch (error) {
+        if (!(error instanceof AuthServiceFailure)) throw error;
+        failures.inc({ reason: error.reason });
+        authDownUntil = Date.now() + options.recheckMs;
+        log.warn({ reason: error.reason, detail: error.message, recheckMs: options.recheckMs }, "auth service gave no usable answer; verifying tokens locally");
+      }
+    }
+    if (!local.configured) {
+      throw new ConnectError(
+        url === undefined
+          ? "token: cannot be verified: no auth service or local key is configured"
+          : "token: cannot be verified now: the auth service is unavailable and no local key is configured",
+        Code.Unavailable,
+      );
+    }
+    // Local answers are not cached: the auth service has the last word once it is back.
+    const checked = await verifyLocally(token);
+    if ("invalid" in checked) {
+      cache.set(key, checked, options.negativeCacheSeconds * 1000);
+      throw rejected(checked.invalid, "local");
+    }
+    resolutions.inc({ source: "local", result: "valid" });
+    return checked.verified;
   }
 
   return {
@@ -180,49 +263,10 @@ export function createIdentityResolver(options: IdentityOptions): IdentityResolv
         resolutions.inc({ source: "anonymous", result: "valid" });
         return ANONYMOUS_IDENTITY;
       }
-      const key = TokenCache.keyOf(token);
-      const hit = cache.get(key);
-      if (hit !== undefined) {
-        if ("invalid" in hit) throw rejected(hit.invalid, "cache");
-        resolutions.inc({ source: "cache", result: "valid" });
-        return hit.identity;
-      }
-      const url = options.authUrl;
-      if (url !== undefined && Date.now() >= authDownUntil) {
-        try {
-          const answer = await ask(token, url, signal);
-          if ("invalid" in answer) {
-            cache.set(key, answer, options.negativeCacheSeconds * 1000);
-            throw rejected(answer.invalid, "auth_service");
-          }
-          const exp = unverifiedClaims(token)?.exp;
-          const untilExpiry = typeof exp === "number" ? exp * 1000 - Date.now() : Number.POSITIVE_INFINITY;
-          cache.set(key, answer, Math.min(options.cacheTtlSeconds * 1000, untilExpiry));
-          resolutions.inc({ source: "auth_service", result: "valid" });
-          return answer.identity;
-        } catch (error) {
-          if (!(error instanceof AuthServiceFailure)) throw error;
-          failures.inc({ reason: error.reason });
-          authDownUntil = Date.now() + options.recheckMs;
-          log.warn({ reason: error.reason, detail: error.message, recheckMs: options.recheckMs }, "auth service gave no usable answer; verifying tokens locally");
-        }
-      }
-      if (!local.configured) {
-        throw new ConnectError(
-          url === undefined
-            ? "token: cannot be verified: no auth service or local key is configured"
-            : "token: cannot be verified now: the auth service is unavailable and no local key is configured",
-          Code.Unavailable,
-        );
-      }
-      // Local answers are not cached: the auth service has the last word once it is back.
-      const checked = await verifyLocally(token);
-      if ("invalid" in checked) {
-        cache.set(key, checked, options.negativeCacheSeconds * 1000);
-        throw rejected(checked.invalid, "local");
-      }
-      resolutions.inc({ source: "local", result: "valid" });
-      return checked.identity;
+      const verified = await verify(token, signal);
+      if (verified.userId === undefined) throw noUser(verified);
+      return { kind: "user", userId: verified.userId, claims: verified.claims, verifiedBy: verified.verifiedBy };
     },
+    verify: (token, signal) => verify(token, signal),
   };
 }
