@@ -61,6 +61,9 @@ describe("@funnel/client against the server", () => {
       expect(await outcome(funnel.ops.getStatus({}))).toBe("Unauthenticated");
       expect(await outcome(funnel.ops.getStatus({}))).toBe("ok");
       expect(asked).toBe(2);
+      // A call's own authorization header is kept, and the function is not asked for it.
+      expect(await outcome(funnel.ops.getStatus({}, { headers: { authorization: "Bearer not-the-admin-token-000000" } }))).toBe("Unauthenticated");
+      expect(asked).toBe(2);
     });
 
     it("ends a call at its deadline: the default one, or the call's own", async () => {
