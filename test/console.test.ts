@@ -83,6 +83,7 @@ describe("ops console in Chromium", () => {
 
   async function screenshot(page: Page, name: string): Promise<void> {
     if (!SCREENSHOTS) return;
+    await page.evaluate("scrollTo(0, 0)");
     await page.screenshot({ path: path.join(IMAGES, `console-${name}.png`) });
   }
 

@@ -43,6 +43,8 @@ export function Chart({ title, times, series, bars = false, height = 220 }: Char
     const options: uPlot.Options = {
       width: Math.max(element.clientWidth, 280),
       height,
+      // Axes in UTC, like every time the console shows.
+      tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
       legend: { show: series.length > 0 },
       cursor: { drag: { x: false, y: false } },
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
