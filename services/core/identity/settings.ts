@@ -31,7 +31,7 @@ export const identitySettings = defineSettings({
       variable: "AUTH_ANONYMOUS_ONLY",
       kind: boolean,
       default: "false",
-      doc: "`true`: no user tokens at all, a request carrying one is `unauthenticated`; lets a server with `DATABASE_URL` start without a way to verify tokens",
+      doc: "`true`: no user tokens; a request carrying one is `unauthenticated`. With `DATABASE_URL` set, the server refuses to start unless this, `AUTH_URL`, `AUTH_JWT_SECRET` or `AUTH_JWT_PUBLIC_KEY` is set; in embedded mode with none of them it generates a development secret into `$FUNNEL_DATA_DIR/jwt-secret` (see [Tokens](ingest.md#tokens-in-development)). Contradicts the three others",
     }),
     authUrl: setting({
       variable: "AUTH_URL",
