@@ -98,10 +98,25 @@ describe("ops console in Chromium", () => {
       await screenshot(page, "sign-in");
       await expectAccessible(page, "the sign-in screen");
       await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
-      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.keyboard.press("Enter");
       await page.getByRole("heading", { name: "Overview" }).waitFor();
       expect(page.url()).not.toContain(ADMIN_TOKEN);
+      // By keyboard alone: the skip link comes first, then the pages.
+      const focused = () => page.evaluate<string>("document.activeElement.textContent");
+      await page.keyboard.press("Tab");
+      expect(await focused()).toBe("Skip to content");
+      await page.keyboard.press("Tab");
+      expect(await focused()).toBe("Overview");
+      await page.keyboard.press("Tab");
+      expect(await focused()).toBe("Partners");
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { name: "Partners" }).waitFor();
       expect(await page.evaluate(() => sessionStorage.getItem("funnel.console.token"))).toBe(ADMIN_TOKEN);
+      // A token the server stops accepting (rotated) sends the tab back to sign in, saying why.
+      await page.evaluate(() => sessionStorage.setItem("funnel.console.token", "rotated-away"));
+      await page.reload();
+      await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/refused the token/);
+      expect(await page.evaluate(() => sessionStorage.getItem("funnel.console.token"))).toBeNull();
     });
   });
 
