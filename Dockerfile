@@ -5,6 +5,8 @@
 FROM node:22.23.3-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The CLI's client package is an npm workspace: its package.json lets npm link it.
+COPY clients/node/package.json ./clients/node/package.json
 # Install scripts must run: esbuild (used by tsx to load the TypeScript sources)
 # fetches its platform binary in its own install script when optional
 # dependencies are omitted.
@@ -18,6 +20,7 @@ COPY package.json ./
 COPY gen ./gen
 COPY services ./services
 COPY cli ./cli
+COPY clients/node ./clients/node
 COPY console ./console
 # `funnel` (the ops CLI) on PATH: `docker compose exec api funnel status`. Then
 # a smoke test: loading the entry point imports every module, so a runtime import
