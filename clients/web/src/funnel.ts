@@ -112,6 +112,8 @@ export function createFunnel(options: FunnelOptions): Funnel {
   let sending: Promise<void> | undefined;
   const wakers = new Set<() => void>();
   let token: string | null = null;
+  /** The events of the keepalive request in flight, if any. */
+  let hiding: string | undefined;
 
   const currentToken = async (): Promise<string | null> => (token = (await options.token?.()) ?? null);
 
@@ -194,7 +196,13 @@ export function createFunnel(options: FunnelOptions): Funnel {
       if (bytes > KEEPALIVE_BYTES || batch.length >= maxBatch) break;
       batch.push(event);
     }
-    if (batch.length > 0) send(batch, true).catch(() => undefined);
+    // `visibilitychange` and `pagehide` both come when a page is left: one request for the same events is enough.
+    const key = batch.map((event) => event.eventId).join();
+    if (batch.length === 0 || key === hiding) return;
+    hiding = key;
+    send(batch, true)
+      .catch(() => undefined)
+      .finally(() => (hiding = undefined));
   };
 
   const track = <N extends EventName>(type: N, fields: EventTypes[N]): string => {

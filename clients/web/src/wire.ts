@@ -56,7 +56,11 @@ export interface CallOptions {
   readonly headers?: Record<string, string>;
   /** Lets the request outlive the page (`fetch(…, {keepalive: true})`; its body must stay under 64 KB). */
   readonly keepalive?: boolean;
-  /** Deadline of the call, sent as `Connect-Timeout-Ms` too. */
+  /**
+   * Deadline of the call, kept by the browser alone: past it the request is
+   * abandoned like a lost connection (and retried), where a deadline passed
+   * to the server would come back as `deadline_exceeded`.
+   */
   readonly timeoutMs: number;
 }
 
@@ -79,7 +83,7 @@ export async function call<S extends GenServiceMethods, M extends keyof S & stri
   try {
     res = await fetch(`${baseUrl}/${service}/${method[0]?.toUpperCase()}${method.slice(1)}`, {
       method: "POST",
-      headers: { "content-type": "application/json", "connect-protocol-version": "1", "connect-timeout-ms": String(options.timeoutMs), ...options.headers },
+      headers: { "content-type": "application/json", "connect-protocol-version": "1", ...options.headers },
       body: JSON.stringify(body),
       keepalive: options.keepalive === true,
       signal: AbortSignal.timeout(options.timeoutMs),
