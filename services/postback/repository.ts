@@ -132,6 +132,14 @@ export function createPostbackRepository(pool: pg.Pool) {
       return { partners: page.rows.map(toPartner), total: count.rows[0]?.total ?? 0 };
     },
 
+    /** Changes whenever a partner is added, changed or removed: their count and a sum of hashes of each id and update time. */
+    async partnersVersion(): Promise<string> {
+      const { rows } = await pool.query<{ version: string }>(
+        "SELECT count(*) || ':' || coalesce(sum(hashtext(id || '/' || updated_at::text)), 0) AS version FROM postback_partners",
+      );
+      return rows[0]?.version ?? "";
+    },
+
     async getPartner(id: string): Promise<StoredPartner | undefined> {
       const { rows } = await pool.query<PartnerRecord>(`SELECT ${PARTNER_COLUMNS} FROM postback_partners WHERE id = $1`, [id]);
       return rows[0] === undefined ? undefined : toPartner(rows[0]);
