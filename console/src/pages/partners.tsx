@@ -171,12 +171,15 @@ function Preview(props: { draft: PartnerDraft; onErrors: (errors: FieldError[]) 
   const preview = useQuery({
     key: ["preview", event, clickId, draft],
     fn: (signal) => api.partners.previewPostback({ partner, event: EVENT_KINDS[event], sample: { clickId } }, { signal }),
+    // Until an id is typed every field would be judged against a partner that cannot exist yet.
+    enabled: draft.id.trim() !== "",
     keepPrevious: true,
   });
-  const errors = useMemo(() => fieldErrors(preview.error), [preview.error]);
+  const waiting = draft.id.trim() === "";
+  const errors = useMemo(() => (waiting ? [] : fieldErrors(preview.error)), [preview.error, waiting]);
   useEffect(() => props.onErrors(errors), [errors]);
   const generalErrors = errors.filter((e) => !e.field.startsWith("partner."));
-  const p = preview.isError ? undefined : preview.data;
+  const p = preview.isError || waiting ? undefined : preview.data;
   return (
     <aside class="preview" aria-labelledby="preview-title">
       <h2 id="preview-title">Live preview</h2>
@@ -192,7 +195,8 @@ function Preview(props: { draft: PartnerDraft; onErrors: (errors: FieldError[]) 
         </Field>
         <Field label="Sample click id">{(id) => <input id={id} type="text" value={clickId} onInput={(e) => setClickId(e.currentTarget.value)} />}</Field>
       </div>
-      {preview.isError ? (
+      {waiting ? <p class="muted">Type a partner id to see the request it would receive.</p> : null}
+      {preview.isError && !waiting ? (
         <p class="error" role="status">
           {generalErrors.length > 0 || errors.length === 0 ? (generalErrors[0]?.message ?? ConnectError.from(preview.error).rawMessage) : `Fix ${errors.length === 1 ? "the field" : `the ${errors.length} fields`} marked in the form to see the request.`}
         </p>
