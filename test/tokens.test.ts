@@ -49,6 +49,15 @@ describe("token verification chosen at start-up", () => {
   });
 });
 
+describe("one user id rule", () => {
+  it("takes the user id from the resolver's setting only: SEEN_IDENTITY_CLAIMS cannot map user_id", () => {
+    expect(() => parseConfig({ SEEN_IDENTITY_CLAIMS: "user_id=user.id" })).toThrow(
+      /SEEN_IDENTITY_CLAIMS: "user_id" is the user id every service reads: set AUTH_JWT_USER_ID_CLAIM \(locally verified JWTs\) or AUTH_USER_ID_FIELD/,
+    );
+    expect(parseConfig({ SEEN_IDENTITY_CLAIMS: "db_id=park_id", AUTH_JWT_USER_ID_CLAIM: "user.id" })).toMatchObject({ seenIdentityClaims: { db_id: "park_id" }, authJwtUserIdClaim: "user.id" });
+  });
+});
+
 describe("anonymous-only operation (AUTH_ANONYMOUS_ONLY=true)", () => {
   let app: App;
   beforeAll(async () => {
