@@ -5,6 +5,7 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EventSchema, EventStatus, IngestService, RejectReason } from "../gen/funnel/ingest/v1/ingest_pb.js";
+import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { App } from "../services/app.js";
 import { eventTypes } from "../services/ingest/registry.js";
@@ -239,5 +240,63 @@ describe("unknown keys", () => {
     expect(await res.json()).toEqual({ error: "idd: unknown field" });
     const ok = await fetch(`${app.url}/v1/seen`, { method: "POST", headers: { "content-type": "application/json", "x-funnel-device-id": "d-1" }, body: JSON.stringify({ tag: "t", id: "1" }) });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe("pixel and events joined by the tracker's user_id cookie", () => {
+  const shop = "https://shop.example";
+  let app: App;
+  beforeAll(async () => {
+    app = await startTestApp({ env: { CORS_ALLOWED_ORIGINS: `${shop},*` } });
+  });
+  afterAll(async () => {
+    await app.stop();
+  });
+
+  /** Sends one click with these request headers; returns the anonymous_id its row got. */
+  async function anonymousIdOf(headers: Record<string, string>, method: "Send" | "SendBatch" = "Send"): Promise<unknown> {
+    const event = { element_click: { element_type: "movie", page_type: "category" } };
+    const { status, body } = await callIngest(app, method, method === "Send" ? event : { events: [event] }, headers);
+    expect(status).toBe(200);
+    const eventId = (method === "Send" ? body.eventId : (body.results as { eventId: string }[])[0]?.eventId) as string;
+    await drained(app);
+    const rows = await clickhouseRows(app, "element_click", `event_id = '${eventId}'`);
+    expect(rows).toHaveLength(1);
+    return rows[0]?.anonymous_id;
+  }
+
+  it("records the pixel's user_id with events a listed origin sends with credentials, so the two join", async () => {
+    const trackers = createClient(TrackerService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), next(req))] }));
+    const trackerId = (await trackers.createTracker({ value: "join" })).tracker?.uuid ?? "";
+    const visitor = randomUUID();
+    const pixel = await fetch(`${app.url}/track?id=${trackerId}`, { headers: { cookie: `user_id=${visitor}` } });
+    expect(pixel.status).toBeLessThan(300);
+    expect(await anonymousIdOf({ origin: shop, cookie: `theme=dark; user_id=${visitor.toUpperCase()}` })).toBe(visitor);
+    expect(await anonymousIdOf({ origin: shop, cookie: `user_id=${visitor}` }, "SendBatch")).toBe(visitor);
+    const joined = await app.clickhouse.client.query({
+      query: `SELECT count() AS n FROM ${app.clickhouse.database}.tracker_events AS t
+              INNER JOIN ${app.clickhouse.database}.element_click AS e ON e.anonymous_id = t.user_id
+              WHERE t.tracker_id = {tracker:UUID}`,
+      query_params: { tracker: trackerId },
+      format: "JSONEachRow",
+    });
+    expect((await joined.json<{ n: number | string }>()).map(({ n }) => Number(n))).toEqual([2]);
+  });
+
+  it("records nothing without the cookie, from an origin not listed, or with no origin at all", async () => {
+    const visitor = randomUUID();
+    expect(await anonymousIdOf({ origin: shop })).toBeNull();
+    expect(await anonymousIdOf({ origin: "https://elsewhere.example", cookie: `user_id=${visitor}` })).toBeNull();
+    expect(await anonymousIdOf({ cookie: `user_id=${visitor}` })).toBeNull();
+  });
+
+  it.each([
+    ["not a UUID", "user_id=not-a-uuid"],
+    ["an escaped NUL", "user_id=%00"],
+    ["a UUID with trailing junk", `user_id=${randomUUID()}x`],
+    ["an empty value", "user_id="],
+    ["kilobytes of cookies", `junk=${"x".repeat(12_000)}; user_id=${"y".repeat(2_000)}`],
+  ])("ignores a hostile cookie (%s): the event is taken, without an id", async (_name, cookie) => {
+    expect(await anonymousIdOf({ origin: shop, cookie })).toBeNull();
   });
 });

@@ -16,7 +16,7 @@ import { startApp, type App } from "../services/app.js";
 import { splitStatements } from "../services/core/migrate.js";
 import { createIngestModule } from "../services/ingest/module.js";
 import { defineEventTypes, eventTypes, type EventType } from "../services/ingest/registry.js";
-import { eventColumns, migrationSql } from "../services/ingest/tables.js";
+import { addColumnSql, eventColumns, migrationSql } from "../services/ingest/tables.js";
 import { callIngest, clickhouseRows, drained } from "./support/ingest.js";
 import { testConfig } from "./support/stores.js";
 
@@ -112,6 +112,10 @@ describe("adding an event type", () => {
     await run(process.execPath, [...script, "search_filter", "page_view", "--dir", dir], { cwd: root });
     expect((await readdir(dir)).sort()).toEqual(["0001_ingest_video_complete.sql", "0002_ingest_types.sql"]);
     expect(await readFile(join(dir, "0001_ingest_video_complete.sql"), "utf8")).toBe(migrationSql([eventTypes.get("video_complete")!], false));
+    // A new envelope column: one ALTER per event table, the column in its place.
+    await run(process.execPath, [...script, "--column", "anonymous_id", "--dir", dir], { cwd: root });
+    expect(await readFile(join(dir, "0003_ingest_anonymous_id.sql"), "utf8")).toBe(addColumnSql([...eventTypes.values()], "anonymous_id"));
+    expect(addColumnSql([eventTypes.get("video_complete")!], "anonymous_id")).toMatch(/^ALTER TABLE \{db\}\.video_complete ADD COLUMN IF NOT EXISTS anonymous_id Nullable\(UUID\) AFTER seq;$/m);
     const failed = await run(process.execPath, [...script, "trailer_share", "--dir", dir], { cwd: root }).catch((error: unknown) => error as { code: number; stderr: string });
     expect(failed).toMatchObject({ code: 2 });
     expect((failed as { stderr: string }).stderr).toMatch(/unknown event type trailer_share: add its message to ingest.proto/);

@@ -23,6 +23,7 @@ export function createIngestModule(options: IngestModuleOptions = {}): ServiceMo
         writer,
         pool,
         limits: { maxEventBytes: config.ingestMaxEventBytes, maxBatchBytes: config.ingestMaxBatchBytes, maxBatchEvents: config.ingestMaxBatchEvents },
+        credentialedOrigins: new Set(config.corsAllowedOrigins.filter((origin) => origin !== "*")),
       });
       let sweep: PageViewSweep | undefined;
       if (roles.includes("worker")) {

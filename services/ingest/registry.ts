@@ -25,7 +25,7 @@ export type EventTypes = ReadonlyMap<string, EventType>;
 export const PAGE_VIEW_TABLE = "page_view";
 
 /** Columns the service adds to every event row; a data field may not use these names. */
-export const ENVELOPE_COLUMNS = ["event_id", "user_id", "timestamp", "client_time", "session_id", "seq", "inserted_at"] as const;
+export const ENVELOPE_COLUMNS = ["event_id", "user_id", "timestamp", "client_time", "session_id", "seq", "anonymous_id", "inserted_at"] as const;
 
 /**
  * The members of `Event.typed` (the typed form of an event) by their local

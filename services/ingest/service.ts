@@ -13,6 +13,7 @@ import {
 import type { Identity, IdentityResolver } from "../core/identity/index.js";
 import { qualityRows, rejectedCounter } from "./quality.js";
 import type { EventTypes } from "./registry.js";
+import { userIdCookie } from "../tracker/pixel.js";
 import { readCounters } from "./store.js";
 import { acceptEvent, type CheckedEvent, checkEvent, RejectedEvent } from "./validation.js";
 import type { AcceptedEvent, IngestWriter, WriteOutcome } from "./writer.js";
@@ -29,6 +30,11 @@ export interface IngestDeps {
   readonly writer: IngestWriter;
   readonly pool: pg.Pool;
   readonly limits: IngestLimits;
+  /**
+   * The origins listed by name in CORS_ALLOWED_ORIGINS: the pages allowed to
+   * send credentials, so the only ones whose tracker cookie is recorded.
+   */
+  readonly credentialedOrigins: ReadonlySet<string>;
 }
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -40,6 +46,18 @@ const statusOf = (outcome: WriteOutcome): EventStatus => (outcome === "accepted"
 function declaredSize(context: HandlerContext): number | undefined {
   const length = context.requestHeader.get("content-length");
   return length !== null && /^\d+$/.test(length) ? Number(length) : undefined;
+}
+
+/**
+ * The tracker pixel's `user_id` cookie of the browser calling, when it calls
+ * from an origin allowed to send credentials. Anything else (no cookie, a
+ * value that is not one of the tracker's ids, another origin, a caller that
+ * is no browser) is no id: never an error.
+ */
+function anonymousIdOf(context: HandlerContext, origins: ReadonlySet<string>): string | undefined {
+  const origin = context.requestHeader.get("origin");
+  if (origin === null || !origins.has(origin)) return undefined;
+  return userIdCookie(context.requestHeader.get("cookie") ?? undefined);
 }
 
 function parseDay(value: string, field: string): number {
@@ -82,7 +100,7 @@ export function createIngestService(deps: IngestDeps): ServiceImpl<typeof Ingest
       } catch (error) {
         throw error instanceof RejectedEvent ? counted(error).toConnectError() : error;
       }
-      const accepted = acceptEvent(checked, who.userId, new Date());
+      const accepted = acceptEvent(checked, who.userId, new Date(), anonymousIdOf(context, deps.credentialedOrigins));
       const [outcome] = await writer.write([accepted]);
       return { eventId: accepted.eventId, status: statusOf(outcome ?? "accepted") };
     },
@@ -117,6 +135,7 @@ export function createIngestService(deps: IngestDeps): ServiceImpl<typeof Ingest
       const settled = await Promise.all(distinct.map((token) => identity.resolve(token, context.signal).catch((error: unknown) => ({ error }))));
       const identities = new Map(distinct.map((token, i) => [token, settled[i]]));
       const now = new Date();
+      const anonymousId = anonymousIdOf(context, deps.credentialedOrigins);
       const accepted: AcceptedEvent[] = [];
       const positions: number[] = [];
       for (const item of checked) {
@@ -127,7 +146,7 @@ export function createIngestService(deps: IngestDeps): ServiceImpl<typeof Ingest
           reject(item.index, new RejectedEvent(error.rawMessage, Code.Unauthenticated, RejectReason.UNAUTHENTICATED, item.checked.type.name));
           continue;
         }
-        accepted.push(acceptEvent(item.checked, who.userId, now));
+        accepted.push(acceptEvent(item.checked, who.userId, now, anonymousId));
         positions.push(item.index);
       }
       const outcomes = await writer.write(accepted);

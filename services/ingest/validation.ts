@@ -116,8 +116,12 @@ export function checkEvent(event: Event, types: EventTypes, size: number, maxEve
   };
 }
 
-/** Completes a checked event with its identity and the server's time and id. */
-export function acceptEvent(checked: CheckedEvent, userId: string, now: Date): AcceptedEvent {
+/**
+ * Completes a checked event with its identity and the server's time and id.
+ * `anonymousId` is the tracker pixel's id of the browser, when it came with
+ * the request (see `anonymousIdOf` in service.ts).
+ */
+export function acceptEvent(checked: CheckedEvent, userId: string, now: Date, anonymousId?: string): AcceptedEvent {
   const eventId = checked.eventId ?? crypto.randomUUID();
   const columns = checked.columns;
   return {
@@ -135,6 +139,7 @@ export function acceptEvent(checked: CheckedEvent, userId: string, now: Date): A
       client_time: checked.clientTime !== undefined ? clickhouseTime(checked.clientTime) : null,
       session_id: checked.sessionId ?? "",
       seq: checked.seq !== undefined ? String(checked.seq) : null,
+      anonymous_id: anonymousId ?? null,
       ...columns,
     },
     pageView:

@@ -70,8 +70,11 @@ function queryOf(req: HttpRequest): URLSearchParams {
   return new URLSearchParams(mark === -1 ? "" : url.slice(mark + 1));
 }
 
-/** The `user_id` cookie when it holds one of our ids, else undefined. */
-function userIdCookie(header: string | undefined): string | undefined {
+/**
+ * The `user_id` cookie when it holds one of our ids (a UUID, in lower case),
+ * else undefined. Ingest reads it too, to join a browser's events to its hits.
+ */
+export function userIdCookie(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");

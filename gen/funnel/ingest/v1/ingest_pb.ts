@@ -22,6 +22,12 @@
 //     {"element_click": {"element_type": "movie", "page_type": "category"}}
 //
 // Internal services call the same methods over gRPC.
+//
+// A page on an origin listed by name in `CORS_ALLOWED_ORIGINS` that sends
+// its events with credentials has the tracker pixel's `user_id` cookie
+// recorded with them (the `anonymous_id` column), so one browser's pixel hits
+// and events join. The cookie is never required: without it, or from any
+// other caller, or when it holds anything but a UUID, the column is null.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
