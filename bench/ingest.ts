@@ -1,13 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { Pool } from "undici";
 import { cpus, totalmem } from "node:os";
-import { type BenchServer, describeCpu, describeFlushes, percentile, readCpu, scrapeMetrics, startBenchServer, startFlushProbe } from "./support.js";
+import { BENCH_TOKEN, type BenchServer, describeCpu, describeFlushes, percentile, readCpu, scrapeMetrics, startBenchServer, startFlushProbe } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SEED_RATE = 660;
 const CALLERS = 64;
 const BATCH_CALLERS = 8;
 const BATCH = 100;
+// The web SDK's shape: batches of 20 from many browser sessions, each session
+// one request at a time with consecutive seq numbers.
+const SDK_SESSIONS = 2_000;
+const SDK_CALLERS = 64;
+const SDK_BATCH = 20;
 
 const ms = (value: number) => `${value.toFixed(2)} ms`;
 
@@ -21,6 +26,17 @@ async function post(pool: Pool, path: string, body: string, started = performanc
   await answer.dump();
   if (statusCode !== 200) throw new Error(`HTTP ${statusCode}`);
   return performance.now() - started;
+}
+
+/** Sequence gaps the server has counted so far (GetQuality, every day and type). */
+async function gaps(url: string): Promise<number> {
+  const res = await fetch(`${url}/funnel.ingest.v1.IngestService/GetQuality`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_TOKEN}` },
+    body: "{}",
+  });
+  const { rows = [] } = (await res.json()) as { rows?: { gaps?: string }[] };
+  return rows.reduce((sum, row) => sum + Number(row.gaps ?? 0), 0);
 }
 
 let seq = 0;
@@ -129,6 +145,36 @@ export async function run(): Promise<void> {
           }),
         );
         return { events: latencies.length * BATCH, latencies };
+      }),
+    );
+
+    // 4. As the web SDK sends: SendBatch ×20 in its JSON (event_id, session_id,
+    // seq, client_time), 64 browsers' requests in flight over 2,000 sessions;
+    // the server must count no seq gap for them.
+    const gapsBefore = await gaps(server.url);
+    phases.push(
+      await phase(server, `SDK SendBatch ×${SDK_BATCH} (${SDK_SESSIONS.toLocaleString("en")} sessions)`, async () => {
+        const latencies: number[] = [];
+        const until = performance.now() + SECONDS * 1000;
+        const sessions = Array.from({ length: SDK_SESSIONS }, () => ({ id: randomUUID(), seq: 0 }));
+        await Promise.all(
+          Array.from({ length: SDK_CALLERS }, async (_, caller) => {
+            const own = sessions.filter((_, i) => i % SDK_CALLERS === caller);
+            for (let turn = 0; performance.now() < until; turn += 1) {
+              const session = own[turn % own.length]!;
+              const events = Array.from({ length: SDK_BATCH }, (_, i) => ({
+                event: "element_click",
+                data: { element_type: `tile-${i}`, page_type: "category" },
+                eventId: randomUUID(),
+                sessionId: session.id,
+                seq: ++session.seq,
+                clientTime: new Date().toISOString(),
+              }));
+              latencies.push(await post(agent, sendBatch, JSON.stringify({ events })));
+            }
+          }),
+        );
+        return { events: latencies.length * SDK_BATCH, latencies, notes: async () => [`seq gaps counted by the server: ${(await gaps(server.url)) - gapsBefore}`] };
       }),
     );
 
