@@ -168,9 +168,15 @@ describe("ops console in Chromium", () => {
       await expect.poll(() => page.getByRole("status").filter({ hasText: "Replayed" }).textContent()).toContain("Replayed 1 postback");
       await expect.poll(() => attempts.count(), { timeout: 20_000 }).toBe(3);
       expect(partner.received("/install")).toHaveLength(3);
+      // From the filtered list: tick it, replay the selection after a dialog that counts it.
       await page.goto(`${consoleUrl}#/deliveries?partner=acme`);
-      await page.locator(`[data-delivery="${recorded.deliveryId}"]`).waitFor();
+      await page.getByLabel(`Select postback ${recorded.deliveryId}`).check();
       await expectAccessible(page, "the delivery list");
+      await page.getByRole("button", { name: "Replay selected (1)" }).click();
+      const selection = page.getByRole("dialog", { name: "Replay 1 postback?" });
+      await selection.getByRole("button", { name: "Replay 1" }).click();
+      await expect.poll(() => page.getByRole("status").filter({ hasText: "Replayed" }).textContent()).toContain("Replayed 1 postback");
+      await eventually(async () => (partner.received("/install").length === 4 ? true : undefined), 20_000, "the fourth request");
     });
   });
 

@@ -6,7 +6,7 @@ import type { SeenAttempt } from "../../../gen/funnel/seen/v1/admin_pb.js";
 import { api } from "../api.js";
 import { useAction, useQuery } from "../query.js";
 import { href, navigate, type Route } from "../router.js";
-import { ConfirmDialog, ErrorBanner, Field, formatTime, Status } from "../ui/common.js";
+import { ConfirmDialog, count, ErrorBanner, Field, formatTime, Status } from "../ui/common.js";
 
 const PAGE_SIZE = 50;
 
@@ -126,7 +126,7 @@ function PostbackDetail({ id }: { id: string }) {
               Replay
             </button>
           </div>
-          {replay.data !== undefined ? <Status>Replayed {replay.data.redelivered.length} postback.</Status> : null}
+          {replay.data !== undefined ? <Status>Replayed {count(replay.data.redelivered.length, "postback")}.</Status> : null}
           <ErrorBanner error={replay.error} />
           <ConfirmDialog
             open={confirming}
@@ -222,7 +222,7 @@ function PostbackList({ route }: { route: Route }) {
       </div>
       <ConfirmDialog
         open={confirming !== undefined}
-        title={confirming === "selected" ? `Replay ${selected.size} postbacks?` : "Replay every matching postback?"}
+        title={confirming === "selected" ? `Replay ${count(selected.size, "postback")}?` : "Replay every matching postback?"}
         confirmLabel={confirming === "selected" ? `Replay ${selected.size}` : "Replay all matching"}
         onCancel={() => setConfirming(undefined)}
         onConfirm={() => {
@@ -233,13 +233,13 @@ function PostbackList({ route }: { route: Route }) {
       >
         <p>
           {confirming === "selected"
-            ? `The ${selected.size} selected postbacks are sent again now with a fresh retry budget.`
+            ? `The selected ${count(selected.size, "postback")} ${selected.size === 1 ? "is" : "are"} sent again now with a fresh retry budget.`
             : "Every postback the filter matches (up to 10,000, oldest first) is sent again now with a fresh retry budget."}
         </p>
       </ConfirmDialog>
       {replay.data !== undefined ? (
         <Status>
-          Replayed {replay.data.redelivered.length} postbacks{replay.data.notFound.length > 0 ? `; ${replay.data.notFound.length} not found` : ""}.
+          Replayed {count(replay.data.redelivered.length, "postback")}{replay.data.notFound.length > 0 ? `; ${replay.data.notFound.length} not found` : ""}.
         </Status>
       ) : null}
       <ErrorBanner error={replay.error ?? list.error ?? undefined} />
@@ -383,7 +383,7 @@ function SeenList({ route }: { route: Route }) {
       </div>
       <ConfirmDialog
         open={confirming}
-        title={`Replay ${selected.size} Seen deliveries?`}
+        title={`Replay ${count(selected.size, "Seen delivery", "Seen deliveries")}?`}
         confirmLabel={`Replay ${selected.size}`}
         onCancel={() => setConfirming(false)}
         onConfirm={() => {

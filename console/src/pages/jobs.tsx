@@ -4,7 +4,7 @@ import type { Job } from "../../../gen/funnel/ops/v1/ops_pb.js";
 import { api } from "../api.js";
 import { useAction, useQuery } from "../query.js";
 import { href, navigate, type Route } from "../router.js";
-import { ConfirmDialog, ErrorBanner, Field, formatSeconds, formatTime, Status } from "../ui/common.js";
+import { ConfirmDialog, count as counted, ErrorBanner, Field, formatSeconds, formatTime, Status } from "../ui/common.js";
 
 const STATES = ["failed", "created", "retry", "active", "completed", "cancelled"] as const;
 
@@ -88,9 +88,9 @@ function JobList({ route }: { route: Route }) {
   const jobs = useQuery({ key: ["jobs", "list", queue, state], fn: (signal) => api.ops.listJobs({ queue, state, limit: 100 }, { signal }), refetchMs: 5_000, keepPrevious: true });
   const act = useAction(
     async (action: JobAction, ids: string[]) => {
-      if (action === "retry") return `Retried ${(await api.ops.retryJobs({ ids, queue })).retried.length} jobs.`;
-      if (action === "cancel") return `Cancelled ${(await api.ops.cancelJobs({ ids })).cancelled.length} jobs.`;
-      return `Redrove ${(await api.ops.redriveDeadLetters({ queue, ids })).redriven.toString()} dead letters.`;
+      if (action === "retry") return `Retried ${counted((await api.ops.retryJobs({ ids, queue })).retried.length, "job")}.`;
+      if (action === "cancel") return `Cancelled ${counted((await api.ops.cancelJobs({ ids })).cancelled.length, "job")}.`;
+      return `Redrove ${counted(Number((await api.ops.redriveDeadLetters({ queue, ids })).redriven), "dead letter")}.`;
     },
     [["jobs"], ["status"]],
   );
@@ -169,7 +169,7 @@ function JobList({ route }: { route: Route }) {
       </div>
       <ConfirmDialog
         open={confirming !== undefined}
-        title={confirming === "redrive" && count === 0 ? `Redrive every dead letter of ${queue}?` : `${confirming ?? ""} ${count} jobs?`}
+        title={confirming === "redrive" && count === 0 ? `Redrive every dead letter of ${queue}?` : `${confirming ?? ""} ${counted(count, "job")}?`}
         confirmLabel={confirming === "redrive" && count === 0 ? "Redrive all" : `${confirming ?? ""} ${count}`}
         onCancel={() => setConfirming(undefined)}
         onConfirm={() => {

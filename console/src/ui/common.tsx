@@ -17,6 +17,11 @@ export function formatSeconds(seconds: number): string {
   return `${(seconds / 86_400).toFixed(1)} d`;
 }
 
+/** `3 postbacks`, `1 postback`: a count with its noun. */
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 /** An error from the server, announced to screen readers as it appears. */
 export function ErrorBanner({ error }: { error: unknown }) {
   if (error === undefined || error === null) return null;

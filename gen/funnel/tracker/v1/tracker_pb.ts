@@ -8,11 +8,15 @@
 // (free text copied into every hit, e.g. a campaign name). Trackers are only
 // ever added; their value may change. The pixel itself is plain HTTP:
 //
-//   GET /track?id={uuid}
+//   GET /track?id={uuid}[&format=gif]
 //     204 No Content, `Set-Cookie: user_id=…`, `Cache-Control: no-store`;
-//     400 when `id` is missing or not a UUID, 404 when no tracker has it
-//     (nothing is recorded in either case); 503 when the hit cannot be made
-//     durable (Postgres unavailable).
+//     with `format=gif`, 200 and a transparent 1×1 GIF instead (for <img>,
+//     where a 204 fires onerror). The cookie is `SameSite=None; Secure` over
+//     HTTPS, `Lax` over plain HTTP (TRACKER_COOKIE_SAMESITE and
+//     TRACKER_COOKIE_DOMAIN change it). 400 when `id` is missing or not a
+//     UUID or `format` is not `gif`, 404 when no tracker has it (nothing is
+//     recorded in either case); 503 when the hit cannot be made durable
+//     (Postgres unavailable).
 //   GET /stats?tracker_id={uuid}&from={date}&to={date}
 //     200 {"tracker_id": …, "from": …, "to": …, "count": N};
 //     400 with {"error": reason} for a bad or reversed range, 404 for an
