@@ -9,7 +9,15 @@ export interface Route {
 function parse(hash: string): Route {
   const raw = hash.replace(/^#\/?/, "");
   const [pathPart = "", query = ""] = raw.split("?", 2);
-  return { path: pathPart.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(query) };
+  const decode = (segment: string) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      // A hand-edited address with a broken escape: keep the text as it is.
+      return segment;
+    }
+  };
+  return { path: pathPart.split("/").filter(Boolean).map(decode), params: new URLSearchParams(query) };
 }
 
 /**
