@@ -6,6 +6,7 @@ const benches: Record<string, (args: readonly string[]) => Promise<void>> = {
   seen: async (args) => (await import("./seen.js")).run(args),
   ingest: async () => (await import("./ingest.js")).run(),
   jobs: async (args) => (await import("./jobs.js")).run(args),
+  console: async (args) => (await import("./console.js")).run(args),
 };
 
 const name = process.argv[2] ?? "";

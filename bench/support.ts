@@ -61,8 +61,9 @@ export interface BenchServer {
   remove(): Promise<void>;
 }
 
-export async function startBenchServer(env: Record<string, string> = {}): Promise<BenchServer> {
-  const dir = await mkdtemp(join(tmpdir(), "funnel-bench-"));
+/** Starts a bench server on a new temporary folder, or on `dir` to start again on the stores of one stopped before. */
+export async function startBenchServer(env: Record<string, string> = {}, existing?: string): Promise<BenchServer> {
+  const dir = existing ?? (await mkdtemp(join(tmpdir(), "funnel-bench-")));
   await chmod(dir, 0o755);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
