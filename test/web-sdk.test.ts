@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { build } from "esbuild";
@@ -239,6 +240,23 @@ describe("web SDK in Chromium against the real server", () => {
       ["/movies", true],
       ["/movies/42", true],
     ]);
+  });
+
+  it("sends the tracker pixel's cookie with events when asked, so they carry its id as anonymous_id", async () => {
+    const context = await browser.newContext();
+    const pixelId = randomUUID();
+    await context.addCookies([{ name: "user_id", value: pixelId, url: app.url }]);
+    const sent = async (options: Record<string, unknown>) =>
+      withPage(context, "web-sdk-credentials", async (page) => {
+        await open(page, { pageViews: false, flushIntervalMs: 100, ...options });
+        const [id = ""] = await track(page, 1, "joined");
+        await page.evaluate(() => (globalThis as unknown as Window).funnel.flush());
+        await landed([id]);
+        return (await clickhouseRows(app, "element_click", `event_id = '${id}'`))[0]?.anonymous_id;
+      });
+    expect(await sent({ credentials: true })).toBe(pixelId);
+    expect(await sent({})).toBeNull();
+    await context.close();
   });
 
   it("keeps anonymous Seen marks per browser profile, under a device id that survives reloads", async () => {

@@ -37,6 +37,13 @@ export interface FunnelOptions {
   readonly pageViews?: boolean | "spa";
   /** The `page_type` of automatic page views (default: the path, cut at 64 characters). */
   readonly pageType?: () => string;
+  /**
+   * Send cookies with events (default false), so the tracker pixel's
+   * `user_id` cookie reaches the server, which records it as the events'
+   * `anonymous_id`. The page's origin must then be listed by name in
+   * `CORS_ALLOWED_ORIGINS` (a `*` answer refuses credentialed requests).
+   */
+  readonly credentials?: boolean;
   /** Called for each event the server rejected (it is not sent again). */
   readonly onReject?: (rejection: Rejection) => void;
 }
@@ -133,7 +140,7 @@ export function createFunnel(options: FunnelOptions): Funnel {
   const send = async (events: QueuedEvent[], keepalive: boolean) => {
     const bearer = keepalive ? token : await currentToken();
     const body = { events: bearer === null ? events : events.map((event) => ({ ...event, token: bearer })) };
-    const answer = await call<Methods<typeof IngestService>, "sendBatch">(baseUrl, INGEST_SERVICE, "sendBatch", body, { keepalive, timeoutMs });
+    const answer = await call<Methods<typeof IngestService>, "sendBatch">(baseUrl, INGEST_SERVICE, "sendBatch", body, { keepalive, timeoutMs, credentials: options.credentials === true });
     (answer.results ?? []).forEach((result, i) => {
       const event = events[i];
       if (result.status === "EVENT_STATUS_ACCEPTED") counts.accepted += 1;

@@ -54,6 +54,8 @@ export const retryable = (error: unknown): boolean => !(error instanceof FunnelE
 /** How one call is made. */
 export interface CallOptions {
   readonly headers?: Record<string, string>;
+  /** Sends the browser's cookies for the API (`credentials: "include"`). */
+  readonly credentials?: boolean;
   /** Lets the request outlive the page (`fetch(…, {keepalive: true})`; its body must stay under 64 KB). */
   readonly keepalive?: boolean;
   /**
@@ -86,6 +88,7 @@ export async function call<S extends GenServiceMethods, M extends keyof S & stri
       headers: { "content-type": "application/json", "connect-protocol-version": "1", ...options.headers },
       body: JSON.stringify(body),
       keepalive: options.keepalive === true,
+      credentials: options.credentials === true ? "include" : "same-origin",
       signal: AbortSignal.timeout(options.timeoutMs),
     });
     text = await res.text();
