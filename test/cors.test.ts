@@ -4,12 +4,16 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DescService } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TrackerService } from "../gen/funnel/tracker/v1/tracker_pb.js";
 import type { App } from "../services/app.js";
 import { createCors } from "../services/core/cors.js";
 import { launchChromium, withPage } from "./support/browser.js";
-import { startTestApp } from "./support/stores.js";
+import { clickhouseRows, drained } from "./support/ingest.js";
+import { ADMIN_TOKEN, startTestApp } from "./support/stores.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -181,6 +185,50 @@ describe("CORS", () => {
       const fromOther = await callFrom(other, "cors-refused");
       expect(fromOther.send).toMatchObject({ error: expect.stringMatching(/TypeError/) as unknown });
       expect(fromOther.seen).toMatchObject({ error: expect.stringMatching(/TypeError/) as unknown });
+    });
+
+    it("records the pixel's user_id cookie with events the page sends with credentials, not without", async () => {
+      const trackers = createClient(TrackerService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), next(req))] }));
+      const trackerId = (await trackers.createTracker({ value: "chromium-join" })).tracker?.uuid ?? "";
+      const sent = await withPage(browser, "cors-cookie-join", async (page) => {
+        await page.goto(`${allowed}/shop`);
+        return page.evaluate(
+          async ([api, tracker]) => {
+            // The pixel as a page embeds it: the browser keeps the cookie it sets.
+            // The test's tsconfig has no DOM types: the little of the DOM used here, typed.
+            type Img = { onload: (() => void) | null; onerror: (() => void) | null; src: string };
+            const { document } = globalThis as unknown as { document: { createElement(tag: "img"): Img; body: { append(node: Img): void } } };
+            await new Promise<void>((resolve, reject) => {
+              const img = document.createElement("img");
+              img.onload = () => resolve();
+              img.onerror = () => reject(new Error("the pixel did not load"));
+              img.src = `${api}/track?id=${tracker}&format=gif`;
+              document.body.append(img);
+            });
+            const send = async (credentials: "include" | "omit") => {
+              const res = await fetch(`${api}/funnel.ingest.v1.IngestService/Send`, {
+                method: "POST",
+                credentials,
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({ element_click: { element_type: credentials, page_type: "category" } }),
+              });
+              return ((await res.json()) as { eventId: string }).eventId;
+            };
+            return { included: await send("include"), omitted: await send("omit") };
+          },
+          [app.url, trackerId] as const,
+        );
+      });
+      await drained(app);
+      const hits = await app.clickhouse.client.query({
+        query: `SELECT toString(user_id) AS user_id FROM ${app.clickhouse.database}.tracker_events WHERE tracker_id = {tracker:UUID}`,
+        query_params: { tracker: trackerId },
+        format: "JSONEachRow",
+      });
+      const visitors = await hits.json<{ user_id: string }>();
+      expect(visitors).toHaveLength(1);
+      expect(await clickhouseRows(app, "element_click", `event_id = '${sent.included}'`)).toMatchObject([{ anonymous_id: visitors[0]?.user_id }]);
+      expect(await clickhouseRows(app, "element_click", `event_id = '${sent.omitted}'`)).toMatchObject([{ anonymous_id: null }]);
     });
   });
 });
