@@ -1,6 +1,7 @@
 import { startApp, type Role } from "./app.js";
 import { ConfigError, configDeprecations, parseConfig } from "./core/config.js";
 import { loadConsole } from "./core/console.js";
+import { DEVELOPMENT_SECRET_FILE, tokenVerificationConfigured } from "./core/identity/index.js";
 import { createLogger } from "./core/logger.js";
 import { onShutdownSignal } from "./core/signals.js";
 
@@ -54,6 +55,9 @@ async function main(): Promise<void> {
   }
   lines.push(`  health:  ${app.url}/healthz   readiness: ${app.url}/readyz   metrics: ${app.metricsUrl}/metrics`);
   if (config.adminToken === undefined) lines.push(`  admin token: ${config.dataDir}/admin-token (used by \`npx funnel\`)`);
+  if (config.databaseUrl === undefined && !tokenVerificationConfigured(config)) {
+    lines.push(`  user tokens: ${config.dataDir}/${DEVELOPMENT_SECRET_FILE} (\`npx funnel tokens mint --user-id U\`)`);
+  }
   log.info({ url: app.url, metricsUrl: app.metricsUrl, roles }, lines.join("\n"));
   if (!process.stdout.isTTY) process.stderr.write(`${lines.join("\n")}\n`);
 }

@@ -6,6 +6,11 @@ import { readOrCreateSecret } from "../secret-file.js";
 /** The file in `FUNNEL_DATA_DIR` holding the embedded mode's development signing secret; `funnel tokens mint` reads it. */
 export const DEVELOPMENT_SECRET_FILE = "jwt-secret";
 
+/** Whether a setting says how user tokens are verified, or that none is accepted. */
+export function tokenVerificationConfigured(config: Config): boolean {
+  return config.authAnonymousOnly || config.authUrl !== undefined || config.authJwtSecret !== undefined || config.authJwtPublicKey !== undefined;
+}
+
 /**
  * Decides at start-up how user tokens are verified when nothing says so.
  * With `AUTH_URL`, `AUTH_JWT_SECRET`, `AUTH_JWT_PUBLIC_KEY` or
@@ -16,7 +21,7 @@ export const DEVELOPMENT_SECRET_FILE = "jwt-secret";
  * every token would otherwise fail as unavailable and be retried forever.
  */
 export async function developmentSecret(config: Config, log: Logger): Promise<string | undefined> {
-  if (config.authAnonymousOnly || config.authUrl !== undefined || config.authJwtSecret !== undefined || config.authJwtPublicKey !== undefined) return undefined;
+  if (tokenVerificationConfigured(config)) return undefined;
   if (config.databaseUrl !== undefined) {
     throw new Error(
       "user tokens: DATABASE_URL is set and nothing verifies tokens: set AUTH_URL, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, or AUTH_ANONYMOUS_ONLY=true to refuse every token (only the embedded mode generates a development secret)",
