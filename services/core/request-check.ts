@@ -40,7 +40,7 @@ const named = (path: string): string => (path === "" ? "request" : path);
 const SIMPLE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 /** A map or Struct entry's path: `.key` when the key reads plainly, else `["key"]` (shortened). */
-const entry = (path: string, key: string): string => (SIMPLE_KEY.test(key) ? join(path, key) : `${path}[${JSON.stringify(key.slice(0, 64))}]`);
+export const entry = (path: string, key: string): string => (SIMPLE_KEY.test(key) ? join(path, key) : `${path}[${JSON.stringify(key.slice(0, 64))}]`);
 
 /**
  * Finds the first thing in `message` that no handler should see, walking it

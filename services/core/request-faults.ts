@@ -5,6 +5,7 @@ import { codeToHttpStatus, contentTypeUnaryJson, errorFromJsonBytes, errorToJson
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { withBadRequest } from "./errors.js";
+import { entry } from "./request-check.js";
 
 /*
  * Request bytes that do not parse are the caller's fault, but connect-es
@@ -79,33 +80,23 @@ const OWN_JSON = new Set([
   "google.protobuf.FieldMask",
 ]);
 
-const SIMPLE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
-
-/** A key's path under `path`: `.key` when it reads plainly, else `["key"]` (shortened, escaped). */
-const keyPath = (path: string, key: string): string =>
-  SIMPLE_KEY.test(key) ? (path === "" ? key : `${path}.${key}`) : `${path}[${JSON.stringify(key.slice(0, 64))}]`;
-
 /**
  * The path of the first key of `json` that `schema` has no field for
- * (`events[1].sesion_id`, proto names on the way), walking only where
- * messages are; undefined when there is none.
+ * (`events[1].sesion_id`, proto names on the way), walking message fields
+ * and lists of messages (Funnel's requests have no maps of messages);
+ * undefined when there is none.
  */
 export function findUnknownKey(schema: DescMessage, json: unknown, path = "", depth = 0): string | undefined {
   if (json === null || typeof json !== "object" || Array.isArray(json) || OWN_JSON.has(schema.typeName) || depth > MAX_MESSAGE_NESTING) return undefined;
   if (schema.typeName.startsWith("google.protobuf.") && schema.typeName.endsWith("Value")) return undefined;
   for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
     const field = schema.fields.find((candidate) => candidate.name === key || candidate.jsonName === key);
-    if (field === undefined) return keyPath(path, key);
+    if (field === undefined) return entry(path, key);
     const at = path === "" ? field.name : `${path}.${field.name}`;
     let found: string | undefined;
     if (field.fieldKind === "message") found = findUnknownKey(field.message, value, at, depth + 1);
     else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
       for (let i = 0; i < value.length && found === undefined; i += 1) found = findUnknownKey(field.message, value[i], `${at}[${i}]`, depth + 1);
-    } else if (field.fieldKind === "map" && field.mapKind === "message" && value !== null && typeof value === "object") {
-      for (const [entry, item] of Object.entries(value as Record<string, unknown>)) {
-        found = findUnknownKey(field.message, item, keyPath(at, entry), depth + 1);
-        if (found !== undefined) break;
-      }
     }
     if (found !== undefined) return found;
   }
@@ -129,7 +120,7 @@ export function namingUnknownKey(error: ConnectError, schema: DescMessage, body:
       path = undefined;
     }
   }
-  return new ConnectError(`${path ?? keyPath("", match[2] as string)}: unknown field`, Code.InvalidArgument);
+  return new ConnectError(`${path ?? entry("", match[2] as string)}: unknown field`, Code.InvalidArgument);
 }
 
 /** Set when a call's interceptors run: what tells a request fault from a server fault. */
