@@ -4,6 +4,7 @@ import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
+import { defineQueue } from "../services/core/jobs/queue.js";
 import { launchChromium, withPage } from "./support/browser.js";
 import { startPartnerServer, type PartnerServer } from "./support/partner-server.js";
 import { postbackClients, type PostbackClients } from "./support/postback-clients.js";
@@ -12,6 +13,9 @@ import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 /** With CONSOLE_SCREENSHOTS=1 the run refreshes the pictures in docs/console.md. */
 const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS === "1";
 const IMAGES = path.resolve(import.meta.dirname, "../docs/images");
+
+/** A queue whose jobs always fail, dead-lettered at once: the Jobs page's material. */
+const doomed = defineQueue<{ n: number }>("test.console-doomed", { retry: { limit: 0, delay: 1, backoff: false } });
 
 const axeSource = readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
@@ -32,7 +36,10 @@ describe("ops console in Chromium", () => {
   const browserProblems: string[] = [];
 
   beforeAll(async () => {
-    app = await startTestApp({ env: { POSTBACK_ALLOW_PRIVATE: "true", JOBS_POLL_SECONDS: "1" } });
+    app = await startTestApp({ queues: [doomed as never], env: { POSTBACK_ALLOW_PRIVATE: "true", JOBS_POLL_SECONDS: "1" } });
+    await app.jobs.work(doomed, async ({ n }) => {
+      throw new Error(`job ${n} cannot be done`);
+    });
     api = postbackClients(app.url);
     partner = await startPartnerServer();
     browser = await launchChromium();
@@ -231,6 +238,34 @@ describe("ops console in Chromium", () => {
     });
   });
 
+  it("shows a failed job with its error, retries it, and redrives its dead letters, each after a confirmation", async () => {
+    const id = await app.jobs.send(doomed, { n: 7 });
+    await eventually(async () => ((await app.jobs.list(doomed.name, "failed", 10)).some((job) => job.id === id) ? true : undefined), 20_000, "the job to fail");
+    await open("console-jobs", async (page) => {
+      await signIn(page, `jobs?queue=${doomed.name}&state=failed`);
+      const row = page.getByRole("row").filter({ hasText: "job 7 cannot be done" });
+      await row.waitFor();
+      await screenshot(page, "jobs");
+      await expectAccessible(page, "the jobs page");
+      await row.getByRole("checkbox").check();
+      await page.getByRole("button", { name: "Retry selected (1)" }).click();
+      await page.getByRole("dialog", { name: "Retry 1 job?" }).getByRole("button", { name: "Retry 1" }).click();
+      await expect.poll(() => page.getByRole("status").filter({ hasText: "Retried" }).textContent()).toBe("Retried 1 job.");
+      await page.goto(`${consoleUrl}#/jobs/${id}`);
+      await page.getByRole("heading", { name: "Error" }).waitFor();
+      expect(await page.locator("pre.error-text").textContent()).toContain("job 7 cannot be done");
+      await expectAccessible(page, "a job");
+      await page.goto(`${consoleUrl}#/jobs?queue=${doomed.name}.dead&state=created`);
+      await expect.poll(() => page.getByRole("row").filter({ hasText: `${doomed.name}.dead` }).count()).toBeGreaterThan(1);
+      await page.getByRole("button", { name: "Redrive all dead letters" }).click();
+      await page.getByRole("dialog").getByRole("button", { name: "Go back" }).click();
+      await page.goto(`${consoleUrl}#/jobs?queue=${doomed.name}&state=failed`);
+      await page.getByRole("button", { name: "Redrive all dead letters" }).click();
+      await page.getByRole("dialog").getByRole("button", { name: "Redrive all" }).click();
+      await expect.poll(() => page.getByRole("status").filter({ hasText: "Redrove" }).textContent()).toMatch(/^Redrove [1-9]\d* dead letters?\.$/);
+    });
+  });
+
   it("shows trackers, jobs, ingest quality and Seen without accessibility or CSP problems", async () => {
     await open("console-other-pages", async (page) => {
       await signIn(page, "trackers");
@@ -250,7 +285,6 @@ describe("ops console in Chromium", () => {
         await page.goto(`${consoleUrl}#/${route}`);
         await page.getByRole("heading", { name: heading, exact: true }).waitFor();
         await page.waitForLoadState("networkidle");
-        if (route === "jobs") await screenshot(page, "jobs");
         await expectAccessible(page, `the ${route} page`);
       }
     });

@@ -79,6 +79,8 @@ function JobDetail({ id }: { id: string }) {
 
 type JobAction = "retry" | "cancel" | "redrive";
 
+const ACTION_LABELS: Record<JobAction, string> = { retry: "Retry", cancel: "Cancel", redrive: "Redrive" };
+
 function JobList({ route }: { route: Route }) {
   const queue = route.params.get("queue") ?? "";
   const state = route.params.get("state") ?? "failed";
@@ -101,6 +103,9 @@ function JobList({ route }: { route: Route }) {
   const rows = jobs.data?.jobs ?? [];
   const dead = queue.endsWith(".dead");
   const count = selected.size;
+  // Only dead letters can be redriven one by one; from any queue, all of its dead letters can.
+  const redriveSelected = dead && count > 0;
+  const deadLetters = status.data?.queues.find((q) => q.name === queue)?.dead ?? 0n;
   return (
     <section>
       <h1>Jobs</h1>
@@ -163,19 +168,20 @@ function JobList({ route }: { route: Route }) {
         <button type="button" disabled={count === 0} onClick={() => setConfirming("cancel")}>
           Cancel selected ({count})
         </button>
-        <button type="button" disabled={queue === "" || (count === 0 && !dead)} onClick={() => setConfirming("redrive")}>
-          {count > 0 ? `Redrive selected (${count})` : "Redrive all dead letters"}
+        <button type="button" disabled={queue === "" || (!redriveSelected && deadLetters === 0n)} onClick={() => setConfirming("redrive")}>
+          {redriveSelected ? `Redrive selected (${count})` : "Redrive all dead letters"}
         </button>
       </div>
       <ConfirmDialog
         open={confirming !== undefined}
-        title={confirming === "redrive" && count === 0 ? `Redrive every dead letter of ${queue}?` : `${confirming ?? ""} ${counted(count, "job")}?`}
-        confirmLabel={confirming === "redrive" && count === 0 ? "Redrive all" : `${confirming ?? ""} ${count}`}
+        title={confirming === "redrive" && !redriveSelected ? `Redrive every dead letter of ${queue}?` : `${confirming !== undefined ? ACTION_LABELS[confirming] : ""} ${counted(count, "job")}?`}
+        confirmLabel={confirming === "redrive" && !redriveSelected ? "Redrive all" : `${confirming !== undefined ? ACTION_LABELS[confirming] : ""} ${count}`}
         onCancel={() => setConfirming(undefined)}
         onConfirm={() => {
           const action = confirming;
           setConfirming(undefined);
-          if (action !== undefined) void act.run(action, [...selected]).then((r) => r !== undefined && setSelected(new Set()));
+          const ids = action === "redrive" && !redriveSelected ? [] : [...selected];
+          if (action !== undefined) void act.run(action, ids).then((r) => r !== undefined && setSelected(new Set()));
         }}
       >
         <p>{confirming === "cancel" ? "Cancelled jobs are not run again." : "The jobs go back to work now."}</p>

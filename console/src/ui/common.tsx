@@ -88,7 +88,7 @@ export function ConfirmDialog(props: { open: boolean; title: string; children: C
       {props.children}
       <div class="actions">
         <button type="button" onClick={props.onCancel}>
-          Cancel
+          Go back
         </button>
         <button type="button" class="primary" onClick={props.onConfirm}>
           {props.confirmLabel}
