@@ -222,7 +222,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     // Replayed while attempt 1 was out: the stale replay's result, though first, does not hide the current one's.
     const replayed = await held("replayed");
     const stale = await load(replayed);
-    await repository.transaction((tx) => repository.restartDeliveries(tx, { ids: [replayed] }));
+    await repository.transaction((tx) => repository.replayDeliveries(tx, { ids: [replayed] }));
     const current = await load(replayed);
     expect(current.replay).toBe(stale.replay + 1);
     expect(await recordTogether([result(stale, "delivered", 200), result(current, "delivered", 200)])).toEqual([false, true]);

@@ -120,7 +120,7 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
     },
 
     async redeliver(req) {
-      let selection: Parameters<PostbackRepository["restartDeliveries"]>[1];
+      let selection: Parameters<PostbackRepository["replayDeliveries"]>[1];
       if (req.ids.length > 0) {
         requireIds(req.ids);
         selection = { ids: [...new Set(req.ids.map((id) => id.toLowerCase()))] };
@@ -130,8 +130,8 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
         if (req.limit > 10_000) invalid("limit: at most 10,000");
         selection = { filter, limit: req.limit === 0 ? 10_000 : req.limit };
       }
-      const restarted = await repository.transaction(async (tx) => {
-        const rows = await repository.restartDeliveries(tx, selection);
+      const replayed = await repository.transaction(async (tx) => {
+        const rows = await repository.replayDeliveries(tx, selection);
         await deps.jobs.sendMany(
           deliverQueue,
           rows.map((row) => ({ payload: { deliveryId: row.id, attempt: row.attempts + 1, replay: row.replay } })),
@@ -139,8 +139,8 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
         );
         return rows.map((row) => row.id);
       });
-      const found = new Set(restarted);
-      return { redelivered: restarted, notFound: "ids" in selection ? selection.ids.filter((id) => !found.has(id)) : [] };
+      const found = new Set(replayed);
+      return { redelivered: replayed, notFound: "ids" in selection ? selection.ids.filter((id) => !found.has(id)) : [] };
     },
   };
 }

@@ -326,7 +326,7 @@ export function createPostbackRepository(pool: pg.Pool) {
      * Replays the listed postbacks, or up to `limit` matching the filter,
      * oldest first: pending again, with a fresh budget, one replay more.
      */
-    async restartDeliveries(
+    async replayDeliveries(
       tx: pg.ClientBase,
       selection: { ids: readonly string[] } | { filter: DeliveryFilter; limit: number },
     ): Promise<{ id: string; attempts: number; replay: number }[]> {
