@@ -2,10 +2,10 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { build } from "esbuild";
-import type { Browser, Page } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../services/app.js";
-import { launchChromium, withPage } from "./support/browser.js";
+import { chromiumPath, launchChromium, withPage } from "./support/browser.js";
 import { callIngest, clickhouseRows, drained } from "./support/ingest.js";
 import { freePort } from "./support/ports.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
@@ -240,6 +240,28 @@ describe("web SDK in Chromium against the real server", () => {
       ["/movies", true],
       ["/movies/42", true],
     ]);
+  });
+
+  it("lets the back-forward cache keep the page, and starts a new page view when it is restored", async () => {
+    // playwright-core turns the cache off unless told not to.
+    const cached = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"], ignoreDefaultArgs: ["--disable-back-forward-cache"] });
+    const context = await cached.newContext();
+    const session = await withPage(context, "web-sdk-bfcache", async (page) => {
+      await open(page, { flushIntervalMs: 100 }, "/catalog");
+      const id = await sessionOf(page);
+      await open(page, { pageViews: false }, "/elsewhere");
+      // A page restored from the cache fires no load event.
+      await page.goBack({ waitUntil: "commit" });
+      await page.waitForFunction(() => (globalThis as unknown as Partial<Window>).funnel !== undefined);
+      // The same SDK instance, so the page came back from the cache instead of loading again.
+      expect(await sessionOf(page)).toBe(id);
+      await page.evaluate(() => (globalThis as unknown as Window).funnel.flush());
+      return id;
+    });
+    await cached.close();
+    await eventually(async () => ((await clickhouseRows(app, "page_view_start", `session_id = '${session}'`)).length === 2 ? true : undefined), 30_000, "two page_view_start");
+    await drained(app);
+    expect((await clickhouseRows(app, "page_view_end", `session_id = '${session}'`)).length).toBeGreaterThanOrEqual(1);
   });
 
   it("sends the tracker pixel's cookie with events when asked, so they carry its id as anonymous_id", async () => {

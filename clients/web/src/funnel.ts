@@ -235,9 +235,12 @@ export function createFunnel(options: FunnelOptions): Funnel {
   addEventListener("pagehide", () => {
     views?.end();
     flushHidden();
+    queue.release();
   });
   addEventListener("pageshow", (event) => {
-    if (event.persisted) views?.start();
+    if (!event.persisted) return;
+    queue.hold();
+    views?.start();
   });
   addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") flushHidden();

@@ -34,6 +34,7 @@ export class Queue {
   readonly #key: string;
   readonly #max: number;
   #saving = false;
+  #release: (() => void) | undefined;
 
   constructor(store: Store | undefined, key: string, max: number) {
     this.#store = store;
@@ -111,8 +112,20 @@ export class Queue {
     );
   }
 
-  /** Holds this queue's Web Lock for as long as the page lives, so no other page adopts it. */
+  /** Holds this queue's Web Lock while the page lives, so no other page adopts it. */
   hold(): void {
-    if (typeof navigator !== "undefined") void navigator.locks?.request(this.#key, () => new Promise<never>(() => undefined));
+    if (typeof navigator === "undefined" || this.#release !== undefined) return;
+    void navigator.locks?.request(this.#key, () => new Promise<void>((resolve) => (this.#release = resolve)));
+  }
+
+  /**
+   * Lets the lock go when the page is left, also into the back-forward
+   * cache: a page frozen there sends nothing, so another page of the site
+   * may take its queue over. Should the page come back, events both sent are
+   * stored once.
+   */
+  release(): void {
+    this.#release?.();
+    this.#release = undefined;
   }
 }
