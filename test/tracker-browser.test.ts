@@ -18,6 +18,8 @@ import { ADMIN_TOKEN, eventually, startTestApp } from "./support/stores.js";
 /** The pixel's site and the site of the page that embeds it: two registrable domains, so the pixel is third-party. */
 const PIXEL_HOST = "pixel.example";
 const SHOP_HOST = "shop.example";
+/** A site whose pixel answers on several subdomains, served by a second app with TRACKER_COOKIE_DOMAIN set to it. */
+const SHARED_DOMAIN = "pixels.example";
 /** The TLS proxy's address as the app sees it: its only trusted proxy. */
 const PROXY_ADDRESS = "127.0.0.3";
 /** Every name resolves to the test's servers; the test's own certificate is accepted. */
@@ -29,7 +31,7 @@ async function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
   await promisify(execFile)("openssl", [
     "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
     "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    "-subj", `/CN=${PIXEL_HOST}`, "-addext", `subjectAltName=DNS:${PIXEL_HOST},DNS:${SHOP_HOST}`,
+    "-subj", `/CN=${PIXEL_HOST}`, "-addext", `subjectAltName=DNS:${PIXEL_HOST},DNS:${SHOP_HOST},DNS:*.${SHARED_DOMAIN}`,
   ]);
   return { key: await readFile(join(dir, "key.pem"), "utf8"), cert: await readFile(join(dir, "cert.pem"), "utf8") };
 }
@@ -66,6 +68,7 @@ function shopPage(pixelUrl: string): string {
 
 describe("the pixel in Chromium, over HTTPS, embedded by another site", () => {
   let app: App;
+  let shared: App;
   let server: https.Server;
   let port: number;
   let browser: Browser;
@@ -98,7 +101,7 @@ describe("the pixel in Chromium, over HTTPS, embedded by another site", () => {
 
   beforeAll(async () => {
     app = await startTestApp({ env: { TRUSTED_PROXIES: PROXY_ADDRESS } });
-    const target = new URL(app.url);
+    shared = await startTestApp({ roles: ["api"], env: { TRUSTED_PROXIES: PROXY_ADDRESS, TRACKER_COOKIE_DOMAIN: SHARED_DOMAIN } });
     // Terminates TLS like a production proxy: the shop's page for its host, everything else to Funnel with X-Forwarded-*.
     server = https.createServer(await selfSignedCertificate(), (req, res) => {
       const host = req.headers.host ?? "";
@@ -109,6 +112,7 @@ describe("the pixel in Chromium, over HTTPS, embedded by another site", () => {
         res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(shopPage(pixel));
         return;
       }
+      const target = new URL(host.split(":")[0]?.endsWith(`.${SHARED_DOMAIN}`) === true ? shared.url : app.url);
       const upstream = http.request(
         { host: target.hostname, port: target.port, path: req.url, method: req.method, localAddress: PROXY_ADDRESS, headers: {
           ...req.headers,
@@ -131,6 +135,7 @@ describe("the pixel in Chromium, over HTTPS, embedded by another site", () => {
   afterAll(async () => {
     await browser?.close();
     await new Promise((resolve) => server?.close(resolve));
+    await shared?.stop();
     await app?.stop();
   });
 
@@ -164,5 +169,25 @@ describe("the pixel in Chromium, over HTTPS, embedded by another site", () => {
     await app.streamer?.drain();
     expect(await userIds(gif, 1)).toHaveLength(1);
     expect(await userIds(plain, 1)).toHaveLength(1);
+  });
+
+  it("shares one user_id between subdomains with TRACKER_COOKIE_DOMAIN", async () => {
+    const id = (await trackers().createTracker({ value: "subdomains" })).tracker!.uuid;
+    const context = await browser.newContext();
+    try {
+      for (const host of [`a.${SHARED_DOMAIN}`, `b.${SHARED_DOMAIN}`]) {
+        await withPage(context, `pixel-domain-${host}`, async (page) => {
+          const answer = await page.goto(`https://${host}:${port}/track?id=${id}&format=gif`);
+          expect(answer?.status()).toBe(200);
+        });
+      }
+      const cookies = await context.cookies(`https://b.${SHARED_DOMAIN}:${port}/`);
+      expect(cookies.filter((cookie) => cookie.name === "user_id")).toMatchObject([{ domain: `.${SHARED_DOMAIN}`, sameSite: "None", secure: true }]);
+    } finally {
+      await context.close();
+    }
+    const [first, second] = await userIds(id, 2);
+    expect(first).toBeDefined();
+    expect(second).toBe(first);
   });
 });
