@@ -238,4 +238,21 @@ describe("postback delivery: retries, dead letters, replay", () => {
     expect(after?.status).toBe(DeliveryStatus.CANCELLED);
     expect(after?.attemptLog).toEqual([]);
   });
+
+  it("runs a retry queued before the upgrade, whose job names its replay `generation`", async () => {
+    const id = await scripted("upgraded", (n) => (n === 1 ? { status: 404 } : { status: 200 }));
+    await settled(id, DeliveryStatus.DEAD);
+    // A replay committed by the version before, with the job that version queued for it.
+    const repository = createPostbackRepository(app.pool);
+    await repository.transaction(async (tx) => {
+      const [row] = await repository.replayDeliveries(tx, { ids: [id] });
+      const legacy = { deliveryId: id, attempt: row!.attempts + 1, generation: row!.replay };
+      await app.jobs.send(postbackDeliverQueue, legacy, { tx });
+    });
+    const delivered = await settled(id, DeliveryStatus.DELIVERED);
+    expect(delivered.attemptLog.map((a) => [a.attempt, a.httpStatus, a.outcome])).toEqual([
+      [1, 404, "dead"],
+      [2, 200, "delivered"],
+    ]);
+  });
 });
