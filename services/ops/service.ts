@@ -1,6 +1,6 @@
 import { isUuid } from "../core/validate.js";
-import { create, type JsonObject } from "@bufbuild/protobuf";
-import { durationFromMs, durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { durationFromMs, durationMs, timestampDate, timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type pg from "pg";
 import {
@@ -19,6 +19,7 @@ import { probeClickHouse, probePostgres, type StoreProbe } from "../core/health.
 import type { JobRecord, Jobs } from "../core/jobs/jobs.js";
 import { version } from "../core/version.js";
 import { eventTypes } from "../ingest/registry.js";
+import { createAnalyticsQuery } from "./analytics-query.js";
 import { countSeries, type SeriesQuery } from "./time-series.js";
 
 export interface OpsDeps {
@@ -126,6 +127,7 @@ function seriesQuery(req: GetTimeSeriesRequest): SeriesQuery {
 
 /** Implements `funnel.ops.v1.OpsService` over the runtime's stores and jobs. */
 export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> {
+  const analyticsQuery = createAnalyticsQuery(deps.clickhouse);
   return {
     async getStatus() {
       const [postgres, clickhouse, queues, backlog] = await Promise.all([
@@ -202,8 +204,17 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       };
     },
 
-    queryAnalytics() {
-      throw new ConnectError("QueryAnalytics is not served yet", Code.Unimplemented);
+    async queryAnalytics(req, ctx) {
+      const result = await analyticsQuery.run(req.sql, req.maxRows, ctx.signal);
+      return {
+        columns: result.columns,
+        types: result.types,
+        rows: result.rows.map((row) => ({ values: row.map((value) => fromJson(ValueSchema, (value ?? null) as JsonValue)) })),
+        truncated: result.truncated,
+        rowsRead: BigInt(result.rowsRead),
+        elapsedMs: result.elapsedMs,
+        database: deps.clickhouse.database,
+      };
     },
   };
 }
