@@ -60,7 +60,8 @@ describe("web SDK in Chromium against the real server", () => {
     const port = await freePort();
     pages = await startPageServer(() => `http://127.0.0.1:${port}`);
     // A fixed port, so the restarted server answers where the pages keep sending.
-    env = { PORT: String(port), CORS_ALLOWED_ORIGINS: pages.origin };
+    // Fewer events per batch than the SDK sends at most (100), to see it split what the server refuses whole.
+    env = { PORT: String(port), CORS_ALLOWED_ORIGINS: pages.origin, INGEST_MAX_BATCH_EVENTS: "50" };
     app = await startTestApp({ env });
     browser = await launchChromium();
   });
@@ -218,6 +219,22 @@ describe("web SDK in Chromium against the real server", () => {
     await context.close();
   });
 
+  it("splits a batch the server refuses whole until it fits, losing nothing", async () => {
+    const before = await quality();
+    const context = await browser.newContext();
+    await withPage(context, "web-sdk-split", async (page) => {
+      await open(page, { pageViews: false, flushIntervalMs: 100, retryInitialMs: 100, retryMaxMs: 400 });
+      await context.setOffline(true);
+      const ids = await track(page, 80, "split");
+      await context.setOffline(false);
+      await page.evaluate(() => (globalThis as unknown as Window).funnel.flush());
+      expect(await stats(page)).toMatchObject({ queued: 0, accepted: 80, rejected: 0 });
+      expect(await landed(ids)).toEqual(exactlyOnce(ids));
+    });
+    await context.close();
+    expect(await quality()).toEqual(before);
+  });
+
   it("tracks page views on load, route changes and unload, each start paired with its end", async () => {
     const context = await browser.newContext();
     const session = await withPage(context, "web-sdk-page-views", async (page) => {
@@ -309,5 +326,23 @@ describe("web SDK in Chromium against the real server", () => {
       expect(await page.evaluate(([t, i]) => (globalThis as unknown as Window).funnel.seen.mark(t, i).then((mark) => mark.created), [tag, id] as const)).toBe(true);
     });
     await Promise.all([first.close(), second.close()]);
+  });
+
+  it("sends a mark made offline from the next page when the first one was closed", async () => {
+    const context = await browser.newContext();
+    const id = `offline-${Date.now()}`;
+    await withPage(context, "web-sdk-seen-offline", async (page) => {
+      await open(page, { pageViews: false, retryInitialMs: 100, retryMaxMs: 400 });
+      await context.setOffline(true);
+      await page.evaluate((i) => void (globalThis as unknown as Window).funnel.seen.mark("promotions", i).catch(() => undefined), id);
+      expect(await page.evaluate(() => localStorage.getItem("funnel:marks"))).toBe(JSON.stringify([["promotions", id]]));
+    });
+    await context.setOffline(false);
+    await withPage(context, "web-sdk-seen-next", async (page) => {
+      await open(page, { pageViews: false });
+      await eventually(async () => ((await page.evaluate((i) => (globalThis as unknown as Window).funnel.seen.isSeen("promotions", i), id)) ? true : undefined), 10_000, "the mark");
+      expect(await page.evaluate(() => localStorage.getItem("funnel:marks"))).toBe("[]");
+    });
+    await context.close();
   });
 });
