@@ -246,6 +246,8 @@ export class AnalyticsStreamer {
           clickhouse_settings: {
             insert_deduplicate: 1,
             insert_deduplication_token: batchToken(batch.id),
+            // The views that count rows per minute (series_per_minute) drop a repeated batch too.
+            deduplicate_blocks_in_dependent_materialized_views: 1,
             date_time_input_format: "best_effort",
             wait_end_of_query: 1,
           },

@@ -997,7 +997,9 @@ export const OpsService: GenService<{
    * the Unix epoch, in UTC. Every bucket from the one holding `from` to the one
    * holding `to` is returned, zero when nothing happened. Rows reach ClickHouse
    * through the analytics stream, so the newest bucket may lag by the stream's
-   * lag (`GetStatus.analytics.lag_seconds`).
+   * lag (`GetStatus.analytics.lag_seconds`). With a step of whole minutes and
+   * no filter, postback, Seen and tracker counts come from per-minute rollups
+   * (materialized views), so a `from` inside a minute counts that whole minute.
    *
    * @generated from rpc funnel.ops.v1.OpsService.GetTimeSeries
    */
