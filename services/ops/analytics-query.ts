@@ -58,7 +58,7 @@ export function createAnalyticsQuery(clickhouse: ClickHouse) {
       // The newline ends a trailing `--` comment before the FORMAT clause the client appends.
       const result = await clickhouse.client.query({ query: `EXPLAIN AST ${sql}\n`, format: "JSONEachRow", ...(signal !== undefined ? { abort_signal: signal } : {}) });
       // A server answers {"explain": line} per row; the embedded engine's connection gives the bare strings.
-      lines = (await result.json<unknown>()).map((row) => (typeof row === "string" ? row : String((row as { explain?: unknown }).explain ?? "")));
+      lines = (await result.json<string | { explain?: string }>()).map((row) => (typeof row === "string" ? row : (row.explain ?? "")));
     } catch (error) {
       const message = clickhouseMessage(error);
       if (message !== undefined) throw invalid(`sql: ${message}`);
