@@ -156,8 +156,16 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       }
       if (req.limit < 0 || req.limit > 1000) throw new ConnectError("limit: must be from 0 to 1000", Code.InvalidArgument);
       requireKnownQueue(deps.jobs, req.queue);
-      const jobs = await deps.jobs.list(req.queue, state, req.limit === 0 ? 50 : req.limit);
-      return { jobs: jobs.map((job) => toJob(job)) };
+      const limit = req.limit === 0 ? 50 : req.limit;
+      const [createdUs = "", id = ""] = Buffer.from(req.pageToken, "base64url").toString().split(".", 2);
+      if (req.pageToken !== "" && (!/^\d{1,17}$/.test(createdUs) || !isUuid(id))) throw new ConnectError("page_token: not a token this service issued", Code.InvalidArgument);
+      const jobs = await deps.jobs.list(req.queue, state, limit + 1, req.pageToken === "" ? undefined : { createdUs, id });
+      const page = jobs.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        jobs: page.map((job) => toJob(job)),
+        nextPageToken: jobs.length > limit && last !== undefined ? Buffer.from(`${last.createdUs}.${last.id}`).toString("base64url") : "",
+      };
     },
 
     async getJob(req) {

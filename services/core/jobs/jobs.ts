@@ -582,12 +582,14 @@ export class Jobs {
     });
   }
 
-  /** Lists jobs by queue (all when empty) and state, newest first. */
-  async list(queue: string, state: string, limit: number): Promise<JobRecord[]> {
+  /** Lists jobs by queue (all when empty) and state, newest first; `after` is the last job of the previous page. */
+  async list(queue: string, state: string, limit: number, after?: { createdUs: string; id: string }): Promise<(JobRecord & { createdUs: string })[]> {
     const names = queue === "" ? this.queueNames() : [queue];
-    const { rows } = await this.#options.pool.query<JobRecord>(
-      `${this.#selectJobs()} WHERE name = ANY($1) AND state = $2 ORDER BY created_on DESC LIMIT $3`,
-      [names, state, limit],
+    const { rows } = await this.#options.pool.query<JobRecord & { createdUs: string }>(
+      `${this.#selectJobs()} WHERE name = ANY($1) AND state = $2
+          AND ($4::bigint IS NULL OR (created_on, id) < ('epoch'::timestamptz + $4 * interval '1 microsecond', $5::uuid))
+        ORDER BY created_on DESC, id DESC LIMIT $3`,
+      [names, state, limit, after?.createdUs ?? null, after?.id ?? null],
     );
     return rows;
   }
@@ -607,7 +609,8 @@ export class Jobs {
   #selectJobs(): string {
     return `SELECT id, name AS queue, state, retry_count AS "retryCount", retry_limit AS "retryLimit",
                    created_on AS "createdOn", started_on AS "startedOn", completed_on AS "completedOn",
-                   data, output, singleton_key AS "groupId", source_name AS "sourceName", source_id AS "sourceId"
+                   data, output, singleton_key AS "groupId", source_name AS "sourceName", source_id AS "sourceId",
+                   (extract(epoch FROM created_on) * 1000000)::bigint::text AS "createdUs"
               FROM ${this.#options.schema}.job`;
   }
 
