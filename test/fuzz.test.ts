@@ -128,13 +128,20 @@ function readAnswer(status: number, headers: Record<string, string>, trailers: R
   return { status, code, message, text, body };
 }
 
+/**
+ * Methods whose answers may quote the caller's own SQL: `QueryAnalytics` takes
+ * a statement and names where ClickHouse's parser stopped in it.
+ */
+const QUOTES_CALLERS_SQL = new Set(["funnel.ops.v1.OpsService/QueryAnalytics"]);
+const quotesCallersSql = (method: DescMethod): boolean => QUOTES_CALLERS_SQL.has(`${method.parent.typeName}/${method.name}`);
+
 /** Asserts the house rule for any answer to a hostile request. */
-function assertCallersFault(answer: Answer, what: string): void {
+function assertCallersFault(answer: Answer, what: string, sqlQuoted = false): void {
   const shown = `${what}: HTTP ${answer.status} ${answer.code ?? "-"} ${answer.message.slice(0, 300)}`;
   expect(answer.status, shown).toBeLessThan(500);
   expect(SERVER_FAULTS.has(answer.code ?? ""), shown).toBe(false);
   expect(answer.text, shown).not.toMatch(STACK_FRAME);
-  expect(answer.text, shown).not.toMatch(SQL_TEXT);
+  if (!sqlQuoted) expect(answer.text, shown).not.toMatch(SQL_TEXT);
 }
 
 let app: App;
@@ -556,7 +563,7 @@ describe("hostile requests", () => {
             body[at] = (body[at] ?? 0) ^ flip[1];
           }
           const protocol = h2 ? "connect-proto-h2" : "connect-proto-h1";
-          assertCallersFault(await send(method, protocol, method.methodKind === "unary" ? body : envelope(0, body), token, encoding), protocol);
+          assertCallersFault(await send(method, protocol, method.methodKind === "unary" ? body : envelope(0, body), token, encoding), protocol, quotesCallersSql(method));
         },
         20,
       );
@@ -579,7 +586,7 @@ describe("hostile requests", () => {
           async (method, { flags, payload, declared, cut, more, token, encoding }) => {
             let body = Buffer.concat([envelope(flags, payload, declared ?? payload.byteLength), more]);
             if (cut !== null) body = body.subarray(0, cut % (body.byteLength + 1));
-            assertCallersFault(await send(method, protocol, new Uint8Array(body), token, encoding), protocol);
+            assertCallersFault(await send(method, protocol, new Uint8Array(body), token, encoding), protocol, quotesCallersSql(method));
           },
           15,
         );
@@ -601,7 +608,7 @@ describe("hostile requests", () => {
           }),
         async (method, { body, h2, token }) => {
           const protocol = h2 ? "connect-json-h2" : "connect-json-h1";
-          assertCallersFault(await send(method, protocol, method.methodKind === "unary" ? body : envelope(0, body), token), protocol);
+          assertCallersFault(await send(method, protocol, method.methodKind === "unary" ? body : envelope(0, body), token), protocol, quotesCallersSql(method));
         },
         20,
       );
@@ -619,7 +626,7 @@ describe("hostile requests", () => {
         async (method, { init, protocol, junk, token }) => {
           const raw = junk !== null ? invalidUtf8Body(method, protocol, junk) : undefined;
           const message = raw ?? encodeMessage(method, protocol, init);
-          assertCallersFault(await send(method, protocol, frame(method, protocol, message), token), protocol);
+          assertCallersFault(await send(method, protocol, frame(method, protocol, message), token), protocol, quotesCallersSql(method));
         },
         40,
       );
