@@ -25,11 +25,11 @@ import { registerReflection } from "./core/reflection.js";
 import { createRequestCheckInterceptor } from "./core/request-check.js";
 import { readOrCreateSecret } from "./core/secret-file.js";
 import { StatisticsKeeper } from "./core/statistics.js";
-import type { Role, ServiceModule, StartedModule } from "./module.js";
-import { serviceModules } from "./modules.js";
+import type { Role, ServiceModule, StartedModule } from "./module-contract.js";
+import { serviceModules } from "./service-modules.js";
 import { createOpsService } from "./ops/service.js";
 
-export type { Role } from "./module.js";
+export type { Role } from "./module-contract.js";
 
 export interface AppOptions {
   readonly config: Config;

@@ -1,5 +1,5 @@
 import { IngestService } from "../../gen/funnel/ingest/v1/ingest_pb.js";
-import type { ServiceModule } from "../module.js";
+import type { ServiceModule } from "../module-contract.js";
 import { type EventTypes, eventTypes } from "./registry.js";
 import { createIngestService } from "./service.js";
 import { PageViewSweep } from "./sweep.js";

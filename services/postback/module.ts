@@ -6,7 +6,7 @@ import type { HttpRoute } from "../core/http-server.js";
 import { startDeliveries } from "../core/delivery/index.js";
 import { runPeriodically } from "../core/periodic.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
-import type { ServiceModule, StartedModule } from "../module.js";
+import type { ServiceModule, StartedModule } from "../module-contract.js";
 import { createPostbackDeliveries } from "./deliveries.js";
 import { createDeliveryService } from "./delivery-service.js";
 import { createDownloadRoute } from "./download-route.js";

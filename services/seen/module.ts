@@ -4,7 +4,7 @@ import { SeenService } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { TrustedProxies } from "../core/client-address.js";
 import { startDeliveries } from "../core/delivery/index.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
-import type { ServiceModule, StartedModule } from "../module.js";
+import type { ServiceModule, StartedModule } from "../module-contract.js";
 import { createSeenAdminService } from "./admin-service.js";
 import { SeenCleanup } from "./cleanup.js";
 import { createSeenDeliveries } from "./deliveries.js";

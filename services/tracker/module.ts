@@ -1,6 +1,6 @@
 import { TrackerService } from "../../gen/funnel/tracker/v1/tracker_pb.js";
 import { TrustedProxies } from "../core/client-address.js";
-import type { ServiceModule } from "../module.js";
+import type { ServiceModule } from "../module-contract.js";
 import { TrackerCache } from "./cache.js";
 import { createPixelRoutes } from "./pixel.js";
 import { createTrackerRepository } from "./repository.js";

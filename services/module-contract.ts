@@ -1,3 +1,9 @@
+/**
+ * The module contract: what a module of the suite declares (`ServiceModule`),
+ * what the runtime hands it when it starts (`ModuleContext`) and what it
+ * serves once started (`StartedModule`). Each service implements it in its
+ * own `services/<name>/module.ts`; `services/service-modules.ts` lists them.
+ */
 import type { ConnectRouter } from "@connectrpc/connect";
 import type pg from "pg";
 import type { AnalyticsAppender } from "./core/analytics/appender.js";
