@@ -137,7 +137,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     SEEN_ALLOW_PRIVATE: "true",
     SHUTDOWN_TIMEOUT_SECONDS: "10",
     JOBS_HEARTBEAT_SECONDS: "2",
-    JOBS_PROCESS_STALE_SECONDS: "10",
+    JOBS_HEARTBEAT_STALE_SECONDS: "10",
   });
   let load: MixedLoad | undefined;
   const phases: { fault: Fault; at: number; healedAt: number; inFlight: Call[] }[] = [];

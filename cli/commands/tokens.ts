@@ -27,13 +27,29 @@ function signingSecret(flags: Flags): string {
   return readFileSync(file, "utf8").trim();
 }
 
+/**
+ * Puts `value` at the dot path `path` (`user.id` → `{user: {id: value}}`): the
+ * claim the server reads the user id from (`AUTH_JWT_USER_ID_CLAIM`).
+ */
+function setClaim(claims: Record<string, unknown>, path: string, value: string): void {
+  const keys = path.split(".");
+  if (keys.some((key) => key === "")) throw new UsageError(`AUTH_JWT_USER_ID_CLAIM: "${path}" is not a dot path of claim names`);
+  let into = claims;
+  for (const key of keys.slice(0, -1)) {
+    const next = into[key];
+    into = (into[key] = typeof next === "object" && next !== null ? next : {}) as Record<string, unknown>;
+  }
+  into[keys.at(-1)!] = value;
+}
+
 /** `funnel tokens …`: user tokens for development and tests, signed locally (no server call). */
 export const tokenCommands: CommandSet = {
   help: `  tokens mint --user-id U [--driver DB_ID,UUID] [--ttl 1h] [--secret S]
                                 an HS256 user token (sub = U; db_id and uuid for a driver),
                                 signed with --secret, $AUTH_JWT_SECRET or the embedded
                                 server's $FUNNEL_DATA_DIR/jwt-secret; --driver alone mints a
-                                driver token naming no user`,
+                                driver token naming no user. Follows the server's
+                                $AUTH_JWT_USER_ID_CLAIM, $AUTH_JWT_ISSUER and $AUTH_JWT_AUDIENCE`,
   options: { "user-id": { type: "string" }, driver: { type: "string" }, ttl: { type: "string" }, secret: { type: "string" } },
   examples: [
     "funnel tokens mint --user-id u-42",
@@ -47,8 +63,8 @@ export const tokenCommands: CommandSet = {
       const driver = stringFlag(flags, "driver");
       if (userId === undefined && driver === undefined) throw new UsageError("tokens mint: --user-id or --driver is required");
       if (userId === "") throw new UsageError("--user-id: must not be empty");
-      const claims: Record<string, string> = {};
-      if (userId !== undefined) claims.sub = userId;
+      const claims: Record<string, unknown> = {};
+      if (userId !== undefined) setClaim(claims, process.env.AUTH_JWT_USER_ID_CLAIM?.trim() || "sub", userId);
       if (driver !== undefined) {
         const [dbId = "", uuid = "", extra] = driver.split(",").map((part) => part.trim());
         if (dbId === "" || uuid === "" || extra !== undefined) throw new UsageError(`--driver: must be DB_ID,UUID, got "${driver}"`);
@@ -61,6 +77,10 @@ export const tokenCommands: CommandSet = {
       const secret = signingSecret(flags);
       const issuedAt = Math.floor(Date.now() / 1000);
       const expiresAt = issuedAt + Math.floor(ttlMs / 1000);
+      const issuer = process.env.AUTH_JWT_ISSUER?.trim();
+      const audience = process.env.AUTH_JWT_AUDIENCE?.trim();
+      if (issuer) claims.iss = issuer;
+      if (audience) claims.aud = audience;
       const token = await new SignJWT(claims)
         .setProtectedHeader({ alg: "HS256", typ: "JWT" })
         .setIssuedAt(issuedAt)

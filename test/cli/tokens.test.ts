@@ -125,6 +125,27 @@ describe("funnel tokens mint, and one user id claim for Ingest and Seen", () => 
     expect(sent).toMatchObject({ status: 401, body: { code: "unauthenticated", message: 'token: names no user: claim "sub" (AUTH_JWT_USER_ID_CLAIM) is missing' } });
   });
 
+  it("follows the server's AUTH_JWT_USER_ID_CLAIM, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE", async () => {
+    const rules = { AUTH_JWT_USER_ID_CLAIM: "user.id", AUTH_JWT_ISSUER: "https://auth.example", AUTH_JWT_AUDIENCE: "funnel" };
+    const secret = "a-shared-secret-0123456789abcdef";
+    const strict = await startTestApp({ env: { AUTH_JWT_SECRET: secret, ...rules } });
+    try {
+      const minted = await mint(["--user-id", "u-nested", "--secret", secret], rules);
+      expect(minted).toMatchObject({ code: 0, stderr: "" });
+      const token = minted.stdout.trim();
+      expect(decodeJwt(token)).toMatchObject({ user: { id: "u-nested" }, iss: "https://auth.example", aud: "funnel" });
+      expect(decodeJwt(token).sub).toBeUndefined();
+      expect((await callIngest(strict, "Send", { event: "video_complete", token, data: { ...VIDEO, video_id: "v-nested" } })).status).toBe(200);
+      await drained(strict);
+      expect(await clickhouseRows(strict, "video_complete", "video_id = 'v-nested'")).toMatchObject([{ user_id: "u-nested" }]);
+      // Minted without the server's rules: refused for its issuer and audience.
+      const plain = (await mint(["--user-id", "u-nested", "--secret", secret])).stdout.trim();
+      expect((await callIngest(strict, "Send", { event: "video_complete", token: plain, data: VIDEO })).status).toBe(401);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   it("signs with --secret or AUTH_JWT_SECRET when given, and explains usage mistakes with exit status 2", async () => {
     const other = "another-secret-0123456789abcdef";
     const flagged = await mint(["--user-id", "u-2", "--secret", other]);
