@@ -110,27 +110,63 @@ export async function openPostgres(config: Config, log: Logger, metrics: Registr
 }
 
 /**
- * Runs `work` in a transaction on one pooled connection: committed when it
- * returns, rolled back when it throws. A connection that broke (Postgres
- * unreachable, terminated) is closed rather than handed to the next caller.
+ * A connection inside {@link withTransaction}. The brand is a type only: it
+ * marks clients whose commit {@link afterCommit} can wait for.
  */
-export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+export type Transaction = pg.PoolClient & { readonly [transactionBrand]: true };
+declare const transactionBrand: unique symbol;
+
+/** The after-commit hooks of each transaction in progress. */
+const commitHooks = new WeakMap<pg.ClientBase, Set<() => void>>();
+
+/**
+ * Runs `hook` once `tx` has committed, and never if it rolls back. A hook
+ * registered twice runs once. Hooks run in registration order, after COMMIT
+ * succeeded, and must not throw: the work is committed by then.
+ */
+export function afterCommit(tx: Transaction, hook: () => void): void {
+  const hooks = commitHooks.get(tx);
+  if (hooks === undefined) throw new Error("afterCommit: the client is not in a transaction of withTransaction");
+  hooks.add(hook);
+}
+
+/** Whether `db` is a connection inside {@link withTransaction} (rather than the pool or a client committing each statement). */
+export function isTransaction(db: pg.Pool | pg.ClientBase): db is Transaction {
+  return commitHooks.has(db as pg.ClientBase);
+}
+
+/**
+ * Runs `work` in a transaction on one pooled connection: committed when it
+ * returns, rolled back when it throws; the hooks `work` registered with
+ * {@link afterCommit} run once COMMIT succeeded. A statement that failed
+ * inside `work` (its error caught there) leaves the transaction aborted, so
+ * COMMIT rolls it back: that throws too rather than report work as done. A
+ * connection that broke (Postgres unreachable, terminated) is closed rather
+ * than handed to the next caller.
+ */
+export async function withTransaction<T>(pool: pg.Pool, work: (tx: Transaction) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   // A connection lost while checked out is also emitted on the client; the
   // failing query already reports it to the caller.
   const lost = (): void => undefined;
   client.on("error", lost);
+  const hooks = new Set<() => void>();
+  commitHooks.set(client, hooks);
   let broken = false;
   try {
     await client.query("BEGIN");
-    const result = await work(client);
-    await client.query("COMMIT");
+    const result = await work(client as Transaction);
+    const { command } = await client.query("COMMIT");
+    if (command !== "COMMIT") throw new Error("the transaction was rolled back: a statement in it failed");
+    commitHooks.delete(client);
+    for (const hook of hooks) hook();
     return result;
   } catch (error) {
     broken = isStoreUnavailable(error);
     if (!broken) await client.query("ROLLBACK").catch(() => undefined);
     throw error;
   } finally {
+    commitHooks.delete(client);
     client.off("error", lost);
     client.release(broken);
   }

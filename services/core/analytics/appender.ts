@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { GroupCommit } from "../group-commit.js";
+import { afterCommit, isTransaction, type Transaction } from "../postgres.js";
 import { counter, histogram, type Registry } from "../metrics.js";
 
 /** NOTIFY channel that wakes the streamers when rows were appended. */
@@ -33,11 +34,58 @@ function assertStream(stream: string): void {
 }
 
 /**
+ * Rows to append from inside a larger statement, described in SQL: one chunk
+ * per stream of the rows of `from`.
+ */
+export interface AppendSource {
+  /** The relation holding the rows, usually an entry of the statement's `WITH`. */
+  readonly from: string;
+  /** Expression naming each row's stream (its ClickHouse table). */
+  readonly stream: string;
+  /** Expression giving each row as one line of JSON text (`JSONEachRow`). */
+  readonly line: string;
+  /** Expression ordering the rows within their chunk. */
+  readonly order: string;
+}
+
+/** The outbox INSERT of a described source: no rows, no chunk. */
+const insertFrom = (source: AppendSource): string =>
+  `INSERT INTO analytics_outbox (stream, rows, content)
+     SELECT ${source.stream}, count(*)::int, string_agg(${source.line}, E'\\n' ORDER BY ${source.order}) FROM ${source.from} GROUP BY 1`;
+
+/** The SQL text of each statement; only {@link AnalyticsAppender.run} runs them. */
+const statementTexts = new WeakMap<AnalyticsStatement, string>();
+
+/**
+ * A statement that appends analytics rows as one of its parts, declared with
+ * {@link analyticsStatement} and run with {@link AnalyticsAppender.run}, which
+ * wakes the streamers once it committed.
+ */
+export interface AnalyticsStatement {
+  /** Name of the prepared statement (parsed once per connection). */
+  readonly name: string;
+}
+
+/**
+ * Declares a statement that appends to analytics from inside: `build` gets
+ * `append`, which turns an {@link AppendSource} into the body of a
+ * data-modifying `WITH` entry, and returns the statement's SQL.
+ */
+export function analyticsStatement(name: string, build: (append: (source: AppendSource) => string) => string): AnalyticsStatement {
+  const statement: AnalyticsStatement = Object.freeze({ name });
+  statementTexts.set(statement, build(insertFrom));
+  return statement;
+}
+
+/**
  * Appends to the stream from inside a larger statement: the body of a
  * data-modifying `WITH` entry whose `select` yields chunks as
  * `(stream, rows int, content text)`, `content` being `rows` JSON objects one
  * per line (see {@link chunk}). Once the statement has committed, call
  * {@link AnalyticsAppender.committed} so the streamers hear of it.
+ *
+ * @deprecated Declare the statement with {@link analyticsStatement} and run it
+ * with {@link AnalyticsAppender.run}, which wakes the streamers itself.
  */
 export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, rows, content) ${select}`;
 
@@ -46,7 +94,7 @@ const chunk = (rows: readonly AnalyticsRow[]): string => rows.map((row) => JSON.
 
 const NOTIFY = `SELECT pg_notify('${ANALYTICS_CHANNEL}', '')`;
 
-const INSERT = appendFrom("SELECT * FROM unnest($1::text[], $2::int[], $3::text[])");
+const INSERT = "INSERT INTO analytics_outbox (stream, rows, content) SELECT * FROM unnest($1::text[], $2::int[], $3::text[])";
 
 /**
  * Tells the streamers that rows were committed: a NOTIFY sent after the
@@ -147,23 +195,43 @@ export class AnalyticsAppender {
 
   /**
    * Appends rows inside the caller's own transaction (no group commit): they
-   * stream to ClickHouse only if that transaction commits. Once it has
-   * committed, call {@link committed} so the streamers hear of it (until
-   * then, or without it, they find the rows at their next poll).
+   * stream to ClickHouse only if that transaction commits, and the streamers
+   * are woken once it has.
    */
   async appendInTransaction(tx: pg.ClientBase, stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
     assertStream(stream);
     if (rows.length === 0) return;
     await tx.query(INSERT, [[stream], [rows.length], [chunk(rows)]]);
+    if (isTransaction(tx)) afterCommit(tx, this.#wake);
+  }
+
+  /**
+   * Runs a statement declared with {@link analyticsStatement} on `db` and
+   * wakes the streamers once it committed: right away on the pool, after
+   * COMMIT inside `withTransaction`.
+   */
+  async run<R extends pg.QueryResultRow>(statement: AnalyticsStatement, db: pg.Pool | Transaction, values: readonly unknown[]): Promise<pg.QueryResult<R>> {
+    const text = statementTexts.get(statement);
+    if (text === undefined) throw new Error(`analytics statement ${statement.name} was not declared with analyticsStatement`);
+    const result = await db.query<R>({ name: statement.name, text, values: [...values] });
+    if (isTransaction(db)) afterCommit(db, this.#wake);
+    else this.#wake();
+    return result;
   }
 
   /**
    * Says that a statement using {@link appendFrom}, or a transaction using
    * {@link appendInTransaction}, has committed rows: the streamers will hear of it.
+   *
+   * @deprecated {@link appendInTransaction} inside `withTransaction` and
+   * {@link run} wake the streamers themselves.
    */
   committed(): void {
-    this.#waker.committed();
+    this.#wake();
   }
+
+  /** Tells the streamers of committed rows (one function, so a transaction registers it once). */
+  readonly #wake = (): void => this.#waker.committed();
 
   async #commit(group: readonly AppendedRow[]): Promise<void[]> {
     const end = this.#commitSeconds.startTimer();
