@@ -2,10 +2,14 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { SeenAttemptSchema, SeenDeliverySchema, TagRetentionSchema, TopicConsumerSchema, TopicSchema, type SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
+import type pg from "pg";
 import type { Jobs } from "../core/jobs/jobs.js";
 import { integrationFromMessage, integrationToMessage } from "./integration.js";
 import { deliverQueue } from "./queue.js";
-import type { DeliveryAttempt, DeliveryCursor, DeliverySummary, SeenRepository } from "./repository.js";
+import { deliveryAttempts, deliveryCounts, deliverySummaries, listDeliveries, type DeliveryAttempt, type DeliveryCursor, type DeliverySummary } from "./sql/deliveries.js";
+import { createIntegration, deleteIntegration, getIntegration, listIntegrations, updateIntegration } from "./sql/integrations.js";
+import { listTags, setTagRetention } from "./sql/tags.js";
+import { listTopics } from "./sql/topics.js";
 import { requireIntegrationName, requireMs, requireTag } from "./validation.js";
 
 const TEN_YEARS_MS = 3_650 * 86_400_000;
@@ -52,39 +56,39 @@ const tagRetention = (row: { tag: string; retentionSeconds: number; updatedAt: D
   create(TagRetentionSchema, { tag: row.tag, retention: durationFromMs(row.retentionSeconds * 1000), updatedAt: timestampFromDate(row.updatedAt) });
 
 /** The SeenAdminService: integrations and tag retention (admin token). */
-export function createSeenAdminService(deps: { repository: SeenRepository; jobs: Jobs; defaultRetentionSeconds: number }): ServiceImpl<typeof SeenAdminService> {
-  const { repository } = deps;
+export function createSeenAdminService(deps: { pool: pg.Pool; jobs: Jobs; defaultRetentionSeconds: number }): ServiceImpl<typeof SeenAdminService> {
+  const { pool } = deps;
   const notFound = (name: string) => new ConnectError(`name: no integration "${name}"`, Code.NotFound);
   return {
     async createIntegration(req) {
       const input = integrationFromMessage(req.integration);
-      const stored = await repository.createIntegration(input);
+      const stored = await createIntegration(pool, input);
       if (stored === undefined) throw new ConnectError(`integration.name: "${input.name}" already exists`, Code.AlreadyExists);
       return { integration: integrationToMessage(stored) };
     },
 
     async updateIntegration(req) {
       const input = integrationFromMessage(req.integration);
-      const stored = await repository.updateIntegration(input);
+      const stored = await updateIntegration(pool, input);
       if (stored === undefined) throw notFound(input.name);
       return { integration: integrationToMessage(stored) };
     },
 
     async getIntegration(req) {
       const name = requireIntegrationName(req.name);
-      const stored = await repository.getIntegration(name);
+      const stored = await getIntegration(pool, name);
       if (stored === undefined) throw notFound(name);
-      const counts = await repository.deliveryCounts(name);
+      const counts = await deliveryCounts(pool, name);
       return { integration: integrationToMessage(stored), pendingDeliveries: BigInt(counts.pending), deadDeliveries: BigInt(counts.dead) };
     },
 
     async listIntegrations() {
-      return { integrations: (await repository.listIntegrations()).map(integrationToMessage) };
+      return { integrations: (await listIntegrations(pool)).map(integrationToMessage) };
     },
 
     async deleteIntegration(req) {
       const name = requireIntegrationName(req.name);
-      if (!(await repository.deleteIntegration(name))) throw notFound(name);
+      if (!(await deleteIntegration(pool, name))) throw notFound(name);
       return {};
     },
 
@@ -92,11 +96,11 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
       const tag = requireTag(req.tag);
       if (req.retention === undefined) throw new ConnectError("retention: required", Code.InvalidArgument);
       const ms = requireMs(durationMs(req.retention), "retention", 0, 1_000, TEN_YEARS_MS);
-      return { tag: tagRetention(await repository.setTagRetention(tag, Math.round(ms / 1000))) };
+      return { tag: tagRetention(await setTagRetention(pool, tag, Math.round(ms / 1000))) };
     },
 
     async listTags() {
-      return { tags: (await repository.listTags()).map(tagRetention), defaultRetention: durationFromMs(deps.defaultRetentionSeconds * 1000) };
+      return { tags: (await listTags(pool)).map(tagRetention), defaultRetention: durationFromMs(deps.defaultRetentionSeconds * 1000) };
     },
 
     async listDeliveries(req) {
@@ -108,7 +112,8 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
       const to = req.to !== undefined ? timestampDate(req.to) : undefined;
       if (from !== undefined && to !== undefined && from >= to) throw invalid("from: must be before to");
       const limit = req.limit === 0 ? 100 : req.limit;
-      const rows = await repository.listDeliveries(
+      const rows = await listDeliveries(
+        pool,
         { integration, status: req.status, tag, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) },
         limit + 1,
         req.pageToken === "" ? undefined : decodeCursor(req.pageToken),
@@ -123,14 +128,14 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
 
     async getDelivery(req) {
       const [id = ""] = requireDeliveryIds([req.id], "id");
-      const [row] = await repository.deliverySummaries([id]);
+      const [row] = await deliverySummaries(pool, [id]);
       if (row === undefined) throw new ConnectError(`id: no delivery ${id}`, Code.NotFound);
-      return { delivery: deliveryMessage(row, await repository.deliveryAttempts(id)) };
+      return { delivery: deliveryMessage(row, await deliveryAttempts(pool, id)) };
     },
 
     async replayDeliveries(req) {
       const ids = [...new Set(requireDeliveryIds(req.ids))];
-      const rows = new Map((await repository.deliverySummaries(ids)).map((row) => [row.id, row]));
+      const rows = new Map((await deliverySummaries(pool, ids)).map((row) => [row.id, row]));
       const dead = ids.flatMap((id) => {
         const row = rows.get(id);
         return row?.status === "dead" ? [row] : [];
@@ -148,7 +153,7 @@ export function createSeenAdminService(deps: { repository: SeenRepository; jobs:
     async listTopics() {
       const at = (text: string | null) => (text === null ? undefined : timestampFromDate(new Date(text)));
       return {
-        topics: (await repository.topics()).map((topic) =>
+        topics: (await listTopics(pool)).map((topic) =>
           create(TopicSchema, {
             name: topic.topic,
             integrations: topic.integrations,

@@ -1,13 +1,14 @@
+import type pg from "pg";
 import { runPeriodically, type Periodic } from "../core/periodic.js";
 import type { Logger } from "../core/logger.js";
 import { topicDefaults } from "./integration.js";
-import type { SeenRepository } from "./repository.js";
+import { deleteExpiredMarks, deleteExpiredTopicMessages, deleteFinishedDeliveries } from "./sql/cleanup.js";
 
 /** Rows one statement deletes, so a large clean-up never holds long locks. */
 const BATCH = 5_000;
 
 export interface SeenCleanupOptions {
-  readonly repository: SeenRepository;
+  readonly pool: pg.Pool;
   readonly log: Logger;
   readonly defaultRetentionSeconds: number;
   /** How long finished api deliveries and their attempts stay, in milliseconds. */
@@ -40,7 +41,7 @@ export class SeenCleanup {
 
   /** One full pass; returns what was deleted. */
   async run(): Promise<{ marks: number; topicMessages: number; deliveries: number }> {
-    const { repository, defaultRetentionSeconds } = this.#options;
+    const { pool, defaultRetentionSeconds } = this.#options;
     const drain = async (step: () => Promise<number>): Promise<number> => {
       let total = 0;
       for (;;) {
@@ -51,9 +52,9 @@ export class SeenCleanup {
     };
     const before = new Date(Date.now() - this.#options.historyMs);
     const result = {
-      marks: await drain(() => repository.deleteExpiredMarks(defaultRetentionSeconds, BATCH)),
-      topicMessages: await drain(() => repository.deleteExpiredTopicMessages(topicDefaults.retentionMs / 1000, BATCH)),
-      deliveries: await drain(() => repository.deleteFinishedDeliveries(before, BATCH)),
+      marks: await drain(() => deleteExpiredMarks(pool, defaultRetentionSeconds, BATCH)),
+      topicMessages: await drain(() => deleteExpiredTopicMessages(pool, topicDefaults.retentionMs / 1000, BATCH)),
+      deliveries: await drain(() => deleteFinishedDeliveries(pool, before, BATCH)),
     };
     if (result.marks + result.topicMessages + result.deliveries > 0) this.#options.log.info(result, "seen clean-up");
     return result;

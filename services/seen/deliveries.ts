@@ -1,7 +1,9 @@
 import { attemptColumns, deliveryOf, type DeliveryKind, type DeliveryStore } from "../core/delivery/index.js";
 import type { SeenMetrics } from "./metrics.js";
-import type { DeliveryRow, SeenRepository } from "./repository.js";
-import { deliveryRequest } from "./sender.js";
+import type pg from "pg";
+import { withTransaction } from "../core/postgres.js";
+import { deliveryRequest } from "./api-request.js";
+import { cancelDelivery, loadDeliveries, recordAttempts, replayDeadLetter, type DeliveryRow } from "./sql/deliveries.js";
 
 /** What an api integration without a timeout or backoff of its own gets. */
 const DEFAULT_TIMEOUT_MS = 5_000;
@@ -14,18 +16,18 @@ const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 3_600_000 };
  * limit, retries end with the mark's retention. A dead delivery is replayed
  * by redriving its dead letter, which is also what `ReplayDeliveries` does.
  */
-export function createSeenDeliveries(deps: { repository: SeenRepository; metrics: SeenMetrics }): DeliveryKind<DeliveryRow> {
-  const { repository, metrics } = deps;
+export function createSeenDeliveries(deps: { pool: pg.Pool; metrics: SeenMetrics }): DeliveryKind<DeliveryRow> {
+  const { pool, metrics } = deps;
   const store: DeliveryStore<DeliveryRow> = {
-    transaction: repository.transaction,
+    transaction: (work) => withTransaction(pool, work),
     // Seen counts no replays: it replays only dead deliveries, which have no job left to overtake.
-    load: async (ids) => (await repository.deliveries(ids)).map((row) => deliveryOf(row, row.status === "pending" ? "open" : row.status === "dead" ? "dead" : "finished", 0)),
-    cancel: (delivery, reason) => repository.cancel(delivery.id, delivery.attempts, reason),
+    load: async (ids) => (await loadDeliveries(pool, ids)).map((row) => deliveryOf(row, row.status === "pending" ? "open" : row.status === "dead" ? "dead" : "finished", 0)),
+    cancel: (delivery, reason) => cancelDelivery(pool, delivery.id, delivery.attempts, reason),
     recordAttempts: (attempts, tx) => {
       const lines = attempts.map((a) => JSON.stringify({ ...attemptColumns(a), integration: a.delivery.row.integration, tag: a.delivery.row.tag, item_id: a.delivery.row.itemId }));
-      return repository.recordAttempts(attempts, lines, tx);
+      return recordAttempts(tx ?? pool, attempts, lines);
     },
-    replayDeadLetter: async (delivery) => ((await repository.replayDeadLetter(delivery.id, delivery.attempts)) ? 0 : undefined),
+    replayDeadLetter: async (delivery) => ((await replayDeadLetter(pool, delivery.id, delivery.attempts)) ? 0 : undefined),
   };
   const integration = (row: DeliveryRow) => metrics.integration(row.integration);
   return {

@@ -2,11 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { FeedMessageSchema, type FeedMessage, type SeenFeedService } from "../../gen/funnel/seen/v1/feed_pb.js";
+import type pg from "pg";
 import { Listener } from "../core/listener.js";
 import type { Logger } from "../core/logger.js";
 import type { SeenIdentity } from "./identity.js";
 import type { SeenMetrics } from "./metrics.js";
-import { START, TOPICS_CHANNEL, type Position, type SeenRepository, type TopicMessageRow } from "./repository.js";
+import { ack, consumerPosition, readTopic, START, topicExists, TOPICS_CHANNEL, type Position, type TopicMessageRow } from "./sql/topics.js";
 import { requireBearerToken } from "../core/auth.js";
 import { identityToMessage } from "./service.js";
 import { requireConsumer, requireTopic } from "./validation.js";
@@ -126,7 +127,7 @@ export class TopicWaker {
 }
 
 export interface FeedServiceDeps {
-  readonly repository: SeenRepository;
+  readonly pool: pg.Pool;
   readonly waker: TopicWaker;
   readonly metrics: SeenMetrics;
   readonly serviceTokens: readonly string[];
@@ -136,18 +137,18 @@ export interface FeedServiceDeps {
 
 /** The SeenFeedService: topic messages streamed from each consumer's acknowledged position. */
 export function createFeedService(deps: FeedServiceDeps): ServiceImpl<typeof SeenFeedService> {
-  const { repository, waker, metrics } = deps;
+  const { pool, waker, metrics } = deps;
   return {
     async *subscribe(req, context) {
       requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const topic = requireTopic(req.topic);
       const consumer = requireConsumer(req.consumer);
-      if (!(await repository.topicExists(topic))) throw new ConnectError(`topic: no integration delivers to "${topic}"`, Code.NotFound);
+      if (!(await topicExists(pool, topic))) throw new ConnectError(`topic: no integration delivers to "${topic}"`, Code.NotFound);
       const signal = AbortSignal.any([context.signal, waker.closing]);
-      let position = (await repository.position(topic, consumer)) ?? START;
+      let position = (await consumerPosition(pool, topic, consumer)) ?? START;
       while (!signal.aborted) {
         const woken = waker.next(topic, deps.pollMs, signal);
-        const rows = await repository.readTopic(topic, position, BATCH);
+        const rows = await readTopic(pool, topic, position, BATCH);
         for (const row of rows) {
           if (signal.aborted) return;
           yield { message: toFeedMessage(topic, row) };
@@ -162,7 +163,7 @@ export function createFeedService(deps: FeedServiceDeps): ServiceImpl<typeof See
       requireBearerToken(context.requestHeader, deps.serviceTokens, "service");
       const topic = requireTopic(req.topic);
       const consumer = requireConsumer(req.consumer);
-      const position = await repository.ack(topic, consumer, parseCursor(req.cursor));
+      const position = await ack(pool, topic, consumer, parseCursor(req.cursor));
       return { cursor: cursorOf(position) };
     },
   };

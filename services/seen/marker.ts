@@ -1,13 +1,15 @@
+import type pg from "pg";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
+import { withTransaction } from "../core/postgres.js";
 import type { Registry } from "../core/metrics.js";
 import { deliveredIdentity, identityKey, type SeenIdentity } from "./identity.js";
 import type { SeenMetrics } from "./metrics.js";
 import { deliverQueue } from "./queue.js";
-import type { MarkInput, MarkResult, SeenRepository } from "./repository.js";
+import { markMany, type MarkInput, type MarkResult } from "./sql/marks.js";
 
 export interface MarkerDeps {
-  readonly repository: SeenRepository;
+  readonly pool: pg.Pool;
   readonly jobs: Jobs;
   readonly metrics: SeenMetrics;
   /** Where the group commit counts its splits. */
@@ -31,7 +33,7 @@ const DEADLOCK_ATTEMPTS = 3;
  * resolves only after its group committed.
  */
 export function createMarker(deps: MarkerDeps) {
-  const { repository, jobs, metrics } = deps;
+  const { pool, jobs, metrics } = deps;
   const group = new GroupCommit<MarkInput, MarkResult>({
     name: "seen_marks",
     metrics: deps.registry,
@@ -42,8 +44,8 @@ export function createMarker(deps: MarkerDeps) {
       try {
         for (let attempt = 1; ; attempt += 1) {
           try {
-            const results = await repository.transaction(async (tx) => {
-              const stored = await repository.markMany(tx, inputs, deps.defaultRetentionSeconds);
+            const results = await withTransaction(pool, async (tx) => {
+              const stored = await markMany(tx, inputs, deps.defaultRetentionSeconds);
               const deliveryIds = stored.flatMap((result) => result.deliveryIds);
               await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
               return stored;

@@ -1,12 +1,13 @@
+import type pg from "pg";
 import { boundedLabel, counter, Gauge, histogram, type Registry } from "../core/metrics.js";
-import type { SeenRepository } from "./repository.js";
+import { deliveryBacklog } from "./sql/deliveries.js";
 
 /** Seen's metrics; the backlog gauges are read from Postgres when scraped. */
-export function createSeenMetrics(registry: Registry, repository: SeenRepository) {
-  let scrape: { at: number; rows: ReturnType<SeenRepository["backlog"]> } | undefined;
+export function createSeenMetrics(registry: Registry, pool: pg.Pool) {
+  let scrape: { at: number; rows: ReturnType<typeof deliveryBacklog> } | undefined;
   // Both gauges share one query per scrape.
-  const backlog = (): ReturnType<SeenRepository["backlog"]> => {
-    if (scrape === undefined || Date.now() - scrape.at > 1_000) scrape = { at: Date.now(), rows: repository.backlog().catch(() => []) };
+  const backlog = (): ReturnType<typeof deliveryBacklog> => {
+    if (scrape === undefined || Date.now() - scrape.at > 1_000) scrape = { at: Date.now(), rows: deliveryBacklog(pool).catch(() => []) };
     return scrape.rows;
   };
   const integration = boundedLabel(registry, "integration");

@@ -6,6 +6,7 @@ import { startDeliveries } from "../core/delivery/index.js";
 import type { QueueDefinition } from "../core/jobs/queue.js";
 import type { ServiceModule, StartedModule } from "../module-contract.js";
 import { createSeenAdminService } from "./admin-service.js";
+import { BODY_PREFIX_BYTES, USER_AGENT } from "./api-request.js";
 import { SeenCleanup } from "./cleanup.js";
 import { createSeenDeliveries } from "./deliveries.js";
 import { createFeedService, TopicWaker } from "./feed.js";
@@ -13,9 +14,7 @@ import { createCallerIdentity } from "./identity.js";
 import { createMarker } from "./marker.js";
 import { createSeenMetrics } from "./metrics.js";
 import { deliverQueue } from "./queue.js";
-import { createSeenRepository } from "./repository.js";
 import { createSeenRoute, SEEN_PATH } from "./route.js";
-import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
 import { createSeenService } from "./service.js";
 
 /** How often a subscriber re-reads its topic when no notification came. */
@@ -31,8 +30,8 @@ export const seenModule: ServiceModule = {
   queues: [deliverQueue as QueueDefinition<never>],
   async start(ctx): Promise<StartedModule> {
     const { config, log } = ctx;
-    const repository = createSeenRepository(ctx.pool);
-    const metrics = createSeenMetrics(ctx.metrics, repository);
+    const { pool } = ctx;
+    const metrics = createSeenMetrics(ctx.metrics, pool);
     const defaultRetentionSeconds = config.seenDefaultRetentionSeconds;
     const stops: (() => Promise<void>)[] = [];
     const stop = async (): Promise<void> => {
@@ -41,7 +40,7 @@ export const seenModule: ServiceModule = {
 
     if (ctx.roles.includes("worker")) {
       const deliveries = await startDeliveries({
-        kind: createSeenDeliveries({ repository, metrics }),
+        kind: createSeenDeliveries({ pool, metrics }),
         queue: deliverQueue,
         group: "seen_attempts",
         jobs: ctx.jobs,
@@ -53,7 +52,7 @@ export const seenModule: ServiceModule = {
         outbound: { allowPrivate: config.seenAllowPrivate, allowSetting: "SEEN_ALLOW_PRIVATE", userAgent: USER_AGENT, bodyPrefixBytes: BODY_PREFIX_BYTES },
       });
       const cleanup = new SeenCleanup({
-        repository,
+        pool,
         log,
         defaultRetentionSeconds,
         historyMs: config.seenHistorySeconds * 1000,
@@ -74,14 +73,14 @@ export const seenModule: ServiceModule = {
       proxies: new TrustedProxies(config.trustedProxies),
       claims: config.seenIdentityClaims,
     });
-    const mark = createMarker({ repository, jobs: ctx.jobs, metrics, registry: ctx.metrics, defaultRetentionSeconds });
+    const mark = createMarker({ pool, jobs: ctx.jobs, metrics, registry: ctx.metrics, defaultRetentionSeconds });
     stops.push(() => mark.flush());
     const waker = new TopicWaker({ url: ctx.postgresUrl, log });
     await waker.start();
     stops.push(() => waker.stop());
-    const seen = createSeenService({ repository, mark, caller, metrics, serviceTokens, defaultRetentionSeconds });
-    const admin = createSeenAdminService({ repository, jobs: ctx.jobs, defaultRetentionSeconds });
-    const feed = createFeedService({ repository, waker, metrics, serviceTokens, pollMs: FEED_POLL_MS });
+    const seen = createSeenService({ pool, mark, caller, metrics, serviceTokens, defaultRetentionSeconds });
+    const admin = createSeenAdminService({ pool, jobs: ctx.jobs, defaultRetentionSeconds });
+    const feed = createFeedService({ pool, waker, metrics, serviceTokens, pollMs: FEED_POLL_MS });
     return {
       stop,
       rpc(router) {

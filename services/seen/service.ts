@@ -11,17 +11,18 @@ import {
   type SeenService,
 } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type pg from "pg";
 import { requireBearerToken } from "../core/auth.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { peerAddressKey } from "../core/http-server.js";
 import { identityKey, type CallerIdentity, type CallerRequest, type SeenIdentity } from "./identity.js";
 import type { Marker } from "./marker.js";
 import type { SeenMetrics } from "./metrics.js";
-import type { MarkResult, SeenRepository } from "./repository.js";
+import { firstSeen, listMarks, lookupMarks, type MarkResult } from "./sql/marks.js";
 import { requireItemId, requireTag } from "./validation.js";
 
 export interface SeenServiceDeps {
-  readonly repository: SeenRepository;
+  readonly pool: pg.Pool;
   readonly mark: Marker;
   readonly caller: CallerIdentity;
   readonly metrics: SeenMetrics;
@@ -102,7 +103,7 @@ function decodeToken(token: string): { at: Date; id: string } | undefined {
 
 /** The SeenService: marks of the calling identity, and lookups for services. */
 export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof SeenService> {
-  const { repository, caller, metrics } = deps;
+  const { pool, caller, metrics } = deps;
   return {
     async markSeen(req, context) {
       try {
@@ -122,7 +123,7 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
       const tag = requireTag(req.tag);
       const itemId = requireItemId(req.id);
       const identity = await caller(callerRequest(context), context.signal);
-      const at = await repository.firstSeen(identityKey(identity), tag, itemId, deps.defaultRetentionSeconds);
+      const at = await firstSeen(pool, identityKey(identity), tag, itemId, deps.defaultRetentionSeconds);
       return at === undefined ? { seen: false } : { seen: true, firstSeenAt: timestampFromDate(at) };
     },
 
@@ -134,7 +135,8 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
       const size = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
       const after = decodeToken(req.pageToken);
       const identity = await caller(callerRequest(context), context.signal);
-      const rows = await repository.list(
+      const rows = await listMarks(
+        pool,
         identityKey(identity),
         { tag, since: req.since === undefined ? undefined : timestampDate(req.since), after },
         size + 1,
@@ -157,7 +159,7 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
       if (req.ids.length === 0) throw new ConnectError("ids: at least one id is required", Code.InvalidArgument);
       if (req.ids.length > MAX_LOOKUP_IDS) throw new ConnectError(`ids: at most ${MAX_LOOKUP_IDS} per call`, Code.InvalidArgument);
       const ids = req.ids.map((id, i) => requireItemId(id, `ids[${i}]`));
-      const rows = await repository.lookup(identityKey(identity), tag, ids, deps.defaultRetentionSeconds);
+      const rows = await lookupMarks(pool, identityKey(identity), tag, ids, deps.defaultRetentionSeconds);
       return { items: rows.map((row) => create(SeenItemSchema, { id: row.itemId, firstSeenAt: timestampFromDate(row.firstSeenAt) })) };
     },
   };

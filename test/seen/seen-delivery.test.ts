@@ -6,7 +6,7 @@ import { adminClients, Consumer, deliveriesOf, JWT_SECRET, seenClients, token } 
 import { createAttemptLog, type Attempt, type AttemptOutcome, type Delivery } from "../../services/core/delivery/index.js";
 import { createSeenDeliveries } from "../../services/seen/deliveries.js";
 import { createSeenMetrics } from "../../services/seen/metrics.js";
-import { createSeenRepository, type DeliveryRow } from "../../services/seen/repository.js";
+import type { DeliveryRow } from "../../services/seen/sql/deliveries.js";
 import { deliveriesSettled, eventually, startTestApp } from "../support/stores.js";
 import { deliverQueue as seenDeliverQueue } from "../../services/seen/queue.js";
 
@@ -179,8 +179,7 @@ describe("seen api deliveries", () => {
     await mark("twin-tag", "promo-twin");
     await eventually(async () => (consumer.received.length === 1 ? true : undefined), 10_000, "the first request");
     const [delivery] = await deliveriesOf(app, "twin-tag", "promo-twin");
-    const repository = createSeenRepository(app.pool);
-    const { store } = createSeenDeliveries({ repository, metrics: createSeenMetrics(app.metrics, repository) });
+    const { store } = createSeenDeliveries({ pool: app.pool, metrics: createSeenMetrics(app.metrics, app.pool) });
     const log = createAttemptLog({ group: "seen_attempts", queue: seenDeliverQueue, store, jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
     const [loaded] = await store.load([delivery!.id]);
     const result = (target: Delivery<DeliveryRow>, outcome: AttemptOutcome, httpStatus: number): Attempt<DeliveryRow> => ({

@@ -2,7 +2,8 @@ import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../services/app.js";
-import { createSeenRepository } from "../../services/seen/repository.js";
+import { withTransaction } from "../../services/core/postgres.js";
+import { markMany } from "../../services/seen/sql/marks.js";
 import { adminClients, Consumer, deliveriesOf, JWT_SECRET, postSeen, seenClients, token } from "../support/seen.js";
 import { runCliAsAdmin } from "../support/cli.js";
 import { deliveriesSettled, eventually, startTestApp } from "../support/stores.js";
@@ -230,7 +231,6 @@ describe("seen marks and identities", () => {
   });
 
   it("stores the same mark twice in one group once: the first creates it, the second finds it", async () => {
-    const repository = createSeenRepository(app.pool);
     const input = (itemId: string, at: number) => ({
       identityKey: "client:group-user",
       tag: "promo",
@@ -240,7 +240,7 @@ describe("seen marks and identities", () => {
       body: { kind: "client", tag: "promo", id: itemId, seen_at: new Date(at).toISOString(), user_id: "group-user" },
       now: new Date(at),
     });
-    const results = await repository.transaction((tx) => repository.markMany(tx, [input("g-1", 1_000), input("g-2", 2_000), input("g-1", 3_000)], 86_400));
+    const results = await withTransaction(app.pool, (tx) => markMany(tx, [input("g-1", 1_000), input("g-2", 2_000), input("g-1", 3_000)], 86_400));
     expect(results.map((result) => [result.created, result.firstSeenAt.getTime(), result.deliveryIds.length])).toEqual([
       [true, 1_000, 1],
       [true, 2_000, 1],
