@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { appendFrom } from "../core/analytics/appender.js";
+import { type AnalyticsAppender, analyticsStatement } from "../core/analytics/appender.js";
+import type { Transaction } from "../core/postgres.js";
 import { COUNTER } from "./quality.js";
 
 /** Something that runs SQL: the pool, or a client inside a transaction. */
@@ -83,7 +84,9 @@ export interface StoredEvents {
  *   sorted order;
  * - the rows of the fresh events go to the analytics stream, one chunk per type.
  */
-const STORE_EVENTS = `
+const STORE_EVENTS = analyticsStatement(
+  "ingest-store-events",
+  (append) => `
 WITH ev AS (
   SELECT * FROM ROWS FROM (unnest($1::uuid[], $2::boolean[], $3::text[], $4::bigint[], $5::date[], $6::text[]), string_to_table($7, E'\\n'))
     WITH ORDINALITY AS e(claim, repeated, session_id, seq, day, event_type, row, ord)
@@ -127,23 +130,25 @@ counted AS (
   ${UPSERT_COUNTERS("SELECT day, event_type, counter, sum(value) FROM increments GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")}
 ),
 appended AS (
-  ${appendFrom("SELECT event_type, count(*)::int, string_agg(row, E'\\n' ORDER BY ord) FROM fresh GROUP BY event_type")}
+  ${append({ from: "fresh", stream: "event_type", line: "row", order: "ord" })}
 )
 SELECT array(SELECT ord::int - 1 FROM fresh ORDER BY ord) AS fresh,
        (SELECT coalesce(json_agg(json_build_object('day', to_char(day, 'YYYY-MM-DD'), 'eventType', event_type, 'counter', counter, 'value', value)), '[]')
-          FROM increments) AS increments`;
+          FROM increments) AS increments`,
+);
 
 /**
- * Stores a group of events in one statement (see {@link STORE_EVENTS}); run
- * it on the pool for its own commit or inside a transaction that does more.
- * Once that has committed, tell the appender (`committed()`) so the
- * streamers hear of the new rows.
+ * Stores a group of events in one statement (see {@link STORE_EVENTS}): on
+ * the pool for its own commit, or inside a transaction that does more. The
+ * analytics streamers are woken once it committed.
  */
-export async function storeEvents(sql: Sql, events: readonly EventInput[], extra: readonly CounterRow[]): Promise<StoredEvents> {
-  const { rows } = await sql.query<{ fresh: number[]; increments: CounterRow[] }>({
-    name: "ingest-store-events",
-    text: STORE_EVENTS,
-    values: [
+export async function storeEvents(
+  analytics: AnalyticsAppender,
+  db: pg.Pool | Transaction,
+  events: readonly EventInput[],
+  extra: readonly CounterRow[],
+): Promise<StoredEvents> {
+  const { rows } = await analytics.run<{ fresh: number[]; increments: CounterRow[] }>(STORE_EVENTS, db, [
       events.map((event) => event.claim),
       events.map((event) => event.repeated),
       events.map((event) => event.sessionId),
@@ -156,8 +161,7 @@ export async function storeEvents(sql: Sql, events: readonly EventInput[], extra
       extra.map((row) => row.eventType),
       extra.map((row) => row.counter),
       extra.map((row) => row.value),
-    ],
-  });
+  ]);
   const result = rows[0];
   if (result === undefined) throw new Error("storing events returned no row");
   return { fresh: new Set(result.fresh), increments: result.increments };

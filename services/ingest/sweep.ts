@@ -89,7 +89,6 @@ export class PageViewSweep {
         await addCounters(client, counters.rows());
         return { taken: Math.max(starts.length, ends), unpaired: starts.length };
       });
-      if (unpaired > 0) analytics.committed();
       emitted += unpaired;
       this.#record(counters.rows());
       if (taken < CHUNK || this.#stopped) break;

@@ -1,5 +1,5 @@
 import { GroupCommit } from "../core/group-commit.js";
-import { withTransaction } from "../core/postgres.js";
+import { type Transaction, withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { AnalyticsAppender, AnalyticsRow } from "../core/analytics/appender.js";
 import type { Logger } from "../core/logger.js";
@@ -142,7 +142,6 @@ export class IngestWriter {
     } finally {
       end();
     }
-    if (result.outcomes.includes("accepted")) this.#options.analytics.committed();
     this.#groupEvents.observe(events.length);
     this.#record(result.counters.rows());
     let offset = 0;
@@ -154,7 +153,7 @@ export class IngestWriter {
    * rows appended, counters added) on its own, or inside `tx` and then pairs
    * its page views there. Returns the outcome of each event in order.
    */
-  async #store(events: readonly AcceptedEvent[], rejections: Counters, tx?: pg.PoolClient): Promise<{ outcomes: WriteOutcome[]; counters: Counters }> {
+  async #store(events: readonly AcceptedEvent[], rejections: Counters, tx?: Transaction): Promise<{ outcomes: WriteOutcome[]; counters: Counters }> {
     // Of equal client ids in one group, the first competes with the stored ones; the rest are duplicates.
     const claimed = new Set<string>();
     const input = events.map((event): EventInput => {
@@ -170,14 +169,15 @@ export class IngestWriter {
         row: JSON.stringify(event.row),
       };
     });
-    const { fresh, increments } = await storeEvents(tx ?? this.#options.pool, input, rejections.rows());
+    const { analytics } = this.#options;
+    const { fresh, increments } = await storeEvents(analytics, tx ?? this.#options.pool, input, rejections.rows());
     const counters = new Counters();
     for (const row of increments) counters.add(row.day, row.eventType, row.counter, row.value);
 
     const halves = events.flatMap((event, index) => (event.pageView !== undefined && fresh.has(index) ? [event.pageView] : []));
     if (halves.length > 0 && tx !== undefined) {
       const paired = new Counters();
-      await pairPageViews(tx, halves, paired, (table, rows) => this.#options.analytics.appendInTransaction(tx, table, rows));
+      await pairPageViews(tx, halves, paired, (table, rows) => analytics.appendInTransaction(tx, table, rows));
       await addCounters(tx, paired.rows());
       counters.merge(paired);
     }
