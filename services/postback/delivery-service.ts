@@ -8,10 +8,11 @@ import {
   DeliveryStatus,
   type Delivery,
   type DeliveryFilter as DeliveryFilterProto,
-  type DeliveryService,
+  DeliveryService,
 } from "../../gen/funnel/postback/v1/delivery_pb.js";
 import { EventKind } from "../../gen/funnel/postback/v1/partner_pb.js";
 import type { Jobs } from "../core/jobs/jobs.js";
+import { definePaging, isMicros } from "../core/paging.js";
 import { DEFAULT_RETRY } from "./partner.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { eventKind, eventName, methodProto } from "./partner-proto.js";
@@ -51,13 +52,8 @@ function requireIds(ids: readonly string[]): void {
   if (bad !== undefined) invalid(`ids: "${bad}" is not a delivery id (UUID)`);
 }
 
-const encodeToken = (row: DeliveryRow): string => Buffer.from(`${row.createdUs}.${row.id}`).toString("base64url");
-
-function decodeToken(token: string): { createdUs: number; id: string } {
-  const [us, id] = Buffer.from(token, "base64url").toString().split(".", 2);
-  if (us === undefined || !/^\d+$/.test(us) || id === undefined || !isUuid(id)) invalid("page_token: not a token this service issued");
-  return { createdUs: Number(us), id: id ?? "" };
-}
+/** Postbacks page newest first, after the (created_at, id) of the previous page's last one. */
+const PAGES = definePaging({ method: DeliveryService.method.listDeliveries, sizeField: "limit", defaultSize: 50, key: [isMicros, isUuid] });
 
 /** Implements `funnel.postback.v1.DeliveryService` (admin token). */
 export function createDeliveryService(deps: { repository: PostbackRepository; directory: PartnerDirectory; jobs: Jobs }): ServiceImpl<typeof DeliveryService> {
@@ -100,16 +96,11 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
 
   return {
     async listDeliveries(req) {
-      if (req.limit > 1_000) invalid("limit: at most 1,000");
-      const limit = req.limit === 0 ? 50 : req.limit;
-      const after = req.pageToken !== "" ? decodeToken(req.pageToken) : undefined;
-      const rows = await repository.listDeliveries(filterFrom(req.filter), limit + 1, after);
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        deliveries: await Promise.all(page.map((row) => toProto(row))),
-        nextPageToken: rows.length > limit && last !== undefined ? encodeToken(last) : "",
-      };
+      const limit = PAGES.size(req.limit);
+      const after = PAGES.after(req.pageToken);
+      const rows = await repository.listDeliveries(filterFrom(req.filter), limit + 1, after === undefined ? undefined : { createdUs: Number(after[0]), id: after[1] });
+      const page = PAGES.page(rows, limit, (row) => [String(row.createdUs), row.id]);
+      return { deliveries: await Promise.all(page.rows.map((row) => toProto(row))), nextPageToken: page.nextPageToken };
     },
 
     async getDelivery(req) {

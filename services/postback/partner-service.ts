@@ -1,16 +1,28 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
+import { PartnerService } from "../../gen/funnel/postback/v1/partner_pb.js";
+import { definePaging } from "../core/paging.js";
 import { partnerIdProblem, partnerProblems, samePartner, type PartnerConfig, type StoredPartner } from "./partner.js";
 import { partnersFromCsv, partnersToCsv } from "./partner-csv.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { eventName, methodProto, partnerFromProto, partnerToProto } from "./partner-proto.js";
 import { renderRequest } from "./render.js";
 import type { PostbackRepository } from "./repository.js";
-import { USER_AGENT } from "./sender.js";
+import { USER_AGENT } from "./outbound.js";
 import { parseTemplate, parseUrlTemplate, SAMPLE_VALUES, TemplateError, type Template } from "./template.js";
 
 const MAX_CSV_BYTES = 4 * 1024 * 1024;
+/**
+ * Partners page by id. Without a page size every match comes in one answer: the partner
+ * list is small, and the console and CLI read it whole.
+ */
+const PAGES = definePaging({
+  method: PartnerService.method.listPartners,
+  sizeField: "page_size",
+  defaultSize: 1_000_000,
+  zeroMeans: "every match",
+  key: [(id) => partnerIdProblem(id) === undefined],
+});
 
 function requireId(id: string): void {
   const problem = partnerIdProblem(id);
@@ -67,17 +79,13 @@ export function createPartnerService(deps: { repository: PostbackRepository; dir
 
     async listPartners(req) {
       if (req.query.length > 200) throw new ConnectError("query: at most 200 characters", Code.InvalidArgument);
-      if (req.pageSize > 1_000) throw new ConnectError(`page_size: at most 1000, got ${req.pageSize}`, Code.InvalidArgument);
-      const after = req.pageToken === "" ? "" : Buffer.from(req.pageToken, "base64url").toString();
-      if (req.pageToken !== "" && partnerIdProblem(after) !== undefined) throw new ConnectError("page_token: not a token this service issued", Code.InvalidArgument);
-      // Without a page size every match comes in one answer, as before pages existed.
-      const limit = req.pageSize === 0 ? 1_000_000 : req.pageSize;
+      const limit = PAGES.size(req.pageSize);
+      const after = PAGES.after(req.pageToken)?.[0] ?? "";
       const { partners, total } = await repository.searchPartners({ query: req.query, after, limit: limit + 1, ...(req.enabled !== undefined ? { enabled: req.enabled } : {}) });
-      const page = partners.slice(0, limit);
-      const last = page.at(-1);
+      const page = PAGES.page(partners, limit, (partner) => [partner.id]);
       return {
-        partners: page.map(partnerToProto),
-        nextPageToken: partners.length > limit && last !== undefined ? Buffer.from(last.id).toString("base64url") : "",
+        partners: page.rows.map(partnerToProto),
+        nextPageToken: page.nextPageToken,
         totalCount: BigInt(total),
       };
     },

@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { SeenAttemptSchema, SeenDeliverySchema, TagRetentionSchema, TopicConsumerSchema, TopicSchema, type SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
+import { SeenAttemptSchema, SeenDeliverySchema, TagRetentionSchema, TopicConsumerSchema, TopicSchema, SeenAdminService } from "../../gen/funnel/seen/v1/admin_pb.js";
 import type pg from "pg";
 import type { Jobs } from "../core/jobs/jobs.js";
+import { definePaging, isMicros } from "../core/paging.js";
 import { integrationFromMessage, integrationToMessage } from "./integration.js";
 import { deliverQueue } from "./queue.js";
-import { deliveryAttempts, deliveryCounts, deliverySummaries, listDeliveries, type DeliveryAttempt, type DeliveryCursor, type DeliverySummary } from "./sql/deliveries.js";
+import { deliveryAttempts, deliveryCounts, deliverySummaries, listDeliveries, type DeliveryAttempt, type DeliverySummary } from "./sql/deliveries.js";
 import { createIntegration, deleteIntegration, getIntegration, listIntegrations, updateIntegration } from "./sql/integrations.js";
 import { listTags, setTagRetention } from "./sql/tags.js";
 import { listTopics } from "./sql/topics.js";
@@ -28,12 +29,8 @@ function requireDeliveryIds(ids: readonly string[], field = "ids"): string[] {
   return ids.map((id) => id.toLowerCase());
 }
 
-/** Reads a `page_token` that `ListDeliveries` wrote: the last row's creation time (µs) and id. */
-function decodeCursor(token: string): DeliveryCursor {
-  const [createdUs = "", id = ""] = Buffer.from(token, "base64url").toString().split(".", 2);
-  if (!/^\d{1,17}$/.test(createdUs) || !UUID.test(id)) throw invalid("page_token: not a token this service issued");
-  return { createdUs, id };
-}
+/** Deliveries page newest first, after the (created_at, id) of the previous page's last one. */
+const PAGES = definePaging({ method: SeenAdminService.method.listDeliveries, sizeField: "limit", defaultSize: 100, key: [isMicros, (id) => UUID.test(id)] });
 
 const deliveryMessage = (row: DeliverySummary, attempts: readonly DeliveryAttempt[] = []) =>
   create(SeenDeliverySchema, {
@@ -106,24 +103,20 @@ export function createSeenAdminService(deps: { pool: pg.Pool; jobs: Jobs; defaul
     async listDeliveries(req) {
       const integration = req.integration === "" ? "" : requireIntegrationName(req.integration, "integration");
       if (req.status !== "" && !STATUSES.includes(req.status)) throw invalid(`status: one of ${STATUSES.join(", ")}, got "${req.status.slice(0, 80)}"`);
-      if (req.limit < 0 || req.limit > 1000) throw invalid(`limit: 0 to 1000, got ${req.limit}`);
+      const limit = PAGES.size(req.limit);
       const tag = req.tag === "" ? "" : requireTag(req.tag, "tag");
       const from = req.from !== undefined ? timestampDate(req.from) : undefined;
       const to = req.to !== undefined ? timestampDate(req.to) : undefined;
       if (from !== undefined && to !== undefined && from >= to) throw invalid("from: must be before to");
-      const limit = req.limit === 0 ? 100 : req.limit;
+      const after = PAGES.after(req.pageToken);
       const rows = await listDeliveries(
         pool,
         { integration, status: req.status, tag, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) },
         limit + 1,
-        req.pageToken === "" ? undefined : decodeCursor(req.pageToken),
+        after === undefined ? undefined : { createdUs: after[0], id: after[1] },
       );
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        deliveries: page.map((row) => deliveryMessage(row)),
-        nextPageToken: rows.length > limit && last !== undefined ? Buffer.from(`${last.createdUs}.${last.id}`).toString("base64url") : "",
-      };
+      const page = PAGES.page(rows, limit, (row) => [row.createdUs, row.id]);
+      return { deliveries: page.rows.map((row) => deliveryMessage(row)), nextPageToken: page.nextPageToken };
     },
 
     async getDelivery(req) {

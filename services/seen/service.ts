@@ -8,13 +8,15 @@ import {
   SeenItemSchema,
   type Identity as IdentityMessage,
   type MarkSeenResponse,
-  type SeenService,
+  SeenService,
 } from "../../gen/funnel/seen/v1/seen_pb.js";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type pg from "pg";
 import { requireBearerToken } from "../core/auth.js";
 import { isStoreUnavailable } from "../core/errors.js";
 import { peerAddressKey } from "../core/http-server.js";
+import { definePaging, isIsoTime } from "../core/paging.js";
+import { isUuid } from "../core/validate.js";
 import { identityKey, type CallerIdentity, type CallerRequest, type SeenIdentity } from "./identity.js";
 import type { Marker } from "./marker.js";
 import type { SeenMetrics } from "./metrics.js";
@@ -31,8 +33,6 @@ export interface SeenServiceDeps {
   readonly defaultRetentionSeconds: number;
 }
 
-const DEFAULT_PAGE = 100;
-const MAX_PAGE = 1_000;
 const MAX_LOOKUP_IDS = 1_000;
 
 /** The API form of an identity. */
@@ -91,15 +91,8 @@ export function markResponse(result: MarkResult, identity: SeenIdentity): MarkSe
   return create(MarkSeenResponseSchema, { created: result.created, firstSeenAt: timestampFromDate(result.firstSeenAt), identity: identityToMessage(identity) });
 }
 
-/** Page tokens name the last mark of the previous page. */
-const encodeToken = (at: Date, id: string): string => Buffer.from(`${at.toISOString()}|${id}`).toString("base64url");
-function decodeToken(token: string): { at: Date; id: string } | undefined {
-  if (token === "") return undefined;
-  const match = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z)\|([0-9a-f-]{36})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
-  const at = match?.[1] === undefined ? NaN : Date.parse(match[1]);
-  if (match?.[2] === undefined || Number.isNaN(at)) throw new ConnectError("page_token: not a token from a previous page", Code.InvalidArgument);
-  return { at: new Date(at), id: match[2] };
-}
+/** Marks page oldest first, after the (first_seen_at, id) of the previous page's last mark. */
+const PAGES = definePaging({ method: SeenService.method.listSeen, sizeField: "page_size", defaultSize: 100, key: [isIsoTime, isUuid] });
 
 /** The SeenService: marks of the calling identity, and lookups for services. */
 export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof SeenService> {
@@ -129,11 +122,9 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
 
     async listSeen(req, context) {
       const tag = req.tag === "" ? undefined : requireTag(req.tag);
-      if (req.pageSize < 0 || req.pageSize > MAX_PAGE) {
-        throw new ConnectError(`page_size: must be from 1 to ${MAX_PAGE} (0 means ${DEFAULT_PAGE})`, Code.InvalidArgument);
-      }
-      const size = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
-      const after = decodeToken(req.pageToken);
+      const size = PAGES.size(req.pageSize);
+      const token = PAGES.after(req.pageToken);
+      const after = token === undefined ? undefined : { at: new Date(token[0]), id: token[1] };
       const identity = await caller(callerRequest(context), context.signal);
       const rows = await listMarks(
         pool,
@@ -142,13 +133,12 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
         size + 1,
         deps.defaultRetentionSeconds,
       );
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
+      const page = PAGES.page(rows, size, (row) => [row.firstSeenAt.toISOString(), row.id]);
       return {
-        marks: page.map((row) =>
+        marks: page.rows.map((row) =>
           create(MarkSchema, { tag: row.tag, id: row.itemId, firstSeenAt: timestampFromDate(row.firstSeenAt), expiresAt: timestampFromDate(row.expiresAt) }),
         ),
-        nextPageToken: rows.length > size && last !== undefined ? encodeToken(last.firstSeenAt, last.id) : "",
+        nextPageToken: page.nextPageToken,
       };
     },
 

@@ -3,8 +3,9 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { DayCountSchema, TrackerSchema, type Tracker, type TrackerService } from "../../gen/funnel/tracker/v1/tracker_pb.js";
+import { DayCountSchema, TrackerSchema, type Tracker, TrackerService } from "../../gen/funnel/tracker/v1/tracker_pb.js";
 import type { ClickHouse } from "../core/clickhouse.js";
+import { definePaging } from "../core/paging.js";
 import { checkText } from "../core/text.js";
 import type { TrackerCache } from "./cache.js";
 import type { TrackerRepository, TrackerRow } from "./repository.js";
@@ -17,8 +18,6 @@ export interface TrackerServiceDeps {
 }
 
 const MAX_VALUE = 1_000;
-const DEFAULT_PAGE = 100;
-const MAX_PAGE = 1_000;
 
 const toTracker = (row: TrackerRow): Tracker =>
   create(TrackerSchema, { uuid: row.uuid, value: row.value, createdAt: timestampFromDate(row.createdAt), updatedAt: timestampFromDate(row.updatedAt) });
@@ -36,16 +35,8 @@ function requireValue(value: string): string {
   return value;
 }
 
-/** Page tokens name the last tracker of the previous page. */
-const encodeToken = (uuid: string): string => Buffer.from(`after:${uuid}`).toString("base64url");
-function decodeToken(token: string): string | undefined {
-  if (token === "") return undefined;
-  const match = /^after:(.+)$/.exec(Buffer.from(token, "base64url").toString("utf8"));
-  if (match?.[1] === undefined || !isUuid(match[1])) {
-    throw new ConnectError("page_token: not a token from a previous page", Code.InvalidArgument);
-  }
-  return match[1];
-}
+/** Trackers page oldest first, after the uuid of the previous page's last tracker. */
+const PAGES = definePaging({ method: TrackerService.method.listTrackers, sizeField: "page_size", defaultSize: 100, key: [isUuid] });
 
 /** The TrackerService: trackers in Postgres, hit counts from ClickHouse. */
 export function createTrackerService(deps: TrackerServiceDeps): ServiceImpl<typeof TrackerService> {
@@ -65,14 +56,10 @@ export function createTrackerService(deps: TrackerServiceDeps): ServiceImpl<type
     },
 
     async listTrackers(req) {
-      if (req.pageSize < 0 || req.pageSize > MAX_PAGE) {
-        throw new ConnectError(`page_size: must be from 1 to ${MAX_PAGE} (0 means ${DEFAULT_PAGE})`, Code.InvalidArgument);
-      }
-      const size = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
-      const rows = await repository.page(size + 1, decodeToken(req.pageToken));
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      return { trackers: page.map(toTracker), nextPageToken: rows.length > size && last !== undefined ? encodeToken(last.uuid) : "" };
+      const size = PAGES.size(req.pageSize);
+      const rows = await repository.page(size + 1, PAGES.after(req.pageToken)?.[0]);
+      const page = PAGES.page(rows, size, (row) => [row.uuid]);
+      return { trackers: page.rows.map(toTracker), nextPageToken: page.nextPageToken };
     },
 
     async updateTracker(req) {

@@ -60,7 +60,7 @@ describe("PartnerService.ListPartners search and pages", () => {
     const cases: [Parameters<typeof api.partners.listPartners>[0], RegExp][] = [
       [{ pageToken: "not a token!" }, /^page_token: not a token this service issued/],
       [{ pageToken: Buffer.from("a b").toString("base64url") }, /^page_token: not a token this service issued/],
-      [{ pageSize: 1001 }, /^page_size: at most 1000/],
+      [{ pageSize: 1001 }, /^page_size: must be from 1 to 1000 \(0 means every match\), got 1001/],
       [{ query: "x".repeat(201) }, /^query: at most 200 characters/],
     ];
     for (const [req, message] of cases) {

@@ -403,7 +403,7 @@ describe("tracker", () => {
       await expect(trackers.getTracker({ uuid: "zzz" })).rejects.toThrow(/invalid_argument.*uuid: "zzz" is not a UUID/);
       await expect(trackers.updateTracker({ uuid: "00000000-0000-4000-8000-000000000001", value: "v" })).rejects.toThrow(/not_found/);
       await expect(trackers.listTrackers({ pageSize: 5000 })).rejects.toThrow(/page_size: must be from 1 to 1000/);
-      await expect(trackers.listTrackers({ pageToken: "garbage" })).rejects.toThrow(/page_token: not a token from a previous page/);
+      await expect(trackers.listTrackers({ pageToken: "garbage" })).rejects.toThrow(/page_token: not a token this service issued for ListTrackers/);
       expect(await count()).toBe(before);
     });
 
