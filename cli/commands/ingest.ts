@@ -2,12 +2,11 @@ import { jsonOf } from "../json.js";
 import { QualityRowSchema } from "../../gen/funnel/ingest/v1/ingest_pb.js";
 import { type Flags, printJson, stringFlag, UsageError, type CommandSet } from "../command.js";
 import { table } from "../table.js";
-
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
+import { parseDay } from "../../services/core/day.js";
 
 function day(flags: Flags, name: string): string {
   const value = stringFlag(flags, name) ?? "";
-  if (value !== "" && !DAY.test(value)) throw new UsageError(`--${name}: must be a day as YYYY-MM-DD, got "${value}"`);
+  if (value !== "" && parseDay(value) === undefined) throw new UsageError(`--${name}: must be a day as YYYY-MM-DD, got "${value}"`);
   return value;
 }
 

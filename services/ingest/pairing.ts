@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { AnalyticsRow } from "../core/analytics/appender.js";
-import { COUNTER, type Counters, dayOf } from "./quality.js";
+import { dayOf } from "../core/day.js";
+import { COUNTER, type Counters } from "./quality.js";
 import { PAGE_VIEW_TABLE } from "./registry.js";
 import { markEmitted, type PageViewHalf, type PageViewState, recordPageViewHalf } from "./store.js";
 import { clickhouseTime } from "../core/clickhouse.js";

@@ -22,9 +22,6 @@ export const reasonName = (reason: RejectReason): string => RejectReason[reason]
 /** The counter of events rejected for `reason`. */
 export const rejectedCounter = (reason: RejectReason): string => `${REJECTED_PREFIX}${reasonName(reason)}`;
 
-/** The UTC day of a time, `YYYY-MM-DD`. */
-export const dayOf = (at: Date): string => at.toISOString().slice(0, 10);
-
 /** Increments gathered in memory, added to Postgres in one statement. */
 export class Counters {
   readonly #values = new Map<string, CounterRow>();

@@ -10,6 +10,7 @@ import {
   type IngestService,
   RejectReason,
 } from "../../gen/funnel/ingest/v1/ingest_pb.js";
+import { DAY_MS, dayOf, parseDay, startOfDay } from "../core/day.js";
 import type { Identity, IdentityResolver } from "../core/identity/index.js";
 import { qualityRows, rejectedCounter } from "./quality.js";
 import type { EventTypes } from "./registry.js";
@@ -37,8 +38,6 @@ export interface IngestDeps {
   readonly credentialedOrigins: ReadonlySet<string>;
 }
 
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
-const DAY_MS = 86_400_000;
 
 const statusOf = (outcome: WriteOutcome): EventStatus => (outcome === "accepted" ? EventStatus.ACCEPTED : EventStatus.DUPLICATE);
 
@@ -60,11 +59,11 @@ function anonymousIdOf(context: HandlerContext, origins: ReadonlySet<string>): s
   return userIdCookie(context.requestHeader.get("cookie") ?? undefined);
 }
 
-function parseDay(value: string, field: string): number {
-  if (!DAY.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`)) || new Date(`${value}T00:00:00Z`).toISOString().slice(0, 10) !== value) {
-    throw new ConnectError(`${field}: must be a day as YYYY-MM-DD, got ${JSON.stringify(value)}`, Code.InvalidArgument);
-  }
-  return Date.parse(`${value}T00:00:00Z`);
+/** The first millisecond of the day in request field `field`; InvalidArgument naming it when it is not a day. */
+function dayField(value: string, field: string): number {
+  const start = parseDay(value);
+  if (start === undefined) throw new ConnectError(`${field}: must be a day as YYYY-MM-DD, got ${JSON.stringify(value)}`, Code.InvalidArgument);
+  return start;
 }
 
 /** Implements `funnel.ingest.v1.IngestService`. */
@@ -162,12 +161,11 @@ export function createIngestService(deps: IngestDeps): ServiceImpl<typeof Ingest
     },
 
     async getQuality(request) {
-      const to = request.to === "" ? Date.now() - (Date.now() % DAY_MS) : parseDay(request.to, "to");
-      const from = request.from === "" ? to - 6 * DAY_MS : parseDay(request.from, "from");
+      const to = request.to === "" ? startOfDay(Date.now()) : dayField(request.to, "to");
+      const from = request.from === "" ? to - 6 * DAY_MS : dayField(request.from, "from");
       if (from > to) throw new ConnectError("from: must not be after to", Code.InvalidArgument);
       if (to - from > 366 * DAY_MS) throw new ConnectError("from: the range may span at most 366 days", Code.InvalidArgument);
-      const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-      return { rows: qualityRows(await readCounters(deps.pool, day(from), day(to))) };
+      return { rows: qualityRows(await readCounters(deps.pool, dayOf(from), dayOf(to))) };
     },
   };
 }

@@ -2,11 +2,12 @@ import { withTransaction } from "../core/postgres.js";
 import { randomInt } from "node:crypto";
 import type pg from "pg";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
+import { dayOf } from "../core/day.js";
 import type { Logger } from "../core/logger.js";
 import { createQualityMetrics } from "./metrics.js";
 import type { Registry } from "../core/metrics.js";
 import { pageViewRow } from "./pairing.js";
-import { COUNTER, Counters, dayOf } from "./quality.js";
+import { COUNTER, Counters } from "./quality.js";
 import { PAGE_VIEW_TABLE } from "./registry.js";
 import { addCounters, deleteExpired, takeTimedOutStarts, takeUnmatchedEnds } from "./store.js";
 

@@ -2,11 +2,12 @@ import { GroupCommit } from "../core/group-commit.js";
 import { type Transaction, withTransaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { AnalyticsAppender, AnalyticsRow } from "../core/analytics/appender.js";
+import { dayOf } from "../core/day.js";
 import type { Logger } from "../core/logger.js";
 import { histogram, type Registry } from "../core/metrics.js";
 import { createQualityMetrics } from "./metrics.js";
 import { pairPageViews } from "./pairing.js";
-import { Counters, dayOf } from "./quality.js";
+import { Counters } from "./quality.js";
 import type { EventType } from "./registry.js";
 import { addCounters, type EventInput, type PageViewHalf, storeEvents } from "./store.js";
 

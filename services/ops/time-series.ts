@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { Metric } from "../../gen/funnel/ops/v1/ops_pb.js";
 import { clickhouseTime, type ClickHouse } from "../core/clickhouse.js";
+import { dayOf, parseDay } from "../core/day.js";
 import { eventTypes } from "../ingest/registry.js";
 import { readCounters } from "../ingest/store.js";
 
@@ -139,11 +140,10 @@ async function countInClickHouse(clickhouse: ClickHouse, query: SeriesQuery, sig
 
 /** Rejections per reason from the daily quality counters (Postgres), in buckets of whole days. */
 async function countRejections(pool: pg.Pool, query: SeriesQuery): Promise<SeriesResult> {
-  const day = (at: Date) => at.toISOString().slice(0, 10);
-  const counters = await readCounters(pool, day(query.from), day(new Date(query.to.getTime() - 1)));
+  const counters = await readCounters(pool, dayOf(query.from), dayOf(query.to.getTime() - 1));
   const rows = counters.flatMap((row) => {
     if (!row.counter.startsWith("rejected:") || (query.eventType !== "" && row.eventType !== query.eventType)) return [];
-    return [{ bucket: bucketOf(new Date(`${row.day}T00:00:00Z`), query.stepSeconds), key: row.counter.slice("rejected:".length), n: row.value }];
+    return [{ bucket: bucketOf(new Date(parseDay(row.day)!), query.stepSeconds), key: row.counter.slice("rejected:".length), n: row.value }];
   });
   return arrange(query, rows);
 }

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import type { ClickHouse } from "../core/clickhouse.js";
 import type { ClientOrigin, TrustedProxies } from "../core/client-address.js";
+import { dayOf } from "../core/day.js";
 import type { CookieSameSite } from "./settings.js";
 import { sendJson, type HttpRequest, type HttpResponse, type HttpRoute } from "../core/http-server.js";
 import type { Logger } from "../core/logger.js";
@@ -139,11 +140,11 @@ export function createPixelRoutes(deps: PixelDeps): Map<string, HttpRoute> {
     }
     const userId = userIdCookie(req.headers.cookie) ?? randomUUID();
     const origin = proxies.origin(req);
-    const now = new Date().toISOString();
+    const at = new Date();
     try {
       await analytics.append(TRACKER_EVENTS, {
-        date: now.slice(0, 10),
-        date_time: now,
+        date: dayOf(at),
+        date_time: at.toISOString(),
         event_id: randomUUID(),
         tracker_id: trackerId,
         ip: origin.ip === "" ? "::" : origin.ip,

@@ -1,4 +1,5 @@
 import { clickhouseTime, type ClickHouse } from "../core/clickhouse.js";
+import { DAY_MS, DAY_PATTERN, dayOf, parseDay } from "../core/day.js";
 
 /** An inclusive time range, to the millisecond. */
 export interface StatsRange {
@@ -9,7 +10,6 @@ export interface StatsRange {
 /** A bad range parameter: the message names the field and the reason. */
 export class RangeParameterError extends Error {}
 
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /**
@@ -18,13 +18,10 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\
  */
 function parseBound(name: string, raw: string | undefined, end: "start" | "end"): Date {
   if (raw === undefined || raw === "") throw new RangeParameterError(`${name}: required (YYYY-MM-DD or an RFC 3339 timestamp)`);
-  const day = DAY.exec(raw);
-  if (day !== null) {
-    const date = new Date(`${raw}T00:00:00.000Z`);
-    if (Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== raw) {
-      throw new RangeParameterError(`${name}: "${raw}" is not a calendar day`);
-    }
-    return end === "start" ? date : new Date(date.getTime() + 86_400_000 - 1);
+  if (DAY_PATTERN.test(raw)) {
+    const start = parseDay(raw);
+    if (start === undefined) throw new RangeParameterError(`${name}: "${raw}" is not a calendar day`);
+    return new Date(end === "start" ? start : start + DAY_MS - 1);
   }
   if (RFC3339.test(raw)) {
     const date = new Date(raw);
@@ -60,8 +57,8 @@ export async function countHits(
              GROUP BY date ORDER BY date`,
     query_params: {
       tracker: trackerId,
-      fromDay: range.from.toISOString().slice(0, 10),
-      toDay: range.to.toISOString().slice(0, 10),
+      fromDay: dayOf(range.from),
+      toDay: dayOf(range.to),
       from: clickhouseTime(range.from),
       to: clickhouseTime(range.to),
     },
