@@ -1,13 +1,17 @@
-import { attemptColumns, deliveryOf, type DeliveryKind, type DeliveryStore } from "../core/delivery/index.js";
-import type { SeenMetrics } from "./metrics.js";
 import type pg from "pg";
-import { withTransaction } from "../core/postgres.js";
+import type { AnalyticsAppender } from "../core/analytics/appender.js";
+import { attemptColumns, deliveryOf, type DeliveryKind, type DeliveryStore } from "../core/delivery/index.js";
+import { isTransaction, withTransaction, type Transaction } from "../core/postgres.js";
 import { deliveryRequest } from "./api-request.js";
+import { apiDefaults } from "./integration.js";
+import type { SeenMetrics } from "./metrics.js";
 import { cancelDelivery, loadDeliveries, recordAttempts, replayDeadLetter, type DeliveryRow } from "./sql/deliveries.js";
 
-/** What an api integration without a timeout or backoff of its own gets. */
-const DEFAULT_TIMEOUT_MS = 5_000;
-const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 3_600_000 };
+/** The engine hands `recordAttempts` the client of the store's own `transaction`, which is `withTransaction`'s. */
+function ownTransaction(tx: pg.PoolClient): Transaction {
+  if (!isTransaction(tx)) throw new Error("seen delivery attempts: the client is not in a transaction of the store's");
+  return tx;
+}
 
 /**
  * Seen's api deliveries as a delivery kind: rows of `seen_deliveries`,
@@ -16,8 +20,8 @@ const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 3_600_000 };
  * limit, retries end with the mark's retention. A dead delivery is replayed
  * by redriving its dead letter, which is also what `ReplayDeliveries` does.
  */
-export function createSeenDeliveries(deps: { pool: pg.Pool; metrics: SeenMetrics }): DeliveryKind<DeliveryRow> {
-  const { pool, metrics } = deps;
+export function createSeenDeliveries(deps: { pool: pg.Pool; analytics: Pick<AnalyticsAppender, "run">; metrics: SeenMetrics }): DeliveryKind<DeliveryRow> {
+  const { pool, analytics, metrics } = deps;
   const store: DeliveryStore<DeliveryRow> = {
     transaction: (work) => withTransaction(pool, work),
     // Seen counts no replays: it replays only dead deliveries, which have no job left to overtake.
@@ -25,7 +29,7 @@ export function createSeenDeliveries(deps: { pool: pg.Pool; metrics: SeenMetrics
     cancel: (delivery, reason) => cancelDelivery(pool, delivery.id, delivery.attempts, reason),
     recordAttempts: (attempts, tx) => {
       const lines = attempts.map((a) => JSON.stringify({ ...attemptColumns(a), integration: a.delivery.row.integration, tag: a.delivery.row.tag, item_id: a.delivery.row.itemId }));
-      return recordAttempts(tx ?? pool, attempts, lines);
+      return recordAttempts(analytics, tx === undefined ? pool : ownTransaction(tx), attempts, lines);
     },
     replayDeadLetter: async (delivery) => ((await replayDeadLetter(pool, delivery.id, delivery.attempts)) ? 0 : undefined),
   };
@@ -39,10 +43,10 @@ export function createSeenDeliveries(deps: { pool: pg.Pool; metrics: SeenMetrics
         return { cancel: row.kind === null ? `integration ${row.integration} was removed` : `integration ${row.integration} is disabled or no longer an api integration` };
       }
       return {
-        request: deliveryRequest({ url: row.url, idempotencyKey: id, attempt, body: JSON.stringify({ delivery_id: id, ...row.body }), timeoutMs: row.timeoutMs ?? DEFAULT_TIMEOUT_MS }),
+        request: deliveryRequest({ url: row.url, idempotencyKey: id, attempt, body: JSON.stringify({ delivery_id: id, ...row.body }), timeoutMs: row.timeoutMs ?? apiDefaults.timeoutMs }),
         budget: {
           maxAttempts: row.maxAttempts ?? 0,
-          backoff: { initialMs: row.initialBackoffMs ?? DEFAULT_BACKOFF.initialMs, maxMs: row.maxBackoffMs ?? DEFAULT_BACKOFF.maxMs },
+          backoff: { initialMs: row.initialBackoffMs ?? apiDefaults.initialBackoffMs, maxMs: row.maxBackoffMs ?? apiDefaults.maxBackoffMs },
           until: { at: row.giveUpAt, reason: "the mark's retention ends before the next attempt" },
         },
       };

@@ -40,7 +40,7 @@ export const seenModule: ServiceModule = {
 
     if (ctx.roles.includes("worker")) {
       const deliveries = await startDeliveries({
-        kind: createSeenDeliveries({ pool, metrics }),
+        kind: createSeenDeliveries({ pool, analytics: ctx.analytics, metrics }),
         queue: deliverQueue,
         group: "seen_attempts",
         jobs: ctx.jobs,

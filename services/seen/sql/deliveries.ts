@@ -1,6 +1,7 @@
 import type pg from "pg";
-import { appendFrom } from "../../core/analytics/appender.js";
+import { analyticsStatement, type AnalyticsAppender } from "../../core/analytics/appender.js";
 import type { Attempt } from "../../core/delivery/index.js";
+import type { Transaction } from "../../core/postgres.js";
 
 /** An api delivery with its integration's current settings (absent when removed). */
 export interface DeliveryRow {
@@ -88,10 +89,12 @@ const REPLAY_DEAD_LETTER = `UPDATE seen_deliveries SET status = 'pending', attem
 /**
  * Records attempts ($1, a JSON array; $2 their delivery ids) whose delivery
  * is still pending at the attempt before, moves those deliveries on and
- * appends their analytics lines to stream $3; returns the `n` of each
- * attempt recorded. Of the same attempt twice, the first (lowest `n`) counts.
+ * appends their analytics lines to the attempts stream; returns the `n` of
+ * each attempt recorded. Of the same attempt twice, the first (lowest `n`) counts.
  */
-const RECORD_ATTEMPTS = `WITH input AS (
+const RECORD_ATTEMPTS = analyticsStatement(
+  "seen-record-attempts",
+  (append) => `WITH input AS (
     SELECT DISTINCT ON (delivery_id, attempt) *
       FROM jsonb_to_recordset($1::jsonb) AS x(n int, delivery_id uuid, attempt int, integration text, url text, http_status int,
            response_body text, duration_ms float8, error text, outcome text, attempted_at timestamptz, next_attempt_at timestamptz, line text)
@@ -114,9 +117,10 @@ const RECORD_ATTEMPTS = `WITH input AS (
     SELECT delivery_id, attempt, integration, url, http_status, response_body, duration_ms, error, outcome, attempted_at FROM moved ORDER BY n
   ),
   appended AS (
-    ${appendFrom(`SELECT $3::text, count(*)::int, string_agg(line, E'\n' ORDER BY n) FROM moved HAVING count(*) > 0`)}
+    ${append({ from: "moved", stream: `'${ATTEMPTS_STREAM}'`, line: "line", order: "n" })}
   )
-  SELECT n FROM moved`;
+  SELECT n FROM moved`,
+);
 
 /** Pending api deliveries per integration, and the age of the oldest. */
 const BACKLOG = `SELECT integration, count(*)::int AS pending, extract(epoch FROM now() - min(created_at))::float8 AS "oldestSeconds"
@@ -167,38 +171,39 @@ export async function replayDeadLetter(db: pg.Pool, id: string, attempts: number
 /**
  * Records attempts of one group commit, moves their deliveries on and
  * appends the analytics rows (`lines`, one JSON object per attempt) of those
- * recorded, with one statement: in a transaction when `db` is its client,
- * else committing by itself (see `DeliveryStore.recordAttempts` in
- * core/delivery). Returns whether each attempt was recorded.
+ * recorded, with one statement: in `db`'s transaction, or committing by
+ * itself on the pool (see `DeliveryStore.recordAttempts` in core/delivery);
+ * `analytics` wakes the streamers once it committed. Returns whether each
+ * attempt was recorded.
  */
-export async function recordAttempts(db: pg.Pool | pg.ClientBase, attempts: readonly Attempt<DeliveryRow>[], lines: readonly string[]): Promise<boolean[]> {
-  const { rows } = await db.query<{ n: number }>({
-    name: "seen-record-attempts",
-    text: RECORD_ATTEMPTS,
-    values: [
-      JSON.stringify(
-        attempts.map((attempt, n) => ({
-          n,
-          delivery_id: attempt.delivery.id,
-          attempt: attempt.attempt,
-          integration: attempt.delivery.row.integration,
-          url: attempt.url,
-          http_status: attempt.httpStatus,
-          // Postgres text cannot hold NUL (a consumer may answer with one); one bad row would fail the group.
-          response_body: withoutNul(attempt.responseBody.toString("utf8")),
-          duration_ms: attempt.durationMs,
-          error: withoutNul(attempt.error),
-          outcome: attempt.outcome,
-          attempted_at: attempt.attemptedAt,
-          next_attempt_at: attempt.nextAttemptAt,
-          line: lines[n],
-        })),
-      ),
-      // The same ids as an array: the planner sees how few rows to look up by key.
-      attempts.map((attempt) => attempt.delivery.id),
-      ATTEMPTS_STREAM,
-    ],
-  });
+export async function recordAttempts(
+  analytics: Pick<AnalyticsAppender, "run">,
+  db: pg.Pool | Transaction,
+  attempts: readonly Attempt<DeliveryRow>[],
+  lines: readonly string[],
+): Promise<boolean[]> {
+  const { rows } = await analytics.run<{ n: number }>(RECORD_ATTEMPTS, db, [
+    JSON.stringify(
+      attempts.map((attempt, n) => ({
+        n,
+        delivery_id: attempt.delivery.id,
+        attempt: attempt.attempt,
+        integration: attempt.delivery.row.integration,
+        url: attempt.url,
+        http_status: attempt.httpStatus,
+        // Postgres text cannot hold NUL (a consumer may answer with one); one bad row would fail the group.
+        response_body: withoutNul(attempt.responseBody.toString("utf8")),
+        duration_ms: attempt.durationMs,
+        error: withoutNul(attempt.error),
+        outcome: attempt.outcome,
+        attempted_at: attempt.attemptedAt,
+        next_attempt_at: attempt.nextAttemptAt,
+        line: lines[n],
+      })),
+    ),
+    // The same ids as an array: the planner sees how few rows to look up by key.
+    attempts.map((attempt) => attempt.delivery.id),
+  ]);
   const recorded = new Set(rows.map((row) => row.n));
   return attempts.map((_, n) => recorded.has(n));
 }

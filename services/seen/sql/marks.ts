@@ -114,8 +114,8 @@ const LIST_MARKS = `SELECT m.id::text AS id, m.tag, m.item_id AS "itemId", m.fir
  * are inserted in key order, so two groups sharing keys lock them in the same
  * order and one waits for the other instead of deadlocking; concurrent
  * duplicates serialize on the unique key. The statement's results are matched
- * to the inputs here, by key (joining them in SQL made the planner loop over
- * every pair). Returns one result per input.
+ * to the inputs here, by key, not joined in SQL, where the planner would loop
+ * over every pair. Returns one result per input.
  */
 export async function markMany(tx: pg.ClientBase, inputs: readonly MarkInput[], defaultRetentionSeconds: number): Promise<MarkResult[]> {
   const keyOf = (identityKey: string, tag: string, itemId: string): string => JSON.stringify([identityKey, tag, itemId]);
