@@ -2,32 +2,28 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type pg from "pg";
-import { OpsService } from "../gen/funnel/ops/v1/ops_pb.js";
 import { AnalyticsAppender } from "./core/analytics/appender.js";
-import { AnalyticsStreamer, analyticsBacklog } from "./core/analytics/streamer.js";
+import { AnalyticsStreamer } from "./core/analytics/streamer.js";
 import { createAdminAuthInterceptor } from "./core/auth.js";
 import { openClickHouse, type ClickHouse } from "./core/clickhouse.js";
 import type { Config } from "./core/config.js";
-import { consoleRoutes } from "./core/console.js";
 import { createErrorInterceptor } from "./core/errors.js";
-import { probeClickHouse, probePostgres } from "./core/health.js";
-import { registerHealth } from "./core/health-service.js";
+import { createReadiness } from "./core/health.js";
+import { startHttpServer, type HttpRoute, type HttpServer } from "./core/http-server.js";
 import { createIdentityResolver, developmentSecret, identityOptionsFromConfig } from "./core/identity/index.js";
-import { sendJson, startHttpServer, type HttpRoute } from "./core/http-server.js";
 import { Jobs } from "./core/jobs/jobs.js";
 import type { QueueDefinition } from "./core/jobs/queue.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { createMetricsRegistry, type Registry } from "./core/metrics.js";
-import { startMetricsServer } from "./core/metrics-server.js";
 import { loadMigrations, migrate, type MigrationSet } from "./core/migrate.js";
 import { openPostgres, type Postgres } from "./core/postgres.js";
-import { registerReflection } from "./core/reflection.js";
 import { createRequestCheckInterceptor } from "./core/request-check.js";
+import { consoleModule, healthModule, metricsModule, reflectionModule } from "./core/runtime-modules.js";
 import { readOrCreateSecret } from "./core/secret-file.js";
 import { StatisticsKeeper } from "./core/statistics.js";
-import type { Role, ServiceModule, StartedModule } from "./module-contract.js";
+import type { ModuleContext, Role, ServiceModule, StartedModule } from "./module-contract.js";
+import { opsModule } from "./ops/module.js";
 import { serviceModules } from "./service-modules.js";
-import { createOpsService } from "./ops/service.js";
 
 export type { Role } from "./module-contract.js";
 
@@ -40,9 +36,6 @@ export interface AppOptions {
   /** The service modules to run; all of them by default. */
   readonly modules?: readonly ServiceModule[];
 }
-
-/** How often a gRPC health Watch probes readiness. */
-const HEALTH_WATCH_INTERVAL_MS = 2_000;
 
 /** A running Funnel process: stores, jobs and (for the api role) the server. */
 export interface App {
@@ -92,167 +85,179 @@ async function resolveAdminToken(config: Config, log: Logger): Promise<string> {
   return secret;
 }
 
+/** Steps run in reverse order of their pushing; a step that fails is logged and the rest still run. */
+class StopSteps {
+  readonly #steps: (() => Promise<void>)[] = [];
+  constructor(private readonly log: Logger) {}
+
+  push(step: () => Promise<void>): void {
+    this.#steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    for (let step = this.#steps.pop(); step !== undefined; step = this.#steps.pop()) {
+      try {
+        await step();
+      } catch (error) {
+        this.log.warn({ err: error }, "error while closing");
+      }
+    }
+  }
+}
+
+/** Opens Postgres and ClickHouse and brings both schemas up to date. */
+async function openStores(config: Config, log: Logger, metrics: Registry, stops: StopSteps): Promise<{ postgres: Postgres; clickhouse: ClickHouse }> {
+  const postgres = await openPostgres(config, log, metrics);
+  stops.push(() => postgres.close());
+  const clickhouse = await openClickHouse(config);
+  stops.push(() => clickhouse.close());
+  const applied = await migrate(postgres.pool, clickhouse, await projectMigrations(), log);
+  log.info({ ...applied, postgres: postgres.backend, clickhouse: clickhouse.backend }, "stores ready");
+  return { postgres, clickhouse };
+}
+
+/** What runs under the modules: the job runner, the analytics appender and (worker role) the analytics stream. */
+interface Background {
+  readonly jobs: Jobs;
+  readonly analytics: AnalyticsAppender;
+  readonly streamer: AnalyticsStreamer | undefined;
+}
+
+/**
+ * Starts the analytics stream to ClickHouse (worker role), the analytics
+ * appender, the job runner over every module's queues and (worker role) the
+ * statistics keeper of the jobs schema.
+ */
+async function startBackground(
+  context: { config: Config; log: Logger; metrics: Registry; roles: readonly Role[]; postgres: Postgres; clickhouse: ClickHouse },
+  queues: readonly QueueDefinition<never>[],
+  stops: StopSteps,
+): Promise<Background> {
+  const { config, log, metrics, postgres } = context;
+  const worker = context.roles.includes("worker");
+  let streamer: AnalyticsStreamer | undefined;
+  if (worker) {
+    const started = new AnalyticsStreamer({ pool: postgres.pool, url: postgres.url, clickhouse: context.clickhouse, log, metrics });
+    await started.start();
+    stops.push(() => started.stop());
+    streamer = started;
+  }
+  const analytics = new AnalyticsAppender({ pool: postgres.pool, metrics });
+  stops.push(() => analytics.close());
+  const jobs = new Jobs({
+    url: postgres.url,
+    schema: config.jobsSchema,
+    pool: postgres.pool,
+    log,
+    metrics,
+    queues,
+    pollingIntervalSeconds: config.jobsPollSeconds,
+    superviseIntervalSeconds: config.jobsSuperviseSeconds,
+    maintenanceIntervalSeconds: config.jobsMaintenanceSeconds,
+    heartbeatSeconds: config.jobsHeartbeatSeconds,
+    staleSeconds: config.jobsHeartbeatStaleSeconds,
+  });
+  await jobs.start();
+  stops.push(() => jobs.stop(config.shutdownTimeoutMs));
+  if (worker) {
+    const statistics = new StatisticsKeeper({
+      pool: postgres.pool,
+      log,
+      metrics,
+      schemas: [config.jobsSchema],
+      intervalMs: config.postgresAnalyzeCheckSeconds * 1000,
+    });
+    statistics.start();
+    stops.push(() => statistics.stop());
+  }
+  return { jobs, analytics, streamer };
+}
+
+/**
+ * Starts the public HTTP server (Connect, gRPC, gRPC-Web and plain routes on
+ * `PORT`) over what the started modules serve. A module serves only in an api
+ * process unless it serves every role (health).
+ */
+function serve(context: ModuleContext, started: readonly (readonly [ServiceModule, StartedModule])[]): Promise<HttpServer> {
+  const { config, log, metrics } = context;
+  const api = context.roles.includes("api");
+  const serving = started.filter(([module]) => api || module.everyRole === true).map(([, running]) => running);
+  const all = started.map(([, running]) => running);
+  return startHttpServer({
+    port: config.port,
+    host: config.host,
+    log,
+    // In module order: health and reflection describe the services registered before them.
+    rpc: (router: ConnectRouter) => {
+      for (const running of serving) running.rpc?.(router);
+    },
+    routes: new Map<string, HttpRoute>(serving.flatMap((running) => [...(running.routes ?? [])])),
+    prefixRoutes: new Map<string, HttpRoute>(serving.flatMap((running) => [...(running.prefixRoutes ?? [])])),
+    interceptors: [
+      createErrorInterceptor(log, metrics),
+      createAdminAuthInterceptor(context.adminToken, new Set(all.flatMap((running) => running.adminOnly ?? []))),
+      createRequestCheckInterceptor(Object.fromEntries(all.flatMap((running) => Object.entries(running.handlerChecks ?? {})))),
+    ],
+    readMaxBytes: 4 * 1024 * 1024,
+    cors: { origins: config.corsAllowedOrigins, paths: new Set(serving.flatMap((running) => running.corsPaths ?? [])) },
+    metrics,
+    accessLogTrackSample: config.accessLogTrackSample,
+    headersTimeoutMs: config.httpHeadersTimeoutSeconds * 1000,
+    requestTimeoutMs: config.httpRequestTimeoutSeconds * 1000,
+    keepAliveTimeoutMs: config.httpKeepAliveTimeoutSeconds * 1000,
+    maxConnections: config.httpMaxConnections,
+  });
+}
 
 /**
  * Starts a Funnel process with the given roles: opens the stores, applies
- * migrations, starts jobs and workers, then (api role) the server.
- * On any start-up failure, whatever was started is closed again.
+ * migrations, starts jobs and the analytics appender, starts the modules in
+ * order (Ops, the services, health, reflection, the console, the metrics
+ * server), then serves them. It stops in reverse order: the server first, so
+ * nothing new is accepted while the rest drains. On any start-up failure,
+ * whatever was started is closed again.
  */
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, roles } = options;
-  const modules = options.modules ?? serviceModules;
+  const services = options.modules ?? serviceModules;
+  const modules = [opsModule, ...services, healthModule, reflectionModule, consoleModule, metricsModule];
   const log = options.log ?? createLogger(config.logLevel);
   const startedAt = Date.now();
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        log.warn({ err: error }, "error while closing");
-      }
-    }
-    closers.length = 0;
-  };
+  const stops = new StopSteps(log);
   try {
     const adminToken = await resolveAdminToken(config, log);
     const tokenSecret = await developmentSecret(config, log);
     const metrics = createMetricsRegistry({ maxLabelValues: config.metricsMaxPartnerSeries });
     const identity = createIdentityResolver({ ...identityOptionsFromConfig(config, tokenSecret), log, metrics });
-    const postgres = await openPostgres(config, log, metrics);
-    closers.push(() => postgres.close());
-    const clickhouse = await openClickHouse(config);
-    closers.push(() => clickhouse.close());
-    const applied = await migrate(postgres.pool, clickhouse, await projectMigrations(), log);
-    log.info({ ...applied, postgres: postgres.backend, clickhouse: clickhouse.backend }, "stores ready");
+    const { postgres, clickhouse } = await openStores(config, log, metrics, stops);
+    const queues = [...modules.flatMap((module) => module.queues ?? []), ...(options.queues ?? [])];
+    const { jobs, analytics, streamer } = await startBackground({ config, log, metrics, roles, postgres, clickhouse }, queues, stops);
 
-    let streamer: AnalyticsStreamer | undefined;
-    if (roles.includes("worker")) {
-      const started = new AnalyticsStreamer({ pool: postgres.pool, url: postgres.url, clickhouse, log, metrics });
-      await started.start();
-      closers.push(() => started.stop());
-      streamer = started;
-    }
-    const analytics = new AnalyticsAppender({ pool: postgres.pool, metrics });
-    closers.push(() => analytics.close());
-    const jobs = new Jobs({
-      url: postgres.url,
-      schema: config.jobsSchema,
-      pool: postgres.pool,
+    const context: ModuleContext = {
+      config,
       log,
-      metrics,
-      queues: [...modules.flatMap((module) => module.queues ?? []), ...(options.queues ?? [])],
-      pollingIntervalSeconds: config.jobsPollSeconds,
-      superviseIntervalSeconds: config.jobsSuperviseSeconds,
-      maintenanceIntervalSeconds: config.jobsMaintenanceSeconds,
-      heartbeatSeconds: config.jobsHeartbeatSeconds,
-      staleSeconds: config.jobsHeartbeatStaleSeconds,
-    });
-    await jobs.start();
-    closers.push(() => jobs.stop(config.shutdownTimeoutMs));
-    if (roles.includes("worker")) {
-      const statistics = new StatisticsKeeper({
-        pool: postgres.pool,
-        log,
-        metrics,
-        schemas: [config.jobsSchema],
-        intervalMs: config.postgresAnalyzeCheckSeconds * 1000,
-      });
-      statistics.start();
-      closers.push(() => statistics.stop());
-    }
-
-    const startedModules: StartedModule[] = [];
-    for (const module of modules) {
-      const running = await module.start({
-        config,
-        log: log.child({ module: module.name }),
-        roles,
-        pool: postgres.pool,
-        postgresUrl: postgres.url,
-        clickhouse,
-        jobs,
-        analytics,
-        metrics,
-        adminToken,
-        identity,
-      });
-      startedModules.push(running);
-      if (running.stop !== undefined) closers.push(() => running.stop?.() ?? Promise.resolve());
-    }
-
-    // Every role serves health (and metrics on their own port), so a
-    // worker-only process can be probed and scraped like an API process; only
-    // the api role adds the RPCs and the services' plain routes.
-    // Ready means Postgres answers: /readyz and the gRPC health service ask the same probe.
-    const probeReadiness = () => probePostgres(postgres.pool, postgres.backend);
-    const operationsRoutes: [string, HttpRoute][] = [
-      ["/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })],
-      [
-        "/readyz",
-        async (_req, res) => {
-          const [pg, ch] = await Promise.all([probeReadiness(), probeClickHouse(clickhouse)]);
-          // ClickHouse is not required to accept traffic: analytics rows wait in Postgres.
-          sendJson(res, pg.healthy ? 200 : 503, {
-            status: pg.healthy ? (ch.healthy ? "ready" : "degraded") : "unavailable",
-            migrations: "applied",
-            postgres: pg,
-            clickhouse: ch,
-          });
-        },
-      ],
-    ];
-    const api = roles.includes("api");
-    const ops = api ? createOpsService({
-      pool: postgres.pool,
-      postgresBackend: postgres.backend,
-      clickhouse,
-      jobs,
       roles,
       startedAt,
-      analyticsBacklog: () => analyticsBacklog(postgres.pool),
-    }) : undefined;
-    const rpc = (router: ConnectRouter): void => {
-      if (ops === undefined) return;
-      router.service(OpsService, ops);
-      for (const module of startedModules) module.rpc?.(router);
-      // Last: both describe the services registered before them.
-      registerHealth(router, { ready: async () => (await probeReadiness()).healthy, intervalMs: HEALTH_WATCH_INTERVAL_MS });
-      registerReflection(router);
-    };
-    const consoleServing = api ? consoleRoutes(log) : undefined;
-    const routes = new Map<string, HttpRoute>([
-      ...(api ? startedModules.flatMap((module) => [...(module.routes ?? [])]) : []),
-      ...(consoleServing?.exact ?? []),
-      ...operationsRoutes,
-    ]);
-    // Series name partners and integrations: never on the public port.
-    const metricsServer = await startMetricsServer({ port: config.metricsPort, host: config.metricsHost, metrics, log });
-    closers.push(() => metricsServer.close());
-    const server = await startHttpServer({
-      port: config.port,
-      host: config.host,
-      log,
-      rpc,
-      routes,
-      ...(consoleServing !== undefined ? { prefixRoutes: consoleServing.prefix } : {}),
-      interceptors: [
-        createErrorInterceptor(log, metrics),
-        createAdminAuthInterceptor(adminToken, new Set([OpsService.typeName, ...startedModules.flatMap((module) => module.adminOnly ?? [])])),
-        createRequestCheckInterceptor(Object.fromEntries(startedModules.flatMap((module) => Object.entries(module.handlerChecks ?? {})))),
-      ],
-      readMaxBytes: 4 * 1024 * 1024,
-      cors: { origins: config.corsAllowedOrigins, paths: new Set(api ? startedModules.flatMap((module) => module.corsPaths ?? []) : []) },
+      pool: postgres.pool,
+      postgresUrl: postgres.url,
+      clickhouse,
+      jobs,
+      analytics,
       metrics,
-      accessLogTrackSample: config.accessLogTrackSample,
-      headersTimeoutMs: config.httpHeadersTimeoutSeconds * 1000,
-      requestTimeoutMs: config.httpRequestTimeoutSeconds * 1000,
-      keepAliveTimeoutMs: config.httpKeepAliveTimeoutSeconds * 1000,
-      maxConnections: config.httpMaxConnections,
-    });
-    // Stopped first: no new work is accepted while the rest drains.
-    closers.push(async () => {
-      for (const module of startedModules) module.closing?.();
+      adminToken,
+      identity,
+      readiness: createReadiness({ pool: postgres.pool, postgresBackend: postgres.backend, clickhouse }),
+    };
+    const started: (readonly [ServiceModule, StartedModule])[] = [];
+    for (const module of modules) {
+      const running = await module.start({ ...context, log: log.child({ module: module.name }) });
+      started.push([module, running]);
+      if (running.stop !== undefined) stops.push(() => running.stop?.() ?? Promise.resolve());
+    }
+
+    const server = await serve(context, started);
+    stops.push(async () => {
+      for (const [, running] of started) running.closing?.();
       await server.close(config.shutdownTimeoutMs);
     });
 
@@ -269,11 +274,11 @@ export async function startApp(options: AppOptions): Promise<App> {
       metrics,
       adminToken,
       url: server.url,
-      metricsUrl: metricsServer.url,
-      stop: closeAll,
+      metricsUrl: started.find(([module]) => module === metricsModule)?.[1].url ?? "",
+      stop: () => stops.run(),
     };
   } catch (error) {
-    await closeAll();
+    await stops.run();
     throw error;
   }
 }

@@ -1,6 +1,5 @@
 import type pg from "pg";
 import type { ClickHouse } from "./clickhouse.js";
-import { Gauge, type Registry } from "./metrics.js";
 
 export interface StoreProbe {
   readonly backend: string;
@@ -36,23 +35,6 @@ export function probePostgres(pool: pg.Pool, backend: string, timeoutMs = 2_000)
   });
 }
 
-/**
- * Registers `funnel_postgres_up`: the probe behind `/readyz`, taken at each
- * scrape. A process whose Postgres does not answer is alive but unready, which
- * Prometheus's own `up` cannot tell.
- */
-export function registerReadinessGauge(registry: Registry, pool: pg.Pool, backend: string): void {
-  if (registry.getSingleMetric("funnel_postgres_up") !== undefined) return;
-  new Gauge({
-    name: "funnel_postgres_up",
-    help: "1 when Postgres answers the readiness probe (/readyz answers 200), 0 when it does not (/readyz answers 503).",
-    registers: [registry],
-    async collect(this: Gauge) {
-      this.set((await probePostgres(pool, backend)).healthy ? 1 : 0);
-    },
-  });
-}
-
 /** Asks ClickHouse for its version. */
 export function probeClickHouse(clickhouse: ClickHouse, timeoutMs = 2_000): Promise<StoreProbe> {
   return probe(clickhouse.backend, timeoutMs, async () => {
@@ -60,4 +42,42 @@ export function probeClickHouse(clickhouse: ClickHouse, timeoutMs = 2_000): Prom
     const rows = await result.json<{ v: string }>();
     return rows[0]?.v ?? "";
   });
+}
+
+/** What `/readyz` answers with: each store's probe and the verdict. */
+export interface ReadinessReport {
+  /** Postgres answers: the process can take traffic. */
+  readonly ready: boolean;
+  /** `ready`, `degraded` (ready, but ClickHouse does not answer) or `unavailable`. */
+  readonly status: "ready" | "degraded" | "unavailable";
+  readonly postgres: StoreProbe;
+  readonly clickhouse: StoreProbe;
+}
+
+/**
+ * The one readiness probe of a process. `/readyz`, the gRPC health service,
+ * `OpsService.GetStatus` and the `funnel_postgres_up` gauge all ask it, so
+ * they cannot disagree on what ready means: Postgres answers. ClickHouse is
+ * reported but not required, since analytics rows wait in Postgres until it
+ * is back.
+ */
+export interface Readiness {
+  /** Probes Postgres alone: whether the process is ready. */
+  ready(): Promise<boolean>;
+  /** Probes both stores. */
+  check(): Promise<ReadinessReport>;
+}
+
+/** The readiness probe over the process's stores. */
+export function createReadiness(stores: { readonly pool: pg.Pool; readonly postgresBackend: string; readonly clickhouse: ClickHouse }): Readiness {
+  const postgres = (): Promise<StoreProbe> => probePostgres(stores.pool, stores.postgresBackend);
+  return {
+    async ready() {
+      return (await postgres()).healthy;
+    },
+    async check() {
+      const [pg, ch] = await Promise.all([postgres(), probeClickHouse(stores.clickhouse)]);
+      return { ready: pg.healthy, status: pg.healthy ? (ch.healthy ? "ready" : "degraded") : "unavailable", postgres: pg, clickhouse: ch };
+    },
+  };
 }

@@ -2,7 +2,6 @@ import pg from "pg";
 import type { Config } from "./config.js";
 import { isStoreUnavailable } from "./errors.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
-import { registerReadinessGauge } from "./health.js";
 import type { Logger } from "./logger.js";
 import { counter, type Registry } from "./metrics.js";
 import { join } from "node:path";
@@ -72,7 +71,6 @@ const FORCED_EXIT_AFTER_TIMEOUT_MS = 5_000;
 export async function openPostgres(config: Config, log: Logger, metrics: Registry): Promise<Postgres> {
   if (config.databaseUrl !== undefined) {
     const pool = createPool(config.databaseUrl, config.databasePoolMax, log);
-    registerReadinessGauge(metrics, pool, "server");
     return { pool, url: config.databaseUrl, backend: "server", close: () => pool.end() };
   }
   const restarts = counter(
@@ -97,7 +95,6 @@ export async function openPostgres(config: Config, log: Logger, metrics: Registr
   }
   const url = databaseUrl(embedded.localUrl, "funnel");
   const pool = createPool(url, config.databasePoolMax, log);
-  registerReadinessGauge(metrics, pool, "embedded");
   return {
     pool,
     url,

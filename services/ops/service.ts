@@ -15,7 +15,7 @@ import {
   type Job,
 } from "../../gen/funnel/ops/v1/ops_pb.js";
 import type { ClickHouse } from "../core/clickhouse.js";
-import { probeClickHouse, probePostgres, type StoreProbe } from "../core/health.js";
+import type { Readiness, StoreProbe } from "../core/health.js";
 import type { JobRecord, Jobs } from "../core/jobs/jobs.js";
 import { version } from "../core/version.js";
 import { eventTypes } from "../ingest/registry.js";
@@ -24,8 +24,9 @@ import { countSeries, type SeriesQuery } from "./time-series.js";
 
 export interface OpsDeps {
   readonly pool: pg.Pool;
-  readonly postgresBackend: string;
   readonly clickhouse: ClickHouse;
+  /** The process's readiness probe: GetStatus reports what `/readyz` answers by. */
+  readonly readiness: Readiness;
   readonly jobs: Jobs;
   readonly roles: readonly string[];
   readonly startedAt: number;
@@ -130,9 +131,8 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
   const analyticsQuery = createAnalyticsQuery(deps.clickhouse);
   return {
     async getStatus() {
-      const [postgres, clickhouse, queues, backlog] = await Promise.all([
-        probePostgres(deps.pool, deps.postgresBackend),
-        probeClickHouse(deps.clickhouse),
+      const [{ postgres, clickhouse }, queues, backlog] = await Promise.all([
+        deps.readiness.check(),
         deps.jobs.counts().catch(() => []),
         deps.analyticsBacklog?.().catch(() => undefined),
       ]);
