@@ -1,6 +1,6 @@
 import { counter, type Registry } from "../core/metrics.js";
 import { COUNTER } from "./quality.js";
-import type { CounterRow } from "./store.js";
+import type { CounterRow } from "./quality.js";
 
 /**
  * Mirrors committed quality counters into Prometheus metrics, so `/metrics`

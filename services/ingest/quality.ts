@@ -1,6 +1,5 @@
 import { create } from "@bufbuild/protobuf";
 import { type QualityRow, QualityRowSchema, RejectReason } from "../../gen/funnel/ingest/v1/ingest_pb.js";
-import type { CounterRow } from "./store.js";
 
 /** Counter names in `ingest_quality`. */
 export const COUNTER = {
@@ -13,6 +12,15 @@ export const COUNTER = {
   unmatchedEnds: "unmatched_ends",
   lateEnds: "late_ends",
 } as const;
+
+/** One quality counter increment. */
+export interface CounterRow {
+  readonly day: string;
+  readonly eventType: string;
+  /** One of {@link COUNTER}, or a rejection's ({@link rejectedCounter}). */
+  readonly counter: string;
+  readonly value: number;
+}
 
 const REJECTED_PREFIX = "rejected:";
 

@@ -1,18 +1,10 @@
 import type pg from "pg";
 import { type AnalyticsAppender, analyticsStatement } from "../core/analytics/appender.js";
 import type { Transaction } from "../core/postgres.js";
-import { COUNTER } from "./quality.js";
+import { COUNTER, type CounterRow } from "./quality.js";
 
 /** Something that runs SQL: the pool, or a client inside a transaction. */
 type Sql = Pick<pg.ClientBase, "query">;
-
-/** One quality counter increment. */
-export interface CounterRow {
-  readonly day: string;
-  readonly eventType: string;
-  readonly counter: string;
-  readonly value: number;
-}
 
 /** The pairing state of one page view as stored. */
 export interface PageViewState {

@@ -99,10 +99,10 @@ const INSERT = "INSERT INTO analytics_outbox (stream, rows, content) SELECT * FR
 /**
  * Tells the streamers that rows were committed: a NOTIFY sent after the
  * commit, on its own, at most one per {@link NOTIFY_INTERVAL_MS} (later commits in the
- * window share the next one). A NOTIFY inside every appending transaction
- * made Postgres wake every listening backend at each commit and serialize
- * the commits on its notification queue: about a quarter of Postgres's CPU
- * at 660 single-event commits/s, and the tail of their latency. Streamers
+ * window share the next one). Not a NOTIFY inside each appending
+ * transaction: Postgres would wake every listening backend at each commit
+ * and serialize the commits on its notification queue, which costs CPU and
+ * commit latency under many small commits. Streamers
  * pause between partial batches longer than the interval, so nothing waits
  * longer for it; a NOTIFY lost with its connection is made up by their
  * periodic poll.
