@@ -1,60 +1,8 @@
-import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventSchema, SendBatchRequestSchema } from "../../gen/funnel/ingest/v1/ingest_pb.js";
-import { PartnerSchema } from "../../gen/funnel/postback/v1/partner_pb.js";
-import { MarkSeenResponseSchema } from "../../gen/funnel/seen/v1/seen_pb.js";
 import type { App } from "../../services/app.js";
-import { findViolation, MAX_STRUCT_DEPTH } from "../../services/core/request-check.js";
-import { textProblem } from "../../services/core/text.js";
 import { adminClients, JWT_SECRET, postSeen, token } from "../support/seen.js";
 import { ADMIN_TOKEN, startTestApp } from "../support/stores.js";
-
-describe("text Postgres can store", () => {
-  it("refuses a NUL, a lone surrogate of either half, and more characters (code points) than allowed", () => {
-    expect(textProblem("plain, ümlaut, 😀")).toBeUndefined();
-    expect(textProblem("a\u0000b")).toBe("contains a NUL character");
-    expect(textProblem("a\ud800b")).toBe("contains a lone surrogate (not valid Unicode)");
-    expect(textProblem("a\udc00")).toBe("contains a lone surrogate (not valid Unicode)");
-    // Two code units, one character.
-    expect(textProblem("😀😀", 2)).toBeUndefined();
-    expect(textProblem("😀😀😀", 2)).toBe("must have at most 2 characters, got 3");
-  });
-
-  it("finds the first bad text of a message by its field path: nested, repeated, maps, oneofs and Struct data", () => {
-    const batch = (data: Record<string, unknown>) =>
-      create(SendBatchRequestSchema, { events: [{ event: "element_click", data: { ok: "fine" } }, { event: "element_click", data: data as never }] });
-    expect(findViolation(SendBatchRequestSchema, batch({ page_type: "x", list: ["a", { deep: "b" }] }))).toBeUndefined();
-    expect(findViolation(SendBatchRequestSchema, batch({ page_type: "a\u0000" }))).toEqual({ path: "events[1].data.page_type", reason: "contains a NUL character" });
-    expect(findViolation(SendBatchRequestSchema, batch({ list: ["a", { deep: "\ud800" }] }))).toEqual({
-      path: "events[1].data.list[1].deep",
-      reason: "contains a lone surrogate (not valid Unicode)",
-    });
-    expect(findViolation(SendBatchRequestSchema, batch({ "bad\u0000key": 1 }))).toEqual({ path: "events[1].data", reason: "a key contains a NUL character" });
-    expect(findViolation(SendBatchRequestSchema, batch({ "odd key": "\u0000" }))?.path).toBe('events[1].data["odd key"]');
-    expect(findViolation(EventSchema, create(EventSchema, { event: "e", sessionId: "s\u0000" }))).toEqual({ path: "session_id", reason: "contains a NUL character" });
-    // A skipped field is left to its handler.
-    expect(findViolation(EventSchema, create(EventSchema, { event: "e", sessionId: "s\u0000" }), new Set(["session_id"]))).toBeUndefined();
-    // A map of strings, and a oneof member inside a message.
-    const partner = create(PartnerSchema, { id: "p", install: { enabled: true, urlTemplate: "https://x", headers: { "x-ok": "1", "x-bad": "\ud800" } } });
-    expect(findViolation(PartnerSchema, partner)).toEqual({ path: "install.headers.x-bad", reason: "contains a lone surrogate (not valid Unicode)" });
-    const response = create(MarkSeenResponseSchema, { identity: { kind: { case: "client", value: { userId: "u", boundUids: ["1", "2\u0000"] } } } });
-    expect(findViolation(MarkSeenResponseSchema, response)).toEqual({ path: "identity.client.bound_uids[1]", reason: "contains a NUL character" });
-  });
-
-  it("refuses a Struct nested deeper than the limit at the field that holds it, and times out of range", () => {
-    const nested = (levels: number) => {
-      let data: Record<string, unknown> = { leaf: "x" };
-      for (let i = 1; i < levels; i += 1) data = { d: data };
-      return create(EventSchema, { event: "e", data: data as never });
-    };
-    expect(findViolation(EventSchema, nested(MAX_STRUCT_DEPTH))).toBeUndefined();
-    expect(findViolation(EventSchema, nested(MAX_STRUCT_DEPTH + 1))).toEqual({ path: "data", reason: `nested deeper than ${MAX_STRUCT_DEPTH} levels` });
-    expect(findViolation(EventSchema, nested(5_000))).toEqual({ path: "data", reason: `nested deeper than ${MAX_STRUCT_DEPTH} levels` });
-    const far = create(EventSchema, { event: "e", clientTime: { seconds: 2n ** 62n, nanos: 0 } });
-    expect(findViolation(EventSchema, far)).toEqual({ path: "client_time", reason: "not a valid time (0001-01-01 to 9999-12-31 UTC)" });
-  });
-});
 
 describe("every RPC and route refuses text Postgres would not store, naming the field", () => {
   let app: App;

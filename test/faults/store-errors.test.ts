@@ -92,24 +92,6 @@ describe("which store errors mean unavailable", () => {
     expect(isStoreUnavailable(timedOut)).toBe(true);
   });
 
-  it("socket errors of a connection that broke while in use", () => {
-    const socketError = (code: string, syscall: string): Error => Object.assign(new Error(`${syscall} ${code}`), { code, syscall, errno: -1 });
-    for (const [code, syscall] of [
-      ["EPIPE", "write"],
-      ["ECONNRESET", "read"],
-      ["ETIMEDOUT", "read"],
-      ["ETIMEDOUT", "connect"],
-      ["EHOSTUNREACH", "connect"],
-      ["ENETUNREACH", "connect"],
-      ["ECONNABORTED", "read"],
-      ["EAI_AGAIN", "getaddrinfo"],
-    ] as const) {
-      expect(isStoreUnavailable(socketError(code, syscall)), `${syscall} ${code}`).toBe(true);
-    }
-    // A file that is missing is a bug, not an outage.
-    expect(isStoreUnavailable(socketError("ENOENT", "open"))).toBe(false);
-  });
-
   it("data Postgres refuses is the caller's fault, never unavailable", async () => {
     for (const [sql, values, code] of [
       ["SELECT $1::text AS t", ["a\u0000b"], "22021"],

