@@ -52,7 +52,6 @@ export const postbackModule: ServiceModule = {
         queue: deliverQueue,
         group: "postback_attempts",
         jobs: ctx.jobs,
-        analytics: ctx.analytics,
         metrics: ctx.metrics,
         log: ctx.log,
         concurrency: config.postbackConcurrency,

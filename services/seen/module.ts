@@ -44,7 +44,6 @@ export const seenModule: ServiceModule = {
         queue: deliverQueue,
         group: "seen_attempts",
         jobs: ctx.jobs,
-        analytics: ctx.analytics,
         metrics: ctx.metrics,
         log,
         concurrency: config.seenDeliveryConcurrency,

@@ -173,7 +173,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
       analytics: app.analytics,
       metrics: createPostbackMetrics(app.metrics, repository),
     });
-    const log = createAttemptLog({ group: "postback_attempts", queue: postbackDeliverQueue, store, jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
+    const log = createAttemptLog({ group: "postback_attempts", queue: postbackDeliverQueue, store, jobs: app.jobs, metrics: app.metrics });
     const load = async (id: string): Promise<EngineDelivery<DeliveryRow>> => (await store.load([id]))[0]!;
     const result = (delivery: EngineDelivery<DeliveryRow>, outcome: AttemptOutcome, httpStatus: number): Attempt<DeliveryRow> => {
       const attemptedAt = new Date();

@@ -180,7 +180,7 @@ describe("seen api deliveries", () => {
     await eventually(async () => (consumer.received.length === 1 ? true : undefined), 10_000, "the first request");
     const [delivery] = await deliveriesOf(app, "twin-tag", "promo-twin");
     const { store } = createSeenDeliveries({ pool: app.pool, analytics: app.analytics, metrics: createSeenMetrics(app.metrics, app.pool) });
-    const log = createAttemptLog({ group: "seen_attempts", queue: seenDeliverQueue, store, jobs: app.jobs, analytics: app.analytics, metrics: app.metrics });
+    const log = createAttemptLog({ group: "seen_attempts", queue: seenDeliverQueue, store, jobs: app.jobs, metrics: app.metrics });
     const [loaded] = await store.load([delivery!.id]);
     const result = (target: Delivery<DeliveryRow>, outcome: AttemptOutcome, httpStatus: number): Attempt<DeliveryRow> => ({
       delivery: target,

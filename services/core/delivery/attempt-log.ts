@@ -1,4 +1,3 @@
-import type { AnalyticsAppender } from "../analytics/appender.js";
 import { GroupCommit } from "../group-commit.js";
 import type { Jobs } from "../jobs/jobs.js";
 import type { QueueDefinition } from "../jobs/queue.js";
@@ -11,7 +10,6 @@ export interface AttemptLogDeps<Row> {
   readonly queue: QueueDefinition<DeliveryJob>;
   readonly store: DeliveryStore<Row>;
   readonly jobs: Jobs;
-  readonly analytics: Pick<AnalyticsAppender, "committed">;
   readonly metrics: Registry;
 }
 
@@ -54,7 +52,6 @@ export function createAttemptLog<Row>(deps: AttemptLogDeps<Row>) {
             return recorded;
           })
         : await store.recordAttempts(attempts);
-      if (recorded.includes(true)) deps.analytics.committed();
       return recorded;
     },
   });

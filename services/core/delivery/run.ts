@@ -1,4 +1,3 @@
-import type { AnalyticsAppender } from "../analytics/appender.js";
 import type { Jobs } from "../jobs/jobs.js";
 import type { QueueDefinition } from "../jobs/queue.js";
 import type { Logger } from "../logger.js";
@@ -15,7 +14,6 @@ export interface DeliveriesOptions<Row> {
   /** The attempt log's group commit in metrics (`funnel_group_commit_splits_total{group}`). */
   readonly group: string;
   readonly jobs: Jobs;
-  readonly analytics: AnalyticsAppender;
   readonly metrics: Registry;
   readonly log: Logger;
   /** Requests in flight at once in this process. */
@@ -45,7 +43,7 @@ export async function startDeliveries<Row>(options: DeliveriesOptions<Row>): Pro
   const guard = { allowPrivate: outbound.allowPrivate, allowSetting: outbound.allowSetting };
   const agent = createGuardedAgent(guard);
   const stopping = new AbortController();
-  const attempts = createAttemptLog({ group: options.group, queue, store: options.kind.store, jobs, analytics: options.analytics, metrics: options.metrics });
+  const attempts = createAttemptLog({ group: options.group, queue, store: options.kind.store, jobs, metrics: options.metrics });
   const deliver = createDeliveryWorker({
     kind: options.kind,
     attempts,

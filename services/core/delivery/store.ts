@@ -87,8 +87,8 @@ export interface DeliveryStore<Row> {
    * rows): in `tx` if given, else committing by itself. An attempt counts only
    * if its delivery is still open at the attempt before it, in the same
    * replay; of the same attempt twice in `attempts`, the first counts. Returns
-   * whether each one was recorded, in order. The caller then tells the
-   * analytics streamers (`committed()`).
+   * whether each one was recorded, in order. The analytics rows wake the
+   * streamers once they are committed.
    */
   recordAttempts(attempts: readonly Attempt<Row>[], tx?: pg.PoolClient): Promise<boolean[]>;
   /**
