@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { useMemo } from "preact/hooks";
 import type { GetTimeSeriesResponse, Metric } from "../../gen/funnel/ops/v1/ops_pb.js";
 import { api } from "./api.js";
 import type { ChartProps } from "./ui/chart.js";
@@ -46,4 +47,19 @@ export function chartData(response: GetTimeSeriesResponse | undefined): Pick<Cha
     times: response.buckets.map((b) => Number(b.seconds)),
     series: response.series.map((s) => ({ label: s.key, values: s.values.map(Number) })),
   };
+}
+
+const DAY_SECONDS = 86_400;
+
+/**
+ * The last `count` UTC days up to today, oldest first: as `YYYY-MM-DD` and as the chart's
+ * bucket starts. The arrays stay the same objects until the count or the day changes, so a
+ * chart drawn from them is not redrawn on every render.
+ */
+export function useLastDays(count: number): { readonly days: readonly string[]; readonly times: readonly number[] } {
+  const today = Math.floor(Date.now() / 1000 / DAY_SECONDS) * DAY_SECONDS;
+  return useMemo(() => {
+    const times = Array.from({ length: count }, (_, i) => today - (count - 1 - i) * DAY_SECONDS);
+    return { days: times.map((t) => new Date(t * 1000).toISOString().slice(0, 10)), times };
+  }, [count, today]);
 }

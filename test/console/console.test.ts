@@ -1,8 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TrackerService } from "../../gen/funnel/tracker/v1/tracker_pb.js";
 import type { App } from "../../services/app.js";
 import { defineQueue } from "../../services/core/jobs/queue.js";
 import { launchChromium, withPage } from "../support/browser.js";
@@ -287,6 +290,57 @@ describe("ops console in Chromium", () => {
         await page.waitForLoadState("networkidle");
         await expectAccessible(page, `the ${route} page`);
       }
+    });
+    expect(browserProblems).toEqual([]);
+  });
+
+  it("pages the tracker list back and forth, and filters and ticks postbacks through the filter bar", async () => {
+    const trackers = createClient(TrackerService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), next(req))] }));
+    const before = (await trackers.listTrackers({ pageSize: 1000 })).trackers.length;
+    const created: string[] = [];
+    for (let i = 0; i < 51; i++) created.push((await trackers.createTracker({ value: `paged-${i}` })).tracker?.uuid ?? "");
+    const onSecondPage = before + created.length - 50;
+    // The lists refresh on a timer; give each change a few of its rounds.
+    const POLL = { timeout: 10_000 };
+    await open("console-pages", async (page) => {
+      await signIn(page, "trackers");
+      const rows = page.getByRole("table", { name: "Trackers, oldest first" }).locator("tbody tr");
+      await expect.poll(() => rows.count(), POLL).toBe(50);
+      const previous = page.getByRole("button", { name: "Previous page" });
+      const next = page.getByRole("button", { name: "Next page" });
+      expect(await previous.isDisabled()).toBe(true);
+      await next.click();
+      await expect.poll(() => rows.count(), POLL).toBe(onSecondPage);
+      expect(await rows.last().textContent()).toContain(created.at(-1));
+      expect(await page.getByText("Page 2").count()).toBe(1);
+      expect(await next.isDisabled()).toBe(true);
+      await previous.click();
+      await expect.poll(() => rows.count(), POLL).toBe(50);
+      expect(await page.getByText("Page 1").count()).toBe(1);
+
+      await page.goto(`${consoleUrl}#/deliveries`);
+      const postbacks = page.getByRole("table", { name: "Postbacks, newest first" }).locator("tbody tr");
+      await expect.poll(() => postbacks.count(), POLL).toBeGreaterThan(0);
+      const filters = page.getByRole("form", { name: "Filter postbacks" });
+      await filters.getByLabel("Status").selectOption({ label: "dead" });
+      await expect.poll(() => page.url(), POLL).toMatch(/status=4/);
+      await page.getByText("No postback matches.").waitFor();
+      await filters.getByLabel("Status").selectOption({ label: "delivered" });
+      await filters.getByLabel("Partner id").fill("acme");
+      await filters.getByLabel("Partner id").press("Enter");
+      await expect.poll(() => page.url(), POLL).toMatch(/partner=acme/);
+      await expect.poll(() => postbacks.count(), POLL).toBe(1);
+      const box = postbacks.first().getByRole("checkbox");
+      await box.check();
+      expect(await page.getByRole("button", { name: "Replay selected (1)" }).isEnabled()).toBe(true);
+      await box.uncheck();
+      expect(await page.getByRole("button", { name: "Replay selected (0)" }).isDisabled()).toBe(true);
+      await expectAccessible(page, "a filtered delivery list");
+
+      await page.getByRole("link", { name: "Seen api deliveries" }).click();
+      await page.getByRole("form", { name: "Filter Seen deliveries" }).waitFor();
+      await page.getByText("No delivery matches.").waitFor();
+      await expectAccessible(page, "the Seen delivery list");
     });
     expect(browserProblems).toEqual([]);
   });

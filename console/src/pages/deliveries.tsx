@@ -2,11 +2,13 @@ import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { useState } from "preact/hooks";
 import { DeliveryStatus, type Attempt, type Delivery } from "../../../gen/funnel/postback/v1/delivery_pb.js";
 import { EventKind } from "../../../gen/funnel/postback/v1/partner_pb.js";
-import type { SeenAttempt } from "../../../gen/funnel/seen/v1/admin_pb.js";
+import type { SeenAttempt, SeenDelivery } from "../../../gen/funnel/seen/v1/admin_pb.js";
 import { api } from "../api.js";
 import { useAction, useQuery } from "../query.js";
-import { href, navigate, type Route } from "../router.js";
-import { ConfirmDialog, count, ErrorBanner, Field, formatTime, Status } from "../ui/common.js";
+import { href, type Route } from "../router.js";
+import { ConfirmDialog, count, ErrorBanner, formatTime, Status } from "../ui/common.js";
+import { FilterBar, TIME_RANGE_FILTERS, useFilterParams, type FilterControl } from "../ui/filter-bar.js";
+import { Pager, SelectableTable, usePageTokens, useSelection, type Column } from "../ui/table.js";
 
 const PAGE_SIZE = 50;
 
@@ -31,13 +33,6 @@ function utc(value: string): Timestamp | undefined {
   if (value === "") return undefined;
   const date = new Date(`${value}Z`);
   return Number.isNaN(date.getTime()) ? undefined : timestampFromDate(date);
-}
-
-/** Route parameters as the filter form's fields, so a filtered list is a link. */
-function useFilterParams(route: Route, names: readonly string[]): [Record<string, string>, (patch: Record<string, string>) => void] {
-  const values = Object.fromEntries(names.map((n) => [n, route.params.get(n) ?? ""]));
-  const set = (patch: Record<string, string>) => navigate(href(...route.path, { ...values, ...patch }));
-  return [values, set];
 }
 
 /** Every attempt of one delivery, oldest first: what was asked, what came back, how long it took. */
@@ -148,10 +143,28 @@ function PostbackDetail({ id }: { id: string }) {
   );
 }
 
+const POSTBACK_FILTERS: readonly FilterControl[] = [
+  { name: "partner", label: "Partner id", type: "text" },
+  { name: "event", label: "Event", options: Object.entries(EVENT_NAMES).map(([value, label]) => [value === "0" ? "" : value, label] as const) },
+  { name: "status", label: "Status", options: Object.entries(STATUS_NAMES).map(([value, label]) => [value === "0" ? "" : value, label] as const) },
+  { name: "stag", label: "Stag", type: "text" },
+  ...TIME_RANGE_FILTERS,
+];
+
+const POSTBACK_COLUMNS: readonly Column<Delivery>[] = [
+  { header: "Queued (UTC)", cell: (d) => <a href={href("deliveries", "postback", d.id)}>{formatTime(d.createdAt)}</a> },
+  { header: "Partner", cell: (d) => d.partnerId },
+  { header: "Event", cell: (d) => EVENT_NAMES[d.event] },
+  { header: "Stag", cell: (d) => d.stag },
+  { header: "Status", cell: (d) => STATUS_NAMES[d.status] },
+  { header: "Attempts", cell: (d) => d.attempts },
+  { header: "Last answer", cell: (d) => (d.lastHttpStatus !== 0 ? `HTTP ${d.lastHttpStatus}` : d.lastError || "—") },
+];
+
 function PostbackList({ route }: { route: Route }) {
-  const [f, setFilter] = useFilterParams(route, ["partner", "event", "status", "stag", "from", "to"]);
-  const [tokens, setTokens] = useState<string[]>([""]);
-  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  const [f, setFilter] = useFilterParams(route, POSTBACK_FILTERS.map((c) => c.name));
+  const pages = usePageTokens();
+  const selected = useSelection();
   const [confirming, setConfirming] = useState<"selected" | "filter" | undefined>(undefined);
   const filter = {
     partnerId: f.partner ?? "",
@@ -161,7 +174,7 @@ function PostbackList({ route }: { route: Route }) {
     ...(utc(f.from ?? "") !== undefined ? { from: utc(f.from ?? "") } : {}),
     ...(utc(f.to ?? "") !== undefined ? { to: utc(f.to ?? "") } : {}),
   };
-  const pageToken = tokens[tokens.length - 1] ?? "";
+  const { pageToken } = pages;
   const list = useQuery({
     key: ["deliveries", "list", f, pageToken],
     fn: (signal) => api.deliveries.listDeliveries({ filter, limit: PAGE_SIZE, pageToken }, { signal }),
@@ -169,49 +182,15 @@ function PostbackList({ route }: { route: Route }) {
     keepPrevious: true,
   });
   const replay = useAction((ids: string[] | undefined) => api.deliveries.redeliver(ids !== undefined ? { ids } : { filter }), [["deliveries"]]);
-  const rows: Delivery[] = list.data?.deliveries ?? [];
   const hasFilter = Object.values(f).some((v) => v !== "");
-  const toggle = (id: string) => {
-    const next = new Set(selected);
-    if (next.has(id)) next.delete(id);
-    else next.add(id);
-    setSelected(next);
-  };
   const change = (patch: Record<string, string>) => {
-    setTokens([""]);
-    setSelected(new Set());
+    pages.reset();
+    selected.clear();
     setFilter(patch);
   };
   return (
     <>
-      <form class="filters" aria-label="Filter postbacks" onSubmit={(e) => e.preventDefault()}>
-        <Field label="Partner id">{(id) => <input id={id} type="text" value={f.partner} onChange={(e) => change({ partner: e.currentTarget.value })} />}</Field>
-        <Field label="Event">
-          {(id) => (
-            <select id={id} value={f.event} onChange={(e) => change({ event: e.currentTarget.value })}>
-              {Object.entries(EVENT_NAMES).map(([value, label]) => (
-                <option key={value} value={value === "0" ? "" : value}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field label="Status">
-          {(id) => (
-            <select id={id} value={f.status} onChange={(e) => change({ status: e.currentTarget.value })}>
-              {Object.entries(STATUS_NAMES).map(([value, label]) => (
-                <option key={value} value={value === "0" ? "" : value}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field label="Stag">{(id) => <input id={id} type="text" value={f.stag} onChange={(e) => change({ stag: e.currentTarget.value })} />}</Field>
-        <Field label="From (UTC)">{(id) => <input id={id} type="datetime-local" value={f.from} onChange={(e) => change({ from: e.currentTarget.value })} />}</Field>
-        <Field label="To (UTC)">{(id) => <input id={id} type="datetime-local" value={f.to} onChange={(e) => change({ to: e.currentTarget.value })} />}</Field>
-      </form>
+      <FilterBar label="Filter postbacks" controls={POSTBACK_FILTERS} values={f} onChange={change} />
       <div class="actions">
         <button type="button" disabled={selected.size === 0} onClick={() => setConfirming("selected")}>
           Replay selected ({selected.size})
@@ -226,9 +205,9 @@ function PostbackList({ route }: { route: Route }) {
         confirmLabel={confirming === "selected" ? `Replay ${selected.size}` : "Replay all matching"}
         onCancel={() => setConfirming(undefined)}
         onConfirm={() => {
-          const ids = confirming === "selected" ? [...selected] : undefined;
+          const ids = confirming === "selected" ? [...selected.ids] : undefined;
           setConfirming(undefined);
-          void replay.run(ids).then((r) => r !== undefined && setSelected(new Set()));
+          void replay.run(ids).then((r) => r !== undefined && selected.clear());
         }}
       >
         <p>
@@ -243,51 +222,17 @@ function PostbackList({ route }: { route: Route }) {
         </Status>
       ) : null}
       <ErrorBanner error={replay.error ?? list.error ?? undefined} />
-      <table>
-        <caption class="visually-hidden">Postbacks, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">
-              <span class="visually-hidden">Select</span>
-            </th>
-            <th scope="col">Queued (UTC)</th>
-            <th scope="col">Partner</th>
-            <th scope="col">Event</th>
-            <th scope="col">Stag</th>
-            <th scope="col">Status</th>
-            <th scope="col">Attempts</th>
-            <th scope="col">Last answer</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((d) => (
-            <tr key={d.id} data-delivery={d.id}>
-              <td>
-                <input type="checkbox" aria-label={`Select postback ${d.id}`} checked={selected.has(d.id)} onChange={() => toggle(d.id)} />
-              </td>
-              <td>
-                <a href={href("deliveries", "postback", d.id)}>{formatTime(d.createdAt)}</a>
-              </td>
-              <td>{d.partnerId}</td>
-              <td>{EVENT_NAMES[d.event]}</td>
-              <td>{d.stag}</td>
-              <td>{STATUS_NAMES[d.status]}</td>
-              <td>{d.attempts}</td>
-              <td>{d.lastHttpStatus !== 0 ? `HTTP ${d.lastHttpStatus}` : d.lastError || "—"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {rows.length === 0 && list.data !== undefined ? <p class="muted">No postback matches.</p> : null}
-      <div class="pager">
-        <button type="button" disabled={tokens.length <= 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={(list.data?.nextPageToken ?? "") === ""} onClick={() => setTokens([...tokens, list.data?.nextPageToken ?? ""])}>
-          Next page
-        </button>
-      </div>
+      <SelectableTable
+        caption="Postbacks, newest first"
+        columns={POSTBACK_COLUMNS}
+        rows={list.data?.deliveries ?? []}
+        rowKey={(d) => d.id}
+        rowAttributes={(d) => ({ "data-delivery": d.id })}
+        selection={selected}
+        selectLabel={(d) => `Select postback ${d.id}`}
+        empty={list.data !== undefined ? "No postback matches." : undefined}
+      />
+      <Pager pages={pages} nextPageToken={list.data?.nextPageToken} />
     </>
   );
 }
@@ -335,12 +280,29 @@ function SeenDetail({ id }: { id: string }) {
   );
 }
 
+const SEEN_FILTERS: readonly FilterControl[] = [
+  { name: "integration", label: "Integration", type: "text" },
+  { name: "status", label: "Status", options: [["", "any"], ...SEEN_STATUSES.map((status) => [status, status] as const)] },
+  { name: "tag", label: "Tag", type: "text" },
+  ...TIME_RANGE_FILTERS,
+];
+
+const SEEN_COLUMNS: readonly Column<SeenDelivery>[] = [
+  { header: "Stored (UTC)", cell: (d) => <a href={href("deliveries", "seen", d.id)}>{formatTime(d.createdAt)}</a> },
+  { header: "Integration", cell: (d) => d.integration },
+  { header: "Tag", cell: (d) => d.tag },
+  { header: "Item", cell: (d) => d.itemId },
+  { header: "Status", cell: (d) => d.status },
+  { header: "Attempts", cell: (d) => d.attempts },
+  { header: "Last error", cell: (d) => d.lastError || "—" },
+];
+
 function SeenList({ route }: { route: Route }) {
-  const [f, setFilter] = useFilterParams(route, ["kind", "integration", "status", "tag", "from", "to"]);
-  const [tokens, setTokens] = useState<string[]>([""]);
-  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  const [f, setFilter] = useFilterParams(route, ["kind", ...SEEN_FILTERS.map((c) => c.name)]);
+  const pages = usePageTokens();
+  const selected = useSelection();
   const [confirming, setConfirming] = useState(false);
-  const pageToken = tokens[tokens.length - 1] ?? "";
+  const { pageToken } = pages;
   const list = useQuery({
     key: ["seen-deliveries", "list", f, pageToken],
     fn: (signal) => {
@@ -353,29 +315,13 @@ function SeenList({ route }: { route: Route }) {
   });
   const replay = useAction((ids: string[]) => api.seen.replayDeliveries({ ids }), [["seen-deliveries"]]);
   const change = (patch: Record<string, string>) => {
-    setTokens([""]);
-    setSelected(new Set());
+    pages.reset();
+    selected.clear();
     setFilter(patch);
   };
-  const rows = list.data?.deliveries ?? [];
   return (
     <>
-      <form class="filters" aria-label="Filter Seen deliveries" onSubmit={(e) => e.preventDefault()}>
-        <Field label="Integration">{(id) => <input id={id} type="text" value={f.integration} onChange={(e) => change({ integration: e.currentTarget.value })} />}</Field>
-        <Field label="Status">
-          {(id) => (
-            <select id={id} value={f.status} onChange={(e) => change({ status: e.currentTarget.value })}>
-              <option value="">any</option>
-              {SEEN_STATUSES.map((s) => (
-                <option key={s}>{s}</option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field label="Tag">{(id) => <input id={id} type="text" value={f.tag} onChange={(e) => change({ tag: e.currentTarget.value })} />}</Field>
-        <Field label="From (UTC)">{(id) => <input id={id} type="datetime-local" value={f.from} onChange={(e) => change({ from: e.currentTarget.value })} />}</Field>
-        <Field label="To (UTC)">{(id) => <input id={id} type="datetime-local" value={f.to} onChange={(e) => change({ to: e.currentTarget.value })} />}</Field>
-      </form>
+      <FilterBar label="Filter Seen deliveries" controls={SEEN_FILTERS} values={f} onChange={change} />
       <div class="actions">
         <button type="button" disabled={selected.size === 0} onClick={() => setConfirming(true)}>
           Replay selected ({selected.size})
@@ -388,7 +334,7 @@ function SeenList({ route }: { route: Route }) {
         onCancel={() => setConfirming(false)}
         onConfirm={() => {
           setConfirming(false);
-          void replay.run([...selected]).then((r) => r !== undefined && setSelected(new Set()));
+          void replay.run([...selected.ids]).then((r) => r !== undefined && selected.clear());
         }}
       >
         <p>Dead ones start a new round of attempts now; the others are left as they are.</p>
@@ -399,51 +345,16 @@ function SeenList({ route }: { route: Route }) {
         </Status>
       ) : null}
       <ErrorBanner error={replay.error ?? list.error ?? undefined} />
-      <table>
-        <caption class="visually-hidden">Seen api deliveries, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">
-              <span class="visually-hidden">Select</span>
-            </th>
-            <th scope="col">Stored (UTC)</th>
-            <th scope="col">Integration</th>
-            <th scope="col">Tag</th>
-            <th scope="col">Item</th>
-            <th scope="col">Status</th>
-            <th scope="col">Attempts</th>
-            <th scope="col">Last error</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((d) => (
-            <tr key={d.id}>
-              <td>
-                <input type="checkbox" aria-label={`Select delivery ${d.id}`} checked={selected.has(d.id)} onChange={() => setSelected(new Set(selected.has(d.id) ? [...selected].filter((x) => x !== d.id) : [...selected, d.id]))} />
-              </td>
-              <td>
-                <a href={href("deliveries", "seen", d.id)}>{formatTime(d.createdAt)}</a>
-              </td>
-              <td>{d.integration}</td>
-              <td>{d.tag}</td>
-              <td>{d.itemId}</td>
-              <td>{d.status}</td>
-              <td>{d.attempts}</td>
-              <td>{d.lastError || "—"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {rows.length === 0 && list.data !== undefined ? <p class="muted">No delivery matches.</p> : null}
-      <div class="pager">
-        <button type="button" disabled={tokens.length <= 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={(list.data?.nextPageToken ?? "") === ""} onClick={() => setTokens([...tokens, list.data?.nextPageToken ?? ""])}>
-          Next page
-        </button>
-      </div>
+      <SelectableTable
+        caption="Seen api deliveries, newest first"
+        columns={SEEN_COLUMNS}
+        rows={list.data?.deliveries ?? []}
+        rowKey={(d) => d.id}
+        selection={selected}
+        selectLabel={(d) => `Select delivery ${d.id}`}
+        empty={list.data !== undefined ? "No delivery matches." : undefined}
+      />
+      <Pager pages={pages} nextPageToken={list.data?.nextPageToken} />
     </>
   );
 }

@@ -3,10 +3,14 @@ import { useState } from "preact/hooks";
 import type { Job } from "../../../gen/funnel/ops/v1/ops_pb.js";
 import { api } from "../api.js";
 import { useAction, useQuery } from "../query.js";
-import { href, navigate, type Route } from "../router.js";
-import { ConfirmDialog, count as counted, ErrorBanner, Field, formatSeconds, formatTime, Status } from "../ui/common.js";
+import { href, type Route } from "../router.js";
+import { ConfirmDialog, count as counted, ErrorBanner, formatTime, Status } from "../ui/common.js";
+import { FilterBar, useFilterParams, type FilterControl } from "../ui/filter-bar.js";
+import { QueueTable } from "../ui/queue-table.js";
+import { Pager, SelectableTable, usePageTokens, useSelection, type Column } from "../ui/table.js";
 
 const STATES = ["failed", "created", "retry", "active", "completed", "cancelled"] as const;
+const PAGE_SIZE = 100;
 
 function json(value: JsonValue): string {
   return JSON.stringify(value, null, 2);
@@ -81,13 +85,24 @@ type JobAction = "retry" | "cancel" | "redrive";
 
 const ACTION_LABELS: Record<JobAction, string> = { retry: "Retry", cancel: "Cancel", redrive: "Redrive" };
 
+const JOB_COLUMNS: readonly Column<Job>[] = [
+  { header: "Created (UTC)", cell: (job) => <a href={href("jobs", job.id)}>{formatTime(job.createdAt)}</a> },
+  { header: "Queue", cell: (job) => job.queue },
+  { header: "State", cell: (job) => job.state },
+  { header: "Retries", cell: (job) => `${job.retryCount}/${job.retryLimit}` },
+  { header: "Error", class: "clip", cell: (job) => errorOf(job) || "—" },
+];
+
 function JobList({ route }: { route: Route }) {
-  const queue = route.params.get("queue") ?? "";
-  const state = route.params.get("state") ?? "failed";
-  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  const [params, setParams] = useFilterParams(route, ["queue", "state"]);
+  const queue = params.queue ?? "";
+  const state = params.state || "failed";
+  const selected = useSelection();
+  const pages = usePageTokens();
   const [confirming, setConfirming] = useState<JobAction | undefined>(undefined);
   const status = useQuery({ key: ["status"], fn: (signal) => api.ops.getStatus({}, { signal }), refetchMs: 5_000 });
-  const jobs = useQuery({ key: ["jobs", "list", queue, state], fn: (signal) => api.ops.listJobs({ queue, state, limit: 100 }, { signal }), refetchMs: 5_000, keepPrevious: true });
+  const { pageToken } = pages;
+  const jobs = useQuery({ key: ["jobs", "list", queue, state, pageToken], fn: (signal) => api.ops.listJobs({ queue, state, limit: PAGE_SIZE, pageToken }, { signal }), refetchMs: 5_000, keepPrevious: true });
   const act = useAction(
     async (action: JobAction, ids: string[]) => {
       if (action === "retry") return `Retried ${counted((await api.ops.retryJobs({ ids, queue })).retried.length, "job")}.`;
@@ -97,70 +112,27 @@ function JobList({ route }: { route: Route }) {
     [["jobs"], ["status"]],
   );
   const go = (patch: Record<string, string>) => {
-    setSelected(new Set());
-    navigate(href("jobs", { queue, state, ...patch }));
+    selected.clear();
+    pages.reset();
+    setParams({ state, ...patch });
   };
-  const rows = jobs.data?.jobs ?? [];
+  const queues = status.data?.queues ?? [];
   const dead = queue.endsWith(".dead");
   const count = selected.size;
   // Only dead letters can be redriven one by one; from any queue, all of its dead letters can.
   const redriveSelected = dead && count > 0;
-  const deadLetters = status.data?.queues.find((q) => q.name === queue)?.dead ?? 0n;
+  const deadLetters = queues.find((q) => q.name === queue)?.dead ?? 0n;
+  const filters: readonly FilterControl[] = [
+    { name: "queue", label: "Queue", options: [["", "every queue"], ...queues.map((q) => [q.name, q.name] as const)] },
+    { name: "state", label: "State", options: STATES.map((s) => [s, s] as const) },
+  ];
   return (
     <section>
       <h1>Jobs</h1>
       <ErrorBanner error={status.error ?? undefined} />
-      <table>
-        <caption>Queues by state</caption>
-        <thead>
-          <tr>
-            <th scope="col">Queue</th>
-            <th scope="col">Queued</th>
-            <th scope="col">Active</th>
-            <th scope="col">Retrying</th>
-            <th scope="col">Failed</th>
-            <th scope="col">Dead</th>
-            <th scope="col">Oldest waiting</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(status.data?.queues ?? []).map((q) => (
-            <tr key={q.name} aria-current={q.name === queue ? "true" : undefined}>
-              <th scope="row">
-                <a href={href("jobs", { queue: q.name, state: q.name.endsWith(".dead") ? "created" : "failed" })}>{q.name}</a>
-              </th>
-              <td>{q.queued.toString()}</td>
-              <td>{q.active.toString()}</td>
-              <td>{q.retrying.toString()}</td>
-              <td>{q.failed.toString()}</td>
-              <td>{q.dead.toString()}</td>
-              <td>{q.oldestWaitingSeconds > 0 ? formatSeconds(q.oldestWaitingSeconds) : "—"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <QueueTable caption="Queues by state" showCaption queues={queues} current={queue} link={(q) => href("jobs", { queue: q.name, state: q.name.endsWith(".dead") ? "created" : "failed" })} />
       <h2>{queue === "" ? "Jobs of every queue" : `Jobs of ${queue}`}</h2>
-      <div class="filters">
-        <Field label="Queue">
-          {(id) => (
-            <select id={id} value={queue} onChange={(e) => go({ queue: e.currentTarget.value })}>
-              <option value="">every queue</option>
-              {(status.data?.queues ?? []).map((q) => (
-                <option key={q.name}>{q.name}</option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field label="State">
-          {(id) => (
-            <select id={id} value={state} onChange={(e) => go({ state: e.currentTarget.value })}>
-              {STATES.map((s) => (
-                <option key={s}>{s}</option>
-              ))}
-            </select>
-          )}
-        </Field>
-      </div>
+      <FilterBar label="Filter jobs" controls={filters} values={{ queue, state }} onChange={go} />
       <div class="actions">
         <button type="button" disabled={count === 0} onClick={() => setConfirming("retry")}>
           Retry selected ({count})
@@ -180,48 +152,24 @@ function JobList({ route }: { route: Route }) {
         onConfirm={() => {
           const action = confirming;
           setConfirming(undefined);
-          const ids = action === "redrive" && !redriveSelected ? [] : [...selected];
-          if (action !== undefined) void act.run(action, ids).then((r) => r !== undefined && setSelected(new Set()));
+          const ids = action === "redrive" && !redriveSelected ? [] : [...selected.ids];
+          if (action !== undefined) void act.run(action, ids).then((r) => r !== undefined && selected.clear());
         }}
       >
         <p>{confirming === "cancel" ? "Cancelled jobs are not run again." : "The jobs go back to work now."}</p>
       </ConfirmDialog>
       {act.data !== undefined ? <Status>{act.data}</Status> : null}
       <ErrorBanner error={act.error ?? jobs.error ?? undefined} />
-      <table>
-        <caption class="visually-hidden">Jobs, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">
-              <span class="visually-hidden">Select</span>
-            </th>
-            <th scope="col">Created (UTC)</th>
-            <th scope="col">Queue</th>
-            <th scope="col">State</th>
-            <th scope="col">Retries</th>
-            <th scope="col">Error</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((job) => (
-            <tr key={job.id}>
-              <td>
-                <input type="checkbox" aria-label={`Select job ${job.id}`} checked={selected.has(job.id)} onChange={() => setSelected(new Set(selected.has(job.id) ? [...selected].filter((x) => x !== job.id) : [...selected, job.id]))} />
-              </td>
-              <td>
-                <a href={href("jobs", job.id)}>{formatTime(job.createdAt)}</a>
-              </td>
-              <td>{job.queue}</td>
-              <td>{job.state}</td>
-              <td>
-                {job.retryCount}/{job.retryLimit}
-              </td>
-              <td class="clip">{errorOf(job) || "—"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {rows.length === 0 && jobs.data !== undefined ? <p class="muted">No {state} job.</p> : null}
+      <SelectableTable
+        caption="Jobs, newest first"
+        columns={JOB_COLUMNS}
+        rows={jobs.data?.jobs ?? []}
+        rowKey={(job) => job.id}
+        selection={selected}
+        selectLabel={(job) => `Select job ${job.id}`}
+        empty={jobs.data !== undefined ? `No ${state} job.` : undefined}
+      />
+      <Pager pages={pages} nextPageToken={jobs.data?.nextPageToken} />
     </section>
   );
 }

@@ -4,8 +4,9 @@ import { api } from "../api.js";
 import { useQuery } from "../query.js";
 import { href } from "../router.js";
 import { chartData, fetchSeries, RANGES, type RangeName, type SeriesFilter } from "../series.js";
-import { Chart } from "../ui/chart.js";
+import { ChartPanel } from "../ui/chart.js";
 import { ErrorBanner, formatSeconds } from "../ui/common.js";
+import { QueueTable } from "../ui/queue-table.js";
 
 /** Buttons that pick the charts' range; the pressed one is announced as such. */
 export function RangePicker(props: { value: RangeName; onChange: (range: RangeName) => void }) {
@@ -32,12 +33,7 @@ export function SeriesChart(props: { title: string; metric: Metric; range: Range
     keepPrevious: true,
   });
   const data = useMemo(() => chartData(query.data), [query.data]);
-  return (
-    <div class="panel">
-      <Chart title={props.title} times={data.times} series={data.series} bars={props.bars ?? false} />
-      <ErrorBanner error={query.error ?? undefined} />
-    </div>
-  );
+  return <ChartPanel title={props.title} times={data.times} series={data.series} bars={props.bars ?? false} error={query.error} />;
 }
 
 function StoreCard(props: { name: string; store: { backend: string; healthy: boolean; version: string; latencyMs: number; error: string } | undefined }) {
@@ -89,35 +85,7 @@ export function OverviewPage() {
         </div>
       </div>
       <h2>Queues</h2>
-      <table>
-        <caption class="visually-hidden">Job queues by state</caption>
-        <thead>
-          <tr>
-            <th scope="col">Queue</th>
-            <th scope="col">Queued</th>
-            <th scope="col">Active</th>
-            <th scope="col">Retrying</th>
-            <th scope="col">Failed</th>
-            <th scope="col">Dead</th>
-            <th scope="col">Oldest waiting</th>
-          </tr>
-        </thead>
-        <tbody>
-          {queues.map((q) => (
-            <tr key={q.name}>
-              <th scope="row">
-                <a href={href("jobs", { queue: q.name })}>{q.name}</a>
-              </th>
-              <td>{q.queued.toString()}</td>
-              <td>{q.active.toString()}</td>
-              <td>{q.retrying.toString()}</td>
-              <td>{q.failed.toString()}</td>
-              <td>{q.dead.toString()}</td>
-              <td>{q.oldestWaitingSeconds > 0 ? formatSeconds(q.oldestWaitingSeconds) : "—"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <QueueTable caption="Job queues by state" queues={queues} link={(q) => href("jobs", { queue: q.name })} />
       <div class="section-head">
         <h2>Traffic</h2>
         <RangePicker value={range} onChange={setRange} />

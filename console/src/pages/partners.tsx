@@ -1,11 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { EventKind, HttpMethod, type ImportPartnersResponse } from "../../../gen/funnel/postback/v1/partner_pb.js";
+import { EventKind, HttpMethod, type ImportPartnersResponse, type Partner } from "../../../gen/funnel/postback/v1/partner_pb.js";
 import { api, fieldErrors, type FieldError } from "../api.js";
 import { draftFromPartner, EVENTS, NEW_PARTNER, partnerFromDraft, type EventDraft, type EventName, type PartnerDraft } from "../partner-draft.js";
 import { useAction, useQuery } from "../query.js";
 import { href, navigate, type Route } from "../router.js";
 import { ErrorBanner, errorsFor, Field, formatTime, Status } from "../ui/common.js";
+import { FilterBar, type FilterControl } from "../ui/filter-bar.js";
+import { Pager, Table, usePageTokens, type Column } from "../ui/table.js";
 
 const PAGE_SIZE = 50;
 
@@ -19,19 +21,31 @@ function useDebounced<T>(value: T, ms: number): T {
   return settled;
 }
 
+const PARTNER_FILTERS: readonly FilterControl[] = [
+  { name: "search", label: "Search by id or name", type: "search", live: true },
+  { name: "enabled", label: "State", options: [["", "Enabled and disabled"], ["true", "Enabled"], ["false", "Disabled"]] },
+];
+
+const PARTNER_COLUMNS: readonly Column<Partner>[] = [
+  { header: "Id", rowHeader: true, cell: (p) => <a href={href("partners", "edit", p.id)}>{p.id}</a> },
+  { header: "Name", cell: (p) => p.name },
+  { header: "State", cell: (p) => (p.enabled ? "enabled" : "disabled") },
+  { header: "Postbacks", cell: (p) => EVENTS.filter((e) => p[e]?.enabled).join(", ") || "none" },
+  { header: "Updated (UTC)", cell: (p) => formatTime(p.updatedAt) },
+];
+
 function PartnerList() {
-  const [search, setSearch] = useState("");
-  const [enabled, setEnabled] = useState<"" | "true" | "false">("");
-  const [tokens, setTokens] = useState<string[]>([""]);
-  const query = useDebounced(search, 250);
-  useEffect(() => setTokens([""]), [query, enabled]);
-  const pageToken = tokens[tokens.length - 1] ?? "";
+  const [filters, setFilters] = useState<Record<string, string>>({ search: "", enabled: "" });
+  const pages = usePageTokens();
+  const query = useDebounced(filters.search ?? "", 250);
+  const enabled = filters.enabled ?? "";
+  useEffect(() => pages.reset(), [query, enabled]);
+  const { pageToken } = pages;
   const list = useQuery({
     key: ["partners", "list", query, enabled, pageToken],
     fn: (signal) => api.partners.listPartners({ query, pageSize: PAGE_SIZE, pageToken, ...(enabled !== "" ? { enabled: enabled === "true" } : {}) }, { signal }),
     keepPrevious: true,
   });
-  const partners = list.data?.partners ?? [];
   return (
     <section>
       <div class="section-head">
@@ -46,54 +60,11 @@ function PartnerList() {
           <ExportButton />
         </div>
       </div>
-      <div class="filters">
-        <Field label="Search by id or name">{(id) => <input id={id} type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />}</Field>
-        <Field label="State">
-          {(id) => (
-            <select id={id} value={enabled} onChange={(e) => setEnabled(e.currentTarget.value as "" | "true" | "false")}>
-              <option value="">Enabled and disabled</option>
-              <option value="true">Enabled</option>
-              <option value="false">Disabled</option>
-            </select>
-          )}
-        </Field>
-      </div>
+      <FilterBar label="Filter partners" controls={PARTNER_FILTERS} values={filters} onChange={(patch) => setFilters({ ...filters, ...patch })} />
       <ErrorBanner error={list.error ?? undefined} />
       <Status>{list.data !== undefined ? `${list.data.totalCount.toString()} partners match` : "Loading…"}</Status>
-      <table>
-        <caption class="visually-hidden">Partners</caption>
-        <thead>
-          <tr>
-            <th scope="col">Id</th>
-            <th scope="col">Name</th>
-            <th scope="col">State</th>
-            <th scope="col">Postbacks</th>
-            <th scope="col">Updated (UTC)</th>
-          </tr>
-        </thead>
-        <tbody>
-          {partners.map((p) => (
-            <tr key={p.id}>
-              <th scope="row">
-                <a href={href("partners", "edit", p.id)}>{p.id}</a>
-              </th>
-              <td>{p.name}</td>
-              <td>{p.enabled ? "enabled" : "disabled"}</td>
-              <td>{EVENTS.filter((e) => p[e]?.enabled).join(", ") || "none"}</td>
-              <td>{formatTime(p.updatedAt)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <div class="pager">
-        <button type="button" disabled={tokens.length <= 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={(list.data?.nextPageToken ?? "") === "" || list.isFetching} onClick={() => setTokens([...tokens, list.data?.nextPageToken ?? ""])}>
-          Next page
-        </button>
-      </div>
+      <Table caption="Partners" columns={PARTNER_COLUMNS} rows={list.data?.partners ?? []} rowKey={(p) => p.id} />
+      <Pager pages={pages} nextPageToken={list.data?.nextPageToken} busy={list.isFetching} />
     </section>
   );
 }

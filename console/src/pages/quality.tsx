@@ -2,14 +2,10 @@ import { useMemo, useState } from "preact/hooks";
 import type { QualityRow } from "../../../gen/funnel/ingest/v1/ingest_pb.js";
 import { api } from "../api.js";
 import { useQuery } from "../query.js";
+import { useLastDays } from "../series.js";
 import { Chart, type ChartSeries } from "../ui/chart.js";
 import { ErrorBanner, Field } from "../ui/common.js";
-
-const DAY_MS = 86_400_000;
-
-function isoDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
+import { Table, type Column } from "../ui/table.js";
 
 /** Per-day series of `value(row)` summed by `key(row)`, zero-filled over `days`. */
 function perDay(rows: readonly QualityRow[], days: readonly string[], pick: (row: QualityRow) => [string, number][]): ChartSeries[] {
@@ -25,11 +21,30 @@ function perDay(rows: readonly QualityRow[], days: readonly string[], pick: (row
   return [...sums.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([label, byDay]) => ({ label, values: days.map((d) => byDay.get(d) ?? 0) }));
 }
 
+const QUALITY_COLUMNS: readonly Column<QualityRow>[] = [
+  { header: "Day", cell: (r) => r.day },
+  { header: "Type", rowHeader: true, cell: (r) => r.eventType },
+  { header: "Accepted", cell: (r) => r.accepted.toString() },
+  {
+    header: "Rejected",
+    cell: (r) =>
+      Object.entries(r.rejected)
+        .map(([reason, n]) => `${reason} ${n.toString()}`)
+        .join(", ") || "0",
+  },
+  { header: "Duplicates", cell: (r) => r.duplicates.toString() },
+  { header: "Gaps", cell: (r) => r.gaps.toString() },
+  { header: "Out of order", cell: (r) => r.outOfOrder.toString() },
+  { header: "Paired", cell: (r) => r.pageViewsPaired.toString() },
+  { header: "Unpaired", cell: (r) => r.pageViewsUnpaired.toString() },
+  { header: "Unmatched ends", cell: (r) => r.unmatchedEnds.toString() },
+  { header: "Late ends", cell: (r) => r.lateEnds.toString() },
+];
+
 /** Ingest quality per UTC day and event type: accepted, rejected by reason, duplicates, gaps, page-view pairing. */
 export function QualityPage() {
   const [span, setSpan] = useState(7);
-  const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
-  const days = useMemo(() => Array.from({ length: span }, (_, i) => isoDay(today - (span - 1 - i) * DAY_MS)), [span, today]);
+  const { days, times } = useLastDays(span);
   const quality = useQuery({
     key: ["quality", span, days[0]],
     fn: (signal) => api.ingest.getQuality({ from: days[0] ?? "", to: days[days.length - 1] ?? "" }, { signal }),
@@ -37,10 +52,8 @@ export function QualityPage() {
     keepPrevious: true,
   });
   const rows = quality.data?.rows ?? [];
-  const charts = useMemo(() => {
-    const times = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
-    return {
-      times,
+  const charts = useMemo(
+    () => ({
       accepted: perDay(rows, days, (r) => (r.eventType === "page_view" && r.accepted === 0n ? [] : [[r.eventType, Number(r.accepted)]])),
       rejected: perDay(rows, days, (r) => Object.entries(r.rejected).map(([reason, n]) => [reason, Number(n)])),
       order: perDay(rows, days, (r) => [
@@ -54,8 +67,9 @@ export function QualityPage() {
         ["unmatched ends", Number(r.unmatchedEnds)],
         ["late ends", Number(r.lateEnds)],
       ]),
-    };
-  }, [rows, days]);
+    }),
+    [rows, days],
+  );
   return (
     <section>
       <div class="section-head">
@@ -72,53 +86,15 @@ export function QualityPage() {
       </div>
       <ErrorBanner error={quality.error ?? undefined} />
       <div class="charts">
-        <Chart title="Accepted events per day by type" times={charts.times} series={charts.accepted} bars />
-        <Chart title="Rejected events per day by reason" times={charts.times} series={charts.rejected} bars />
-        <Chart title="Duplicates, gaps and late events per day" times={charts.times} series={charts.order} bars />
-        <Chart title="Page-view pairing per day" times={charts.times} series={charts.pairing} bars />
+        <Chart title="Accepted events per day by type" times={times} series={charts.accepted} bars />
+        <Chart title="Rejected events per day by reason" times={times} series={charts.rejected} bars />
+        <Chart title="Duplicates, gaps and late events per day" times={times} series={charts.order} bars />
+        <Chart title="Page-view pairing per day" times={times} series={charts.pairing} bars />
       </div>
       <h2>By day and type</h2>
       <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Day</th>
-              <th scope="col">Type</th>
-              <th scope="col">Accepted</th>
-              <th scope="col">Rejected</th>
-              <th scope="col">Duplicates</th>
-              <th scope="col">Gaps</th>
-              <th scope="col">Out of order</th>
-              <th scope="col">Paired</th>
-              <th scope="col">Unpaired</th>
-              <th scope="col">Unmatched ends</th>
-              <th scope="col">Late ends</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={`${r.day}/${r.eventType}`}>
-                <td>{r.day}</td>
-                <th scope="row">{r.eventType}</th>
-                <td>{r.accepted.toString()}</td>
-                <td>
-                  {Object.entries(r.rejected)
-                    .map(([reason, n]) => `${reason} ${n.toString()}`)
-                    .join(", ") || "0"}
-                </td>
-                <td>{r.duplicates.toString()}</td>
-                <td>{r.gaps.toString()}</td>
-                <td>{r.outOfOrder.toString()}</td>
-                <td>{r.pageViewsPaired.toString()}</td>
-                <td>{r.pageViewsUnpaired.toString()}</td>
-                <td>{r.unmatchedEnds.toString()}</td>
-                <td>{r.lateEnds.toString()}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <Table caption="Ingest quality by day and type" columns={QUALITY_COLUMNS} rows={rows} rowKey={(r) => `${r.day}/${r.eventType}`} empty={quality.data !== undefined ? "No ingest traffic in this range." : undefined} />
       </div>
-      {rows.length === 0 && quality.data !== undefined ? <p class="muted">No ingest traffic in this range.</p> : null}
     </section>
   );
 }

@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, type Duration } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "preact/hooks";
-import { IntegrationSchema, type Integration } from "../../../gen/funnel/seen/v1/admin_pb.js";
+import { IntegrationSchema, type Integration, type TagRetention as TagRetentionMessage } from "../../../gen/funnel/seen/v1/admin_pb.js";
 import { api, errorText, fieldErrors } from "../api.js";
 import { useAction, useQuery } from "../query.js";
 import { href, navigate, type Route } from "../router.js";
 import { ErrorBanner, errorsFor, Field, formatSeconds, formatTime, Status } from "../ui/common.js";
+import { Table, type Column } from "../ui/table.js";
 
 /** A duration as the seconds a form shows. */
 const seconds = (d: Duration | undefined) => (d === undefined ? "" : String(durationMs(d) / 1000));
@@ -153,6 +154,12 @@ function IntegrationEditor({ name }: { name: string | undefined }) {
   );
 }
 
+const TAG_COLUMNS: readonly Column<TagRetentionMessage>[] = [
+  { header: "Tag", rowHeader: true, cell: (t) => t.tag },
+  { header: "Retention", cell: (t) => (t.retention !== undefined ? formatSeconds(durationMs(t.retention) / 1000) : "—") },
+  { header: "Changed (UTC)", cell: (t) => formatTime(t.updatedAt) },
+];
+
 function TagRetention() {
   const tags = useQuery({ key: ["seen", "tags"], fn: (signal) => api.seen.listTags({}, { signal }) });
   const [tag, setTag] = useState("");
@@ -162,24 +169,7 @@ function TagRetention() {
     <>
       <h2>Tag retention</h2>
       <p>Other tags keep their marks for {tags.data?.defaultRetention !== undefined ? formatSeconds(durationMs(tags.data.defaultRetention) / 1000) : "—"} (SEEN_DEFAULT_RETENTION).</p>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Tag</th>
-            <th scope="col">Retention</th>
-            <th scope="col">Changed (UTC)</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(tags.data?.tags ?? []).map((t) => (
-            <tr key={t.tag}>
-              <th scope="row">{t.tag}</th>
-              <td>{t.retention !== undefined ? formatSeconds(durationMs(t.retention) / 1000) : "—"}</td>
-              <td>{formatTime(t.updatedAt)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <Table caption="Retention by tag" columns={TAG_COLUMNS} rows={tags.data?.tags ?? []} rowKey={(t) => t.tag} />
       <form
         class="inline-form"
         aria-label="Set a tag's retention"
@@ -245,6 +235,20 @@ function Topics() {
 function IntegrationList() {
   const list = useQuery({ key: ["seen", "integrations"], fn: (signal) => api.seen.listIntegrations({}, { signal }) });
   const toggle = useAction((i: Integration) => api.seen.updateIntegration({ integration: { ...i, enabled: !i.enabled } }), [["seen"]]);
+  const columns: readonly Column<Integration>[] = [
+    { header: "Name", rowHeader: true, cell: (i) => <a href={href("seen", "integration", i.name)}>{i.name}</a> },
+    { header: "Tags", cell: (i) => i.tags.join(", ") },
+    { header: "Delivery", cell: (i) => (i.delivery.case === "api" ? `API ${i.delivery.value.url}` : i.delivery.case === "topic" ? `topic ${i.delivery.value.topic}` : "—") },
+    {
+      header: "State",
+      cell: (i) => (
+        <button type="button" aria-pressed={i.enabled} aria-label={`${i.name} enabled`} onClick={() => void toggle.run(i)} disabled={toggle.pending}>
+          {i.enabled ? "Enabled" : "Disabled"}
+        </button>
+      ),
+    },
+    { header: "Deliveries", cell: (i) => (i.delivery.case === "api" ? <a href={href("deliveries", { kind: "seen", integration: i.name })}>api deliveries</a> : "—") },
+  ];
   return (
     <section>
       <div class="section-head">
@@ -255,34 +259,7 @@ function IntegrationList() {
       </div>
       <ErrorBanner error={list.error ?? toggle.error ?? undefined} />
       <h2>Integrations</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Tags</th>
-            <th scope="col">Delivery</th>
-            <th scope="col">State</th>
-            <th scope="col">Deliveries</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(list.data?.integrations ?? []).map((i) => (
-            <tr key={i.name}>
-              <th scope="row">
-                <a href={href("seen", "integration", i.name)}>{i.name}</a>
-              </th>
-              <td>{i.tags.join(", ")}</td>
-              <td>{i.delivery.case === "api" ? `API ${i.delivery.value.url}` : i.delivery.case === "topic" ? `topic ${i.delivery.value.topic}` : "—"}</td>
-              <td>
-                <button type="button" aria-pressed={i.enabled} aria-label={`${i.name} enabled`} onClick={() => void toggle.run(i)} disabled={toggle.pending}>
-                  {i.enabled ? "Enabled" : "Disabled"}
-                </button>
-              </td>
-              <td>{i.delivery.case === "api" ? <a href={href("deliveries", { kind: "seen", integration: i.name })}>api deliveries</a> : "—"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <Table caption="Integrations" columns={columns} rows={list.data?.integrations ?? []} rowKey={(i) => i.name} />
       {toggle.error !== undefined ? <p class="error">{errorText(toggle.error)}</p> : null}
       <TagRetention />
       <Topics />

@@ -3,32 +3,35 @@ import type { Tracker } from "../../../gen/funnel/tracker/v1/tracker_pb.js";
 import { api, errorText } from "../api.js";
 import { useAction, useQuery } from "../query.js";
 import { href, type Route } from "../router.js";
-import { Chart } from "../ui/chart.js";
+import { useLastDays } from "../series.js";
+import { ChartPanel } from "../ui/chart.js";
 import { ErrorBanner, Field, formatTime, Status } from "../ui/common.js";
+import { Pager, Table, usePageTokens, type Column } from "../ui/table.js";
 
-const DAY = 86_400;
-
-/** Hits per UTC day of one tracker over the last `days` days (zero days filled in). */
-function HitsChart({ uuid, days }: { uuid: string; days: number }) {
-  const today = Math.floor(Date.now() / 1000 / DAY) * DAY;
-  const first = today - (days - 1) * DAY;
-  const day = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
+/** Hits per UTC day of one tracker over the last `count` days (zero days filled in). */
+function HitsChart({ uuid, count }: { uuid: string; count: number }) {
+  const { days, times } = useLastDays(count);
+  const from = days[0] ?? "";
+  const to = days[days.length - 1] ?? "";
   const stats = useQuery({
-    key: ["trackers", "stats", uuid, days],
-    fn: (signal) => api.trackers.getStats({ trackerId: uuid, from: day(first), to: day(today) }, { signal }),
+    key: ["trackers", "stats", uuid, from, to],
+    fn: (signal) => api.trackers.getStats({ trackerId: uuid, from, to }, { signal }),
     refetchMs: 30_000,
   });
-  const data = useMemo(() => {
-    const counts = new Map((stats.data?.days ?? []).map((d) => [d.date, Number(d.count)]));
-    const times = Array.from({ length: days }, (_, i) => first + i * DAY);
-    return { times, series: stats.data === undefined ? [] : [{ label: "hits", values: times.map((t) => counts.get(day(t)) ?? 0) }] };
-  }, [stats.data]);
+  const series = useMemo(() => {
+    if (stats.data === undefined) return [];
+    const counts = new Map(stats.data.days.map((d) => [d.date, Number(d.count)]));
+    return [{ label: "hits", values: days.map((day) => counts.get(day) ?? 0) }];
+  }, [stats.data, days]);
   return (
-    <>
-      <Chart title={`Hits per day, last ${days} days (UTC)`} times={data.times} series={data.series} bars />
-      <Status>{stats.data !== undefined ? `${stats.data.count.toString()} hits in the range` : "Loading…"}</Status>
-      <ErrorBanner error={stats.error ?? undefined} />
-    </>
+    <ChartPanel
+      title={`Hits per day, last ${count} days (UTC)`}
+      times={times}
+      series={series}
+      bars
+      status={stats.data !== undefined ? `${stats.data.count.toString()} hits in the range` : "Loading…"}
+      error={stats.error}
+    />
   );
 }
 
@@ -64,20 +67,26 @@ function TrackerDetail({ uuid }: { uuid: string }) {
           <p>
             Pixel: <code>/track?id={t.uuid}</code> · created {formatTime(t.createdAt)} UTC
           </p>
-          <HitsChart uuid={uuid} days={30} />
+          <HitsChart uuid={uuid} count={30} />
         </>
       ) : null}
     </section>
   );
 }
 
+const TRACKER_COLUMNS: readonly Column<Tracker>[] = [
+  { header: "UUID", rowHeader: true, cell: (t) => <a href={href("trackers", t.uuid)}>{t.uuid}</a> },
+  { header: "Value", cell: (t) => t.value },
+  { header: "Created (UTC)", cell: (t) => formatTime(t.createdAt) },
+  { header: "Changed (UTC)", cell: (t) => formatTime(t.updatedAt) },
+];
+
 function TrackerList() {
-  const [tokens, setTokens] = useState<string[]>([""]);
+  const pages = usePageTokens();
   const [value, setValue] = useState("");
-  const pageToken = tokens[tokens.length - 1] ?? "";
+  const { pageToken } = pages;
   const list = useQuery({ key: ["trackers", "list", pageToken], fn: (signal) => api.trackers.listTrackers({ pageSize: 50, pageToken }, { signal }), keepPrevious: true });
   const create = useAction((v: string) => api.trackers.createTracker({ value: v }), [["trackers"]]);
-  const rows: Tracker[] = list.data?.trackers ?? [];
   return (
     <section>
       <h1>Trackers</h1>
@@ -102,38 +111,8 @@ function TrackerList() {
         </Status>
       ) : null}
       <ErrorBanner error={list.error ?? undefined} />
-      <table>
-        <caption class="visually-hidden">Trackers, oldest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">UUID</th>
-            <th scope="col">Value</th>
-            <th scope="col">Created (UTC)</th>
-            <th scope="col">Changed (UTC)</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((t) => (
-            <tr key={t.uuid}>
-              <th scope="row">
-                <a href={href("trackers", t.uuid)}>{t.uuid}</a>
-              </th>
-              <td>{t.value}</td>
-              <td>{formatTime(t.createdAt)}</td>
-              <td>{formatTime(t.updatedAt)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <div class="pager">
-        <button type="button" disabled={tokens.length <= 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={(list.data?.nextPageToken ?? "") === ""} onClick={() => setTokens([...tokens, list.data?.nextPageToken ?? ""])}>
-          Next page
-        </button>
-      </div>
+      <Table caption="Trackers, oldest first" columns={TRACKER_COLUMNS} rows={list.data?.trackers ?? []} rowKey={(t) => t.uuid} />
+      <Pager pages={pages} nextPageToken={list.data?.nextPageToken} />
     </section>
   );
 }

@@ -1,6 +1,8 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import type { ComponentChildren } from "preact";
 import { useEffect, useId, useRef } from "preact/hooks";
+import { ErrorBanner, Status } from "./common.js";
 
 /** One line of a chart. */
 export interface ChartSeries {
@@ -95,5 +97,17 @@ export function Chart({ title, times, series, bars = false, height = 220 }: Char
         </table>
       </details>
     </figure>
+  );
+}
+
+/** A chart with what its query has to say under it: a status line (totals, loading) and any error. */
+export function ChartPanel(props: ChartProps & { readonly error?: unknown; readonly status?: ComponentChildren }) {
+  const { error, status, ...chart } = props;
+  return (
+    <div class="panel">
+      <Chart {...chart} />
+      {status !== undefined ? <Status>{status}</Status> : null}
+      <ErrorBanner error={error ?? undefined} />
+    </div>
   );
 }

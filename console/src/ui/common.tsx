@@ -97,13 +97,3 @@ export function ConfirmDialog(props: { open: boolean; title: string; children: C
     </dialog>
   );
 }
-
-/** A "Load more" button for server pages: shown while there is a next page. */
-export function MorePages(props: { hasMore: boolean; loading: boolean; onMore: () => void }) {
-  if (!props.hasMore) return null;
-  return (
-    <button type="button" onClick={props.onMore} disabled={props.loading}>
-      {props.loading ? "Loading…" : "Next page"}
-    </button>
-  );
-}
