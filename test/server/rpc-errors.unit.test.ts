@@ -7,7 +7,7 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createErrorInterceptor, MAX_ERROR_MESSAGE_CHARS } from "../../services/core/errors.js";
 import { createLogger } from "../../services/core/logger.js";
 import { createMetricsRegistry } from "../../services/core/metrics.js";
-import { createRequestCheckInterceptor } from "../../services/core/request-check.js";
+import { createRequestCheckInterceptor, type HandlerChecks } from "../../services/core/request-check.js";
 import { createPartnerDirectory } from "../../services/postback/partner-directory.js";
 import { createPartnerService } from "../../services/postback/partner-service.js";
 import { createPostbackRepository } from "../../services/postback/repository.js";
@@ -25,7 +25,7 @@ interface LogLine {
  * server puts around every RPC, on `pool`. No test here needs a store: what
  * is checked answers before any query, and a query fails the way `pool` does.
  */
-function partnerRpc(pool: pg.Pool) {
+function partnerRpc(pool: pg.Pool, handlerChecks: HandlerChecks = {}) {
   const lines: LogLine[] = [];
   const log = createLogger(
     "info",
@@ -40,7 +40,7 @@ function partnerRpc(pool: pg.Pool) {
   const metrics = createMetricsRegistry();
   const repository = createPostbackRepository(pool);
   const transport = createRouterTransport((router) => router.service(PartnerService, createPartnerService({ repository, directory: createPartnerDirectory(repository) })), {
-    router: { interceptors: [createErrorInterceptor(log, metrics), createRequestCheckInterceptor()] },
+    router: { interceptors: [createErrorInterceptor(log, metrics), createRequestCheckInterceptor(handlerChecks)] },
   });
   /** The RPC counter's value for `method` and `code`. */
   const calls = async (method: string, code: string): Promise<number> => {
@@ -161,6 +161,20 @@ describe("the RPC layer in memory", () => {
     expect(JSON.parse(preview.body)).toEqual({ user: 'a "b"&c', at: 1_700_000_000 });
     expect(preview.headers).toMatchObject({ "x-key": "k", "content-type": "application/json", "user-agent": expect.stringMatching(/^Funnel-Postback\//) as unknown });
     expect(preview.wouldSend).toBe(true);
+  });
+
+  it("leaves the fields a module checks itself to its handler", async () => {
+    const request = {
+      event: EventKind.DOWNLOAD,
+      partner: { id: "acme", download: { enabled: true, urlTemplate: "https://acme.example/d?src={params.src}" } },
+      sample: { params: { src: "a\u0000b" } },
+    };
+    expect((await failure(partners.previewPostback(request))).message).toBe("sample.params.src: contains a NUL character");
+    const lenient = partnerRpc(closed, { "funnel.postback.v1.PartnerService/PreviewPostback": ["sample"] });
+    expect((await lenient.client.previewPostback(request)).url).toBe("https://acme.example/d?src=a%00b");
+    // Other fields and other methods are still checked.
+    expect((await failure(lenient.client.previewPostback({ ...request, partner: { ...request.partner, name: "\u0000" } }))).message).toBe("partner.name: contains a NUL character");
+    expect((await failure(lenient.client.createPartner({ partner: { id: "p", name: "\u0000" } }))).message).toBe("partner.name: contains a NUL character");
   });
 
   it("reports every problem of an imported file by line and column, applying nothing", async () => {
