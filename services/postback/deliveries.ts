@@ -3,7 +3,7 @@ import { attemptColumns, deliveryOf, type DeliveryKind, type DeliveryState, type
 import type { PostbackMetrics } from "./metrics.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { renderRequest, valuesOf } from "./render.js";
-import type { DeliveryRow, PostbackRepository } from "./repository.js";
+import type { DeliveryRepository, DeliveryRow } from "./delivery-repository.js";
 
 /** Where a postback stands, as the engine sees it. */
 const stateOf = (status: DeliveryRow["status"]): DeliveryState =>
@@ -16,7 +16,7 @@ const stateOf = (status: DeliveryRow["status"]): DeliveryState =>
  * replayed through `DeliveryService.Redeliver`, not by redriving its job.
  */
 export function createPostbackDeliveries(deps: {
-  repository: PostbackRepository;
+  repository: DeliveryRepository;
   directory: PartnerDirectory;
   analytics: AnalyticsAppender;
   metrics: PostbackMetrics;

@@ -1,10 +1,10 @@
 import { boundedLabel, counter, Gauge, histogram, type Registry } from "../core/metrics.js";
-import type { PostbackRepository } from "./repository.js";
+import type { DeliveryRepository } from "./delivery-repository.js";
 
 /** The postback service's metrics (all prefixed `funnel_postback_`). */
-export function createPostbackMetrics(registry: Registry, repository: PostbackRepository) {
+export function createPostbackMetrics(registry: Registry, repository: Pick<DeliveryRepository, "backlog">) {
   // One backlog query serves both gauges of a scrape.
-  let scrape: { at: number; rows: ReturnType<PostbackRepository["backlog"]> } | undefined;
+  let scrape: { at: number; rows: ReturnType<DeliveryRepository["backlog"]> } | undefined;
   const backlog = () => {
     if (scrape === undefined || Date.now() - scrape.at > 1_000) scrape = { at: Date.now(), rows: repository.backlog().catch(() => []) };
     return scrape.rows;
@@ -37,6 +37,10 @@ export function createPostbackMetrics(registry: Registry, repository: PostbackRe
     attempts: counter(registry, "funnel_postback_attempts_total", "Postback attempts by partner and outcome (delivered, retry, dead).", ["partner", "outcome"]),
     cancelled: counter(registry, "funnel_postback_cancelled_total", "Queued postbacks not sent because the partner or event was disabled or removed.", ["partner"]),
     requestSeconds: histogram(registry, "funnel_postback_request_seconds", "Duration of postback requests, by partner.", ["partner"]),
+    /** Events per group commit (one transaction). */
+    groupEvents: histogram(registry, "funnel_postback_event_group_events", "Funnel events committed together in one transaction.", [], [1, 4, 16, 64, 256, 1024]),
+    /** Duration of one group commit. */
+    groupSeconds: histogram(registry, "funnel_postback_event_group_seconds", "Duration of one group commit of funnel events (transaction)."),
   };
 }
 

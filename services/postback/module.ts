@@ -17,7 +17,7 @@ import { createPostbackService } from "./postback-service.js";
 import { deliverQueue } from "./queue.js";
 import { createRecorder } from "./recorder.js";
 import { createPostbackRepository } from "./repository.js";
-import { BODY_PREFIX_BYTES, USER_AGENT } from "./sender.js";
+import { BODY_PREFIX_BYTES, USER_AGENT } from "./outbound.js";
 
 /** Rows one housekeeping statement deletes, so a large clean-up never holds long locks. */
 const CLEANUP_BATCH = 5_000;
@@ -41,10 +41,11 @@ export const postbackModule: ServiceModule = {
       jobs: ctx.jobs,
       analytics: ctx.analytics,
       metrics,
+      registry: ctx.metrics,
       attributionWindowMs: config.attributionWindowMs,
       downloadRedirectUrl: config.downloadRedirectUrl ?? "",
     });
-    const stops: (() => Promise<void>)[] = [];
+    const stops: (() => Promise<void>)[] = [() => record.flush()];
 
     if (ctx.roles.includes("worker")) {
       const deliveries = await startDeliveries({

@@ -1,5 +1,5 @@
 import { compilePartner, type CompiledPartner } from "./partner.js";
-import type { PostbackRepository } from "./repository.js";
+import type { PartnerRepository } from "./partner-repository.js";
 
 /**
  * Partners by id, shared by every request and job of the process. It is
@@ -10,7 +10,7 @@ import type { PostbackRepository } from "./repository.js";
  * most of a second). Writes in this process are seen at once; writes in
  * another process within `maxAgeMs`.
  */
-export function createPartnerDirectory(repository: PostbackRepository, maxAgeMs = 1_000) {
+export function createPartnerDirectory(repository: Pick<PartnerRepository, "listPartners" | "partnersVersion">, maxAgeMs = 1_000) {
   let loaded: { at: number; version: string; byId: Map<string, CompiledPartner> } | undefined;
   /** The partners of the last read, kept across writes for their compiled templates. */
   let previous = new Map<string, CompiledPartner>();

@@ -1,12 +1,16 @@
-import { clickhouseTime } from "../core/clickhouse.js";
 import { randomUUID } from "node:crypto";
-import type { AnalyticsAppender } from "../core/analytics/appender.js";
+import type { AnalyticsAppender, AnalyticsRow } from "../core/analytics/appender.js";
+import { clickhouseTime } from "../core/clickhouse.js";
+import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
+import type { Registry } from "../core/metrics.js";
+import type { Transaction } from "../core/postgres.js";
+import type { DeliveryRepository, NewDelivery } from "./delivery-repository.js";
+import type { Claimed, EventRepository } from "./event-repository.js";
 import type { PostbackMetrics } from "./metrics.js";
-import type { EventName } from "./partner.js";
+import type { EventName, PartnerConfig } from "./partner.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { deliverQueue } from "./queue.js";
-import type { PostbackRepository } from "./repository.js";
 import type { Stag } from "./stag.js";
 
 /** A validated funnel event. */
@@ -36,93 +40,166 @@ export interface Recorded {
 }
 
 export interface RecorderDeps {
-  readonly repository: PostbackRepository;
+  readonly repository: EventRepository & Pick<DeliveryRepository, "insertDeliveries">;
   readonly directory: PartnerDirectory;
   readonly jobs: Jobs;
   readonly analytics: AnalyticsAppender;
   readonly metrics: PostbackMetrics;
+  /** Where the group commit counts its splits. */
+  readonly registry: Registry;
   readonly attributionWindowMs: number;
   readonly downloadRedirectUrl: string;
+  /** Most events in one transaction. */
+  readonly maxGroup?: number;
+  /** Transactions in flight at once (each holds a pooled connection); events gather while all are busy. */
+  readonly maxInFlight?: number;
 }
 
+/** An event with its partner as it was read when the event arrived (undefined: no such partner). */
+interface Submitted {
+  readonly event: FunnelEvent;
+  readonly partner: PartnerConfig | undefined;
+}
+
+type Stored = Omit<Recorded, "redirectUrl">;
+
+/** Postgres's deadlock_detected. */
+const DEADLOCK = "40P01";
+const DEADLOCK_ATTEMPTS = 3;
+
+/** Events that happen once per stag: installs, authorizations, and downloads of partners with `download_policy: once`. */
+const onceOnly = ({ event, partner }: Submitted): boolean => event.kind !== "download" || partner?.downloadPolicy === "once";
+
+/** Why an event that is not a repeat queues no postback, if it does not. */
+function refusal(event: FunnelEvent, partner: PartnerConfig | undefined, attributed: boolean): EventOutcomeName | undefined {
+  if (partner === undefined) return "unknown_partner";
+  if (!partner.enabled || !partner.events[event.kind].enabled) return "disabled";
+  if (event.kind !== "download" && !attributed && partner.skipUnattributed) return "skipped_unattributed";
+  return undefined;
+}
+
+/** The event's row of the ClickHouse table `postback_events`. */
+const analyticsRow = (event: FunnelEvent, stored: Stored, recordedAt: string): AnalyticsRow => ({
+  event: event.kind,
+  stag: event.stag.value,
+  partner_id: event.stag.partnerId,
+  click_id: event.stag.clickId,
+  outcome: stored.outcome,
+  delivery_id: stored.deliveryId,
+  attributed: stored.attributed ? 1 : 0,
+  params: event.kind === "download" ? event.params : {},
+  user_id: event.userId,
+  device_id: event.deviceId,
+  url: event.url,
+  ip: event.ip,
+  user_agent: event.userAgent,
+  occurred_at: clickhouseTime(event.occurredAt),
+  recorded_at: recordedAt,
+});
+
 /**
- * Records funnel events. One transaction per event writes the once-only
- * ledger row (installs, authorizations, downloads of `once` partners), the
- * stored download, the postback and its job, and the event's analytics row:
- * either all of it happened or none of it, so a duplicate, a concurrent
- * request or a crash can never queue a second postback for the same click.
+ * Records funnel events. Concurrent events share one transaction (group
+ * commit) that writes, a few statements for the whole group: the downloads,
+ * the once-only ledger rows (installs, authorizations, downloads of `once`
+ * partners) with the stored download each install or authorization is
+ * attributed to, the postbacks and their jobs, and the events' analytics
+ * rows. Either all of a group happened or none of it (every caller in it gets
+ * the error), so a duplicate, a concurrent request or a crash can never queue
+ * a second postback for the same click. A call resolves only after its group
+ * committed.
  */
 export function createRecorder(deps: RecorderDeps) {
   const { repository, directory, metrics } = deps;
-  return async function record(event: FunnelEvent): Promise<Recorded> {
-    const partner = await directory.get(event.stag.partnerId);
-    const config = partner?.config;
-    const redirectUrl = config?.downloadRedirectUrl || deps.downloadRedirectUrl;
-    const result = await repository.transaction(async (tx) => {
-      let params = event.params;
-      let attributed = false;
-      let outcome: EventOutcomeName | undefined;
-      if (event.kind === "download") {
-        await repository.storeDownload(tx, event.stag.value, event.params, event.occurredAt, new Date(event.occurredAt.getTime() + deps.attributionWindowMs));
-        if (config?.downloadPolicy === "once" && !(await repository.claimOnce(tx, event.stag.value, "download"))) outcome = "duplicate";
-      } else {
-        if (!(await repository.claimOnce(tx, event.stag.value, event.kind))) outcome = "duplicate";
-        else {
-          const stored = await repository.findDownload(tx, event.stag.value, event.occurredAt);
-          attributed = stored !== undefined;
-          params = stored ?? {};
-        }
-      }
-      if (outcome === undefined) {
-        if (config === undefined) outcome = "unknown_partner";
-        else if (!config.enabled || !config.events[event.kind].enabled) outcome = "disabled";
-        else if (event.kind !== "download" && !attributed && config.skipUnattributed) outcome = "skipped_unattributed";
-      }
-      let deliveryId = "";
-      if (outcome === undefined) {
-        outcome = "queued";
-        deliveryId = randomUUID();
-        await repository.insertDelivery(tx, {
-          id: deliveryId,
-          partnerId: event.stag.partnerId,
-          event: event.kind,
+
+  /** Writes one group in the caller's transaction; one answer per event, in order. */
+  const store = async (tx: Transaction, group: readonly Submitted[]): Promise<Stored[]> => {
+    await repository.storeDownloads(
+      tx,
+      group
+        .filter(({ event }) => event.kind === "download")
+        .map(({ event }) => ({
           stag: event.stag.value,
-          clickId: event.stag.clickId,
-          params,
-          userId: event.userId,
-          deviceId: event.deviceId,
+          params: event.params,
           occurredAt: event.occurredAt,
-        });
-        await deps.jobs.send(deliverQueue, { deliveryId, attempt: 1 }, { tx });
-      }
-      await deps.analytics.appendInTransaction(tx, "postback_events", [
-        {
-          event: event.kind,
-          stag: event.stag.value,
-          partner_id: event.stag.partnerId,
-          click_id: event.stag.clickId,
-          outcome,
-          delivery_id: deliveryId,
-          attributed: attributed ? 1 : 0,
-          params: event.kind === "download" ? event.params : {},
-          user_id: event.userId,
-          device_id: event.deviceId,
-          url: event.url,
-          ip: event.ip,
-          user_agent: event.userAgent,
-          occurred_at: clickhouseTime(event.occurredAt),
-          recorded_at: clickhouseTime(new Date()),
-        },
-      ]);
-      return { outcome, deliveryId, attributed };
+          expiresAt: new Date(event.occurredAt.getTime() + deps.attributionWindowMs),
+        })),
+    );
+    const claiming = group.filter(onceOnly);
+    const answers = await repository.claim(
+      tx,
+      claiming.map(({ event }) => ({ stag: event.stag.value, event: event.kind, at: event.occurredAt })),
+    );
+    const claims = new Map<Submitted, Claimed>(claiming.map((submitted, i) => [submitted, answers[i]!]));
+
+    const deliveries: NewDelivery[] = [];
+    const stored = group.map((submitted): Stored => {
+      const { event, partner } = submitted;
+      const claim = claims.get(submitted);
+      if (claim === false) return { outcome: "duplicate", deliveryId: "", attributed: false };
+      const download = event.kind === "download" ? undefined : claim?.download;
+      const attributed = download !== undefined;
+      const refused = refusal(event, partner, attributed);
+      if (refused !== undefined) return { outcome: refused, deliveryId: "", attributed };
+      const id = randomUUID();
+      deliveries.push({
+        id,
+        partnerId: event.stag.partnerId,
+        event: event.kind,
+        stag: event.stag.value,
+        clickId: event.stag.clickId,
+        params: event.kind === "download" ? event.params : (download ?? {}),
+        userId: event.userId,
+        deviceId: event.deviceId,
+        occurredAt: event.occurredAt,
+      });
+      return { outcome: "queued", deliveryId: id, attributed };
     });
-    deps.analytics.committed();
-    metrics.events.inc({ event: event.kind, outcome: result.outcome });
-    if (event.kind !== "download" && result.outcome !== "duplicate" && !result.attributed) {
-      metrics.unattributed.inc({ event: event.kind, partner: config !== undefined ? metrics.partner(event.stag.partnerId) : "unknown" });
-    }
-    return { ...result, redirectUrl };
+    await repository.insertDeliveries(tx, deliveries);
+    await deps.jobs.sendMany(deliverQueue, deliveries.map((delivery) => ({ payload: { deliveryId: delivery.id, attempt: 1 } })), { tx });
+    const recordedAt = clickhouseTime(new Date());
+    await deps.analytics.appendInTransaction(tx, "postback_events", group.map(({ event }, i) => analyticsRow(event, stored[i]!, recordedAt)));
+    return stored;
   };
+
+  const group = new GroupCommit<Submitted, Stored>({
+    name: "postback_events",
+    metrics: deps.registry,
+    maxItems: deps.maxGroup ?? 500,
+    maxInFlight: deps.maxInFlight ?? 4,
+    commit: async (submitted) => {
+      const end = metrics.groupSeconds.startTimer();
+      try {
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            const stored = await repository.transaction((tx) => store(tx, submitted));
+            metrics.groupEvents.observe(submitted.length);
+            return stored;
+          } catch (error) {
+            // Groups lock downloads and ledger keys in key order, but the
+            // clean-up deletes expired downloads in its own: a group renewing
+            // an expired download can deadlock with it. Postgres then rolls
+            // the group back whole; try again.
+            if ((error as { code?: unknown }).code !== DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw error;
+          }
+        }
+      } finally {
+        end();
+      }
+    },
+  });
+
+  const record = async (event: FunnelEvent): Promise<Recorded> => {
+    const partner = (await directory.get(event.stag.partnerId))?.config;
+    const stored = await group.submit({ event, partner });
+    metrics.events.inc({ event: event.kind, outcome: stored.outcome });
+    if (event.kind !== "download" && stored.outcome !== "duplicate" && !stored.attributed) {
+      metrics.unattributed.inc({ event: event.kind, partner: partner !== undefined ? metrics.partner(event.stag.partnerId) : "unknown" });
+    }
+    return { ...stored, redirectUrl: partner?.downloadRedirectUrl || deps.downloadRedirectUrl };
+  };
+  /** Waits for every event already submitted to be committed (or to fail). */
+  const flush = (): Promise<void> => group.flush();
+  return Object.assign(record, { flush });
 }
 
 export type Recorder = ReturnType<typeof createRecorder>;

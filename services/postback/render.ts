@@ -1,6 +1,6 @@
 import type { EventPostback } from "./partner.js";
-import type { DeliveryRow } from "./repository.js";
-import type { PostbackRequest } from "./sender.js";
+import type { DeliveryRow } from "./delivery-repository.js";
+import type { PostbackRequest } from "./outbound.js";
 import { bodyEscaping, renderTemplate, type Template, type TemplateValues } from "./template.js";
 
 /** A postback's templates, parsed. */
