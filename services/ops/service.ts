@@ -5,7 +5,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type pg from "pg";
 import {
   JobSchema,
-  type OpsService,
+  OpsService,
   QueueStatusSchema,
   StoreStatusSchema,
   AnalyticsStatusSchema,
@@ -16,6 +16,7 @@ import {
 } from "../../gen/funnel/ops/v1/ops_pb.js";
 import type { ClickHouse } from "../core/clickhouse.js";
 import type { Readiness, StoreProbe } from "../core/health.js";
+import { definePaging, isMicros } from "../core/paging.js";
 import type { JobRecord, Jobs } from "../core/jobs/jobs.js";
 import { version } from "../core/version.js";
 import { eventTypes } from "../ingest/registry.js";
@@ -36,6 +37,8 @@ export interface OpsDeps {
 
 const JOB_STATES = new Set(["created", "retry", "active", "completed", "cancelled", "failed"]);
 const storeStatus = (probe: StoreProbe) => create(StoreStatusSchema, probe);
+/** Jobs page newest first, after the (created_on, id) of the previous page's last job. */
+const JOB_PAGES = definePaging({ method: OpsService.method.listJobs, sizeField: "limit", defaultSize: 50, key: [isMicros, isUuid] });
 
 function toJob(record: JobRecord, history?: readonly { attempt: number; error: string; failedAt: Date }[]): Job {
   const asObject = (value: unknown): JsonObject | undefined =>
@@ -154,18 +157,12 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       if (!JOB_STATES.has(state)) {
         throw new ConnectError(`state: must be one of ${[...JOB_STATES].join(", ")}, got "${req.state}"`, Code.InvalidArgument);
       }
-      if (req.limit < 0 || req.limit > 1000) throw new ConnectError("limit: must be from 0 to 1000", Code.InvalidArgument);
+      const limit = JOB_PAGES.size(req.limit);
       requireKnownQueue(deps.jobs, req.queue);
-      const limit = req.limit === 0 ? 50 : req.limit;
-      const [createdUs = "", id = ""] = Buffer.from(req.pageToken, "base64url").toString().split(".", 2);
-      if (req.pageToken !== "" && (!/^\d{1,17}$/.test(createdUs) || !isUuid(id))) throw new ConnectError("page_token: not a token this service issued", Code.InvalidArgument);
-      const jobs = await deps.jobs.list(req.queue, state, limit + 1, req.pageToken === "" ? undefined : { createdUs, id });
-      const page = jobs.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        jobs: page.map((job) => toJob(job)),
-        nextPageToken: jobs.length > limit && last !== undefined ? Buffer.from(`${last.createdUs}.${last.id}`).toString("base64url") : "",
-      };
+      const after = JOB_PAGES.after(req.pageToken);
+      const jobs = await deps.jobs.list(req.queue, state, limit + 1, after === undefined ? undefined : { createdUs: after[0], id: after[1] });
+      const page = JOB_PAGES.page(jobs, limit, (job) => [job.createdUs, job.id]);
+      return { jobs: page.rows.map((job) => toJob(job)), nextPageToken: page.nextPageToken };
     },
 
     async getJob(req) {
