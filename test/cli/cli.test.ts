@@ -183,9 +183,10 @@ describe("funnel startup", () => {
 });
 
 describe("funnel jobs", () => {
+  const failing = defineQueue<{ n: number }>("test.cli-failing", { retry: { limit: 0, delay: 1, backoff: false } });
   let app: App;
   beforeAll(async () => {
-    app = await startTestApp({ roles: ["api"] });
+    app = await startTestApp({ roles: ["api"], queues: [failing as never] });
   });
   afterAll(async () => {
     await app.stop();
@@ -201,8 +202,6 @@ describe("funnel jobs", () => {
   });
 
   it("shows why a job failed, whole, and one job as a table unless --json", async () => {
-    const failing = defineQueue<{ n: number }>("test.cli-failing", { retry: { limit: 0, delay: 1, backoff: false } });
-    await app.jobs.addQueue(failing as never);
     const reason = `the consumer answered 503 Service Unavailable after ${"a very long wait, ".repeat(6)}so it gave up`;
     await app.jobs.work(failing, () => {
       throw new Error(reason);

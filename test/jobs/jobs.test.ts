@@ -1,10 +1,11 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import type pg from "pg";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { OpsService } from "../../gen/funnel/ops/v1/ops_pb.js";
 import type { App } from "../../services/app.js";
-import { PermanentJobError, prepareRepeatedStatements } from "../../services/core/jobs/jobs.js";
+import { PermanentJobError } from "../../services/core/jobs/jobs.js";
+import { prepareRepeatedStatements } from "../../services/core/jobs/prepared.js";
 import { defineQueue } from "../../services/core/jobs/queue.js";
 import { ADMIN_TOKEN, eventually, startTestApp } from "../support/stores.js";
 
@@ -14,7 +15,9 @@ const doomed = defineQueue<{ key: string }>("test.doomed", { retry: { limit: 1, 
 const ordered = defineQueue<{ group: string; n: number }>("test.ordered", { ordered: true, retry: { limit: 3, delay: 1, backoff: false }, localConcurrency: 4 });
 const timed = defineQueue<{ n: number }>("test.timed");
 const parallel = defineQueue<{ n: number }>("test.parallel", { localConcurrency: 2, batchSize: 3 });
-const queues = [outbox, flaky, doomed, ordered, timed, parallel] as never[];
+/** A queue without a worker in this process: its jobs wait. */
+const idle = defineQueue<{ n: number }>("test.idle");
+const queues = [outbox, flaky, doomed, ordered, timed, parallel, idle] as never[];
 
 describe("jobs core", () => {
   let app: App;
@@ -73,7 +76,7 @@ describe("jobs core", () => {
   it("runs a repeated pg-boss statement prepared from its third use; others as they come", async () => {
     const client = await app.pool.connect();
     try {
-      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) as Promise<{ rows: unknown[] }> };
       prepareRepeatedStatements(db);
       const prepared = async () =>
         (
@@ -96,14 +99,17 @@ describe("jobs core", () => {
   });
 
   it("runs pg-boss's own repeated statements prepared", async () => {
-    // pg-boss's pool: the one its Db runs every statement on.
-    const pool = (app.jobs.boss.getDb() as unknown as { pool: pg.Pool }).pool;
-    const query = vi.spyOn(pool, "query");
+    // Every pool's queries, pg-boss's included: a send outside a transaction runs on pg-boss's pool.
+    const query = vi.spyOn(pg.Pool.prototype, "query");
     try {
-      const text = "SELECT $1::int * 2 AS doubled";
-      for (const n of [1, 2, 3]) expect((await app.jobs.boss.getDb().executeSql(text, [n])).rows).toEqual([{ doubled: n * 2 }]);
-      const calls = query.mock.calls.filter(([config]) => config === text || (config as { text?: string }).text === text);
-      expect(calls.map(([config]) => typeof config === "string" ? "plain" : (config as { name: string }).name.slice(0, 7))).toEqual(["plain", "plain", "pgboss-"]);
+      const sent = [11, 12, 13, 14];
+      for (const n of sent) await app.jobs.send(idle, { n });
+      const carries = (n: number) => (call: unknown[]) => JSON.stringify(call).replaceAll("\\", "").includes(`"payload":{"n":${n}}`);
+      const sends = sent.map((n) => (query.mock.calls as unknown[][]).find(carries(n))?.[0]);
+      const textOf = (config: unknown) => (typeof config === "string" ? config : (config as { text: string }).text);
+      // One statement text for every send: run as it is at first, prepared from its third use.
+      expect(new Set(sends.map(textOf)).size).toBe(1);
+      expect(sends.map((config) => (typeof config === "string" ? "plain" : (config as { name?: string }).name?.slice(0, 7)))).toEqual(["plain", "plain", "pgboss-", "pgboss-"]);
     } finally {
       query.mockRestore();
     }
@@ -251,16 +257,14 @@ describe("jobs core", () => {
   });
 
   it("reports per-queue counts and the oldest waiting job in /metrics", async () => {
-    // A job that waits: its queue has no worker in this process.
-    const idle = defineQueue<{ n: number }>("test.idle");
-    await app.jobs.addQueue(idle as never);
+    // Jobs that wait: their queue has no worker in this process (four were sent above).
     await app.jobs.send(idle, { n: 1 });
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const counts = (await app.jobs.counts()).find((q) => q.name === "test.idle");
-    expect(counts).toMatchObject({ queued: 1, active: 0, dead: 0 });
+    expect(counts).toMatchObject({ queued: 5, active: 0, dead: 0 });
     expect(counts!.oldestWaitingSeconds).toBeGreaterThan(1);
     const text = await (await fetch(`${app.metricsUrl}/metrics`)).text();
-    expect(text).toMatch(/funnel_jobs\{queue="test.idle",state="queued"\} 1/);
+    expect(text).toMatch(/funnel_jobs\{queue="test.idle",state="queued"\} 5/);
     expect(text).toMatch(/funnel_jobs_oldest_waiting_seconds\{queue="test.idle"\} [1-9]/);
   });
 });
@@ -269,7 +273,7 @@ describe("jobs cleanup", () => {
   const stale = defineQueue<{ n: number }>("test.stale", { retentionSeconds: 1, keepCompletedSeconds: 1 });
   let app: App;
   beforeAll(async () => {
-    app = await startTestApp({ roles: ["worker"], queues: [stale as never], env: { JOBS_MAINTENANCE_SECONDS: "1", JOBS_POLL_SECONDS: "1" } });
+    app = await startTestApp({ roles: ["worker"], queues: [stale as never], env: { JOBS_MAINTENANCE_SECONDS: "1", JOBS_SUPERVISE_SECONDS: "1", JOBS_POLL_SECONDS: "1" } });
   });
   afterAll(async () => {
     await app.stop();

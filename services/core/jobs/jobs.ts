@@ -1,14 +1,17 @@
-import { createHash, randomUUID } from "node:crypto";
-import { PgBoss, type Job as BossJob, type JobResult } from "pg-boss";
+import { randomUUID } from "node:crypto";
+import { PgBoss, type Job as BossJob, type JobResult, type JobWithMetadata } from "pg-boss";
 import type pg from "pg";
 import type { Logger } from "../logger.js";
 import { counter, Gauge, histogram, type Registry } from "../metrics.js";
 import { deadLetterQueueOf, type QueueDefinition } from "./queue.js";
 import { runPeriodically, type Periodic } from "../periodic.js";
 import { withTransaction } from "../postgres.js";
+import { executorOf, prepareRepeatedStatements, type Queryable } from "./prepared.js";
+
+export type { Queryable } from "./prepared.js";
 
 /** What every job row carries: the typed payload and the optional deadline. */
-export interface Envelope<T> {
+interface Envelope<T> {
   readonly payload: T;
   /** ISO time by which the job must start (see {@link SendOptions.deadline}). */
   readonly deadline?: string;
@@ -39,11 +42,6 @@ export class PermanentJobError extends Error {
   }
 }
 
-/** Anything that runs SQL: a pool, a pool client, or a client inside the caller's transaction. */
-export interface Queryable {
-  query(config: { readonly name?: string; readonly text: string; readonly values: unknown[] }): Promise<{ rows: unknown[] }>;
-}
-
 export interface SendOptions {
   /** Run inside the caller's open transaction: the job exists only if it commits. */
   readonly tx?: Queryable;
@@ -58,62 +56,6 @@ export interface SendOptions {
 
 /** One job of {@link Jobs.sendMany}: its payload and the per-job options of {@link SendOptions}. */
 export type BatchJob<T> = Omit<SendOptions, "tx"> & { readonly payload: T };
-
-/**
- * pg-boss's way to run SQL on the caller's connection. A statement with
- * parameters runs as a prepared statement named after its text: an insert's
- * text is the same for every call to one queue, so each connection parses and
- * plans it once (planning the large job insert every time cost about a fifth
- * of a Seen mark group).
- */
-const executorOf = (tx: Queryable) => ({
-  executeSql: (text: string, values: unknown[] = []) =>
-    tx.query(values.length > 0 ? { name: statementName(text), text, values } : { text, values }),
-});
-
-/**
- * Makes pg-boss's own connections run its repeated statements (fetching,
- * completing, failing jobs) as prepared statements, so Postgres plans each
- * once per connection rather than on every call. A text is prepared from its
- * {@link PREPARE_FROM_USE}th use with parameters, up to {@link MAX_PREPARED}
- * texts per process: a text that differs every time is never prepared, and
- * one without parameters (which may hold several commands) runs as it is.
- */
-export function prepareRepeatedStatements(db: object): void {
-  type Execute = (text: unknown, values?: unknown[], ...rest: unknown[]) => unknown;
-  const target = db as { executeSql: Execute };
-  const execute = target.executeSql.bind(db);
-  /** Per text: its uses so far, or its statement name once prepared. */
-  const texts = new Map<string, number | string>();
-  let prepared = 0;
-  const nameFor = (text: string): string | undefined => {
-    const seen = texts.get(text) ?? 0;
-    if (typeof seen === "string") return seen;
-    if (seen + 1 >= PREPARE_FROM_USE && prepared < MAX_PREPARED) {
-      prepared += 1;
-      const name = statementName(text);
-      texts.set(text, name);
-      return name;
-    }
-    if (texts.size >= 10 * MAX_PREPARED) {
-      // Counting one-off texts: start counting afresh, keeping the prepared ones.
-      for (const [key, value] of texts) if (typeof value === "number") texts.delete(key);
-    }
-    texts.set(text, seen + 1);
-    return undefined;
-  };
-  target.executeSql = (text, values, ...rest) => {
-    const name = typeof text === "string" && values !== undefined && values.length > 0 ? nameFor(text) : undefined;
-    return name === undefined ? execute(text, values, ...rest) : execute({ name, text, values }, undefined, ...rest);
-  };
-}
-
-/** The use of a pg-boss statement text from which it runs prepared. */
-const PREPARE_FROM_USE = 3;
-const MAX_PREPARED = 100;
-
-/** A short name that differs for every statement text. */
-const statementName = (text: string): string => `pgboss-${createHash("sha256").update(text).digest("base64url").slice(0, 22)}`;
 
 export interface WorkOptions {
   readonly batchSize?: number;
@@ -171,6 +113,23 @@ export interface JobRecord {
   readonly sourceId: string | null;
 }
 
+/** A job as pg-boss's `findJobs` returns it, as ops see it. */
+const toRecord = (job: JobWithMetadata<unknown>): JobRecord => ({
+  id: job.id,
+  queue: job.name,
+  state: job.state,
+  retryCount: job.retryCount,
+  retryLimit: job.retryLimit,
+  createdOn: job.createdOn,
+  startedOn: job.startedOn ?? null,
+  completedOn: job.completedOn,
+  data: job.data,
+  output: job.output ?? null,
+  groupId: job.singletonKey,
+  sourceName: job.sourceName,
+  sourceId: job.sourceId,
+});
+
 export interface QueueCounts {
   readonly name: string;
   readonly queued: number;
@@ -188,7 +147,8 @@ export interface QueueCounts {
  * deadlines and permanent failures, attempt history, and per-queue counts.
  */
 export class Jobs {
-  readonly boss: PgBoss;
+  /** Private to this module: every use of pg-boss goes through the methods below. */
+  readonly #boss: PgBoss;
   readonly #options: JobsOptions;
   readonly #queues = new Map<string, QueueDefinition<never>>();
   readonly #processed;
@@ -199,7 +159,8 @@ export class Jobs {
   readonly #rescued;
   readonly #heartbeatSeconds: number;
   readonly #staleSeconds: number;
-  #cleanup: Periodic | undefined;
+  readonly #maintenanceSeconds: number;
+  #cleaner: Periodic | undefined;
   #rescuer: Periodic | undefined;
   #started = false;
 
@@ -209,7 +170,8 @@ export class Jobs {
     for (const queue of options.queues) this.#queues.set(queue.name, queue);
     this.#heartbeatSeconds = options.heartbeatSeconds ?? 5;
     this.#staleSeconds = options.staleSeconds ?? 20;
-    this.boss = new PgBoss({
+    this.#maintenanceSeconds = options.maintenanceIntervalSeconds ?? 300;
+    this.#boss = new PgBoss({
       connectionString: options.url,
       schema: options.schema,
       useListenNotify: true,
@@ -218,11 +180,11 @@ export class Jobs {
       schedule: false,
       superviseIntervalSeconds: options.superviseIntervalSeconds ?? 30,
       monitorIntervalSeconds: options.superviseIntervalSeconds ?? 30,
-      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 300,
+      maintenanceIntervalSeconds: this.#maintenanceSeconds,
     });
-    prepareRepeatedStatements(this.boss.getDb());
-    this.boss.on("error", (error) => this.#log.error({ err: error }, "pg-boss error"));
-    this.boss.on("warning", (warning) => this.#log.warn({ data: warning.data }, warning.message));
+    prepareRepeatedStatements(this.#boss.getDb());
+    this.#boss.on("error", (error) => this.#log.error({ err: error }, "pg-boss error"));
+    this.#boss.on("warning", (warning) => this.#log.warn({ data: warning.data }, warning.message));
     const registry = options.metrics;
     this.#processed = counter(registry, "funnel_jobs_processed_total", "Job attempts by queue and outcome.", ["queue", "outcome"]);
     this.#deadlineMissed = counter(registry, "funnel_jobs_deadline_missed_total", "Jobs that could not start before their deadline.", ["queue", "action"]);
@@ -263,12 +225,12 @@ export class Jobs {
 
   /** Starts pg-boss (installing its schema) and creates or updates every queue. */
   async start(): Promise<void> {
-    await this.boss.start();
+    await this.#boss.start();
     this.#started = true;
     for (const queue of this.#queues.values()) await this.#ensureQueue(queue);
-    const every = (this.#options.maintenanceIntervalSeconds ?? 300) * 1000;
-    this.#cleanup = runPeriodically(every, () => this.cleanup(), (error) => this.#log.warn({ err: error }, "job cleanup failed"));
-    this.#rescuer = runPeriodically(this.#heartbeatSeconds * 1000, () => this.rescue(), (error) => this.#log.warn({ err: error }, "rescue of jobs of dead processes failed"));
+    const every = this.#maintenanceSeconds * 1000;
+    this.#cleaner = runPeriodically(every, () => this.#dropExpired(), (error) => this.#log.warn({ err: error }, "job cleanup failed"));
+    this.#rescuer = runPeriodically(this.#heartbeatSeconds * 1000, () => this.#rescue(), (error) => this.#log.warn({ err: error }, "rescue of jobs of dead processes failed"));
   }
 
   /**
@@ -279,11 +241,14 @@ export class Jobs {
    * queue's retry limit, as any failure does, so a job that kills every
    * process running it ends as a dead letter instead of looping. Every
    * process runs this; locked rows are skipped, so processes rescuing at the
-   * same time share the work. Returns how many jobs were failed.
+   * same time share the work.
    */
-  async rescue(): Promise<number> {
+  async #rescue(): Promise<void> {
     const schema = this.#options.schema;
     const lost = await withTransaction(this.#options.pool, async (tx) => {
+      // A direct read: no pg-boss call finds running jobs by the age of their heartbeat (its own
+      // check, `supervise`, acts at the queue's heartbeatSeconds, the backstop set below), and the
+      // rows must stay locked until pg-boss's `fail`, in this transaction, has retried them.
       // pg-boss writes heartbeat_on on fetch and while the handler runs, with its own clock (job_now).
       const { rows } = await tx.query<{ id: string; name: string; retryCount: number; silentSeconds: number }>(
         `SELECT id, name, retry_count AS "retryCount", extract(epoch FROM ${schema}.job_now() - heartbeat_on)::float8 AS "silentSeconds"
@@ -298,7 +263,7 @@ export class Jobs {
       for (const row of rows) byQueue.set(row.name, [...(byQueue.get(row.name) ?? []), row]);
       // Fenced to the attempt read above and run in this transaction, which holds the rows' locks.
       for (const [name, jobs] of byQueue) {
-        await this.boss.fail(
+        await this.#boss.fail(
           name,
           jobs.map((job) => ({ id: job.id, retryCount: job.retryCount })),
           { message: "the worker process stopped heartbeating" },
@@ -327,47 +292,46 @@ export class Jobs {
         "failed a job for a retry: the process running it stopped heartbeating",
       );
     }
-    return lost.length;
   }
 
   /**
    * Drops jobs that waited past their queue's retention without ever running,
-   * counting them per queue (pg-boss's own maintenance would drop them
-   * silently), and removes finished jobs older than their queue's `keepCompletedSeconds`.
+   * counting them per queue. pg-boss's maintenance removes finished jobs after
+   * `keepCompletedSeconds` (the queue's `deleteAfterSeconds`), and would drop
+   * these too, silently: it is given the retention plus
+   * {@link #retentionGraceSeconds}, so this drop comes first. A direct delete:
+   * no pg-boss call selects waiting jobs by their retention (`findJobs` would
+   * read every waiting job of the queue, payload included, to find the
+   * expired ones).
    */
-  async cleanup(): Promise<number> {
-    const definitions = [...this.#queues.values()];
-    await this.#options.pool.query(
-      `DELETE FROM ${this.#options.schema}.job j
-        USING (SELECT unnest($1::text[]) AS name, unnest($2::int[]) AS keep) q
-        WHERE j.name = q.name AND j.state IN ('completed', 'cancelled') AND j.completed_on < now() - q.keep * interval '1 second'`,
-      [
-        definitions.flatMap((queue) => [queue.name, deadLetterQueueOf(queue.name)]),
-        definitions.flatMap((queue) => [queue.keepCompletedSeconds, queue.keepCompletedSeconds]),
-      ],
-    );
+  async #dropExpired(): Promise<void> {
     const { rows } = await this.#options.pool.query<{ name: string; n: number }>(
       `WITH dropped AS (
          DELETE FROM ${this.#options.schema}.job
-          WHERE name = ANY($1) AND state IN ('created', 'retry') AND keep_until < now()
+          WHERE name = ANY($1) AND state IN ('created', 'retry') AND keep_until < now() + $2 * interval '1 second'
           RETURNING name
        )
        SELECT name, count(*)::int AS n FROM dropped GROUP BY name`,
-      [this.queueNames()],
+      [this.queueNames(), this.#retentionGraceSeconds],
     );
-    let total = 0;
     for (const row of rows) {
       this.#expired.inc({ queue: row.name }, row.n);
       this.#log.warn({ queue: row.name, jobs: row.n }, "dropped jobs that were never processed within their retention");
-      total += row.n;
     }
-    return total;
+  }
+
+  /**
+   * What pg-boss's retention of a waiting job exceeds the queue's by: two
+   * rounds of {@link #dropExpired}, which counts what it drops.
+   */
+  get #retentionGraceSeconds(): number {
+    return 2 * this.#maintenanceSeconds;
   }
 
   async #ensureQueue(queue: QueueDefinition<never>): Promise<void> {
     const dead = deadLetterQueueOf(queue.name);
     const deadOptions = {
-      retentionSeconds: queue.deadLetterRetentionSeconds,
+      retentionSeconds: queue.deadLetterRetentionSeconds + this.#retentionGraceSeconds,
       deleteAfterSeconds: queue.keepCompletedSeconds,
       notify: false,
     };
@@ -379,24 +343,18 @@ export class Jobs {
       ...(queue.retry.backoff && queue.retry.maxDelay !== undefined ? { retryDelayMax: queue.retry.maxDelay } : {}),
       expireInSeconds: queue.expireInSeconds,
       heartbeatSeconds: backstopHeartbeatSeconds(this.#staleSeconds),
-      retentionSeconds: queue.retentionSeconds,
+      retentionSeconds: queue.retentionSeconds + this.#retentionGraceSeconds,
       deleteAfterSeconds: queue.keepCompletedSeconds,
       deadLetter: dead,
       notify: true,
     };
-    if ((await this.boss.getQueue(dead)) === null) await this.boss.createQueue(dead, deadOptions);
-    else await this.boss.updateQueue(dead, deadOptions);
-    if ((await this.boss.getQueue(queue.name)) === null) {
-      await this.boss.createQueue(queue.name, { ...options, policy: queue.ordered ? "key_strict_fifo" : "standard" });
+    if ((await this.#boss.getQueue(dead)) === null) await this.#boss.createQueue(dead, deadOptions);
+    else await this.#boss.updateQueue(dead, deadOptions);
+    if ((await this.#boss.getQueue(queue.name)) === null) {
+      await this.#boss.createQueue(queue.name, { ...options, policy: queue.ordered ? "key_strict_fifo" : "standard" });
     } else {
-      await this.boss.updateQueue(queue.name, options);
+      await this.#boss.updateQueue(queue.name, options);
     }
-  }
-
-  /** Registers a queue after start-up (tests and plug-ins); idempotent. */
-  async addQueue(queue: QueueDefinition<never>): Promise<void> {
-    this.#queues.set(queue.name, queue);
-    if (this.#started) await this.#ensureQueue(queue);
   }
 
   queue(name: string): QueueDefinition<never> {
@@ -417,7 +375,7 @@ export class Jobs {
   async send<T>(queue: QueueDefinition<T>, payload: T, options: SendOptions = {}): Promise<string> {
     const { data, options: jobOptions } = this.#job(queue, { ...options, payload });
     const tx = options.tx;
-    const id = await this.boss.send(queue.name, data, { ...(tx !== undefined ? { db: executorOf(tx) } : {}), ...jobOptions });
+    const id = await this.#boss.send(queue.name, data, { ...(tx !== undefined ? { db: executorOf(tx) } : {}), ...jobOptions });
     if (id === null) throw new Error(`queue ${queue.name} refused the job (duplicate id or singleton)`);
     return id;
   }
@@ -437,7 +395,7 @@ export class Jobs {
       return { ...jobOptions, id: jobOptions.id ?? randomUUID(), data };
     });
     const tx = options.tx;
-    const inserted = await this.boss.insert(queue.name, rows, { returnId: true, ...(tx !== undefined ? { db: executorOf(tx) } : {}) });
+    const inserted = await this.#boss.insert(queue.name, rows, { returnId: true, ...(tx !== undefined ? { db: executorOf(tx) } : {}) });
     const stored = new Set(inserted ?? []);
     const refused = rows.filter((row) => !stored.has(row.id));
     if (refused.length > 0) throw new Error(`queue ${queue.name} refused ${refused.length} of ${rows.length} jobs (duplicate id or singleton)`);
@@ -469,7 +427,7 @@ export class Jobs {
   async stopWorking<T>(queue: QueueDefinition<T>, options: { graceMs: number; inFlight: AbortController }): Promise<void> {
     const abort = setTimeout(() => options.inFlight.abort(), options.graceMs);
     try {
-      await this.boss.offWork(queue.name, { wait: true });
+      await this.#boss.offWork(queue.name, { wait: true });
     } finally {
       clearTimeout(abort);
     }
@@ -479,7 +437,7 @@ export class Jobs {
   async work<T>(queue: QueueDefinition<T>, handler: JobHandler<T>, options: WorkOptions = {}): Promise<string> {
     const definition = this.queue(queue.name);
     const polling = this.#options.pollingIntervalSeconds ?? 10;
-    return this.boss.work(
+    return this.#boss.work(
       queue.name,
       {
         batchSize: options.batchSize ?? definition.batchSize,
@@ -540,7 +498,14 @@ export class Jobs {
       .catch((failure: unknown) => this.#log.warn({ err: failure }, "could not record a job failure"));
   }
 
-  /** Counts of every queue by state, read from pg-boss's job table. */
+  /**
+   * Counts of every queue by state, read from pg-boss's job table. A direct
+   * read: pg-boss's `getQueues`/`getQueueStats` serve counts its monitor
+   * cached up to `monitorIntervalSeconds` earlier (a job sent or dead-lettered
+   * just now would not show), have no count of jobs waiting for a retry, and
+   * give the oldest ready job's wait only when `persistQueueStats` records a
+   * snapshot of every queue on each pass.
+   */
   async counts(): Promise<QueueCounts[]> {
     const schema = this.#options.schema;
     const { rows } = await this.#options.pool.query<{
@@ -582,11 +547,20 @@ export class Jobs {
     });
   }
 
-  /** Lists jobs by queue (all when empty) and state, newest first; `after` is the last job of the previous page. */
+  /**
+   * Lists jobs by queue (all when empty) and state, newest first; `after` is
+   * the last job of the previous page. A direct read: pg-boss's `findJobs`
+   * reads one queue, oldest first, in every state.
+   */
   async list(queue: string, state: string, limit: number, after?: { createdUs: string; id: string }): Promise<(JobRecord & { createdUs: string })[]> {
     const names = queue === "" ? this.queueNames() : [queue];
     const { rows } = await this.#options.pool.query<JobRecord & { createdUs: string }>(
-      `${this.#selectJobs()} WHERE name = ANY($1) AND state = $2
+      `SELECT id, name AS queue, state, retry_count AS "retryCount", retry_limit AS "retryLimit",
+              created_on AS "createdOn", started_on AS "startedOn", completed_on AS "completedOn",
+              data, output, singleton_key AS "groupId", source_name AS "sourceName", source_id AS "sourceId",
+              (extract(epoch FROM created_on) * 1000000)::bigint::text AS "createdUs"
+         FROM ${this.#options.schema}.job
+        WHERE name = ANY($1) AND state = $2
           AND ($4::bigint IS NULL OR (created_on, id) < ('epoch'::timestamptz + $4 * interval '1 microsecond', $5::uuid))
         ORDER BY created_on DESC, id DESC LIMIT $3`,
       [names, state, limit, after?.createdUs ?? null, after?.id ?? null],
@@ -596,9 +570,10 @@ export class Jobs {
 
   /** Finds one job by id in any queue, with its failure history. */
   async get(id: string): Promise<(JobRecord & { history: { attempt: number; error: string; failedAt: Date }[] }) | null> {
-    const { rows } = await this.#options.pool.query<JobRecord>(`${this.#selectJobs()} WHERE id = $1`, [id]);
-    const job = rows[0];
-    if (job === undefined) return null;
+    const queue = (await this.#queuesOf([id])).get(id);
+    const [found] = queue === undefined ? [] : await this.#boss.findJobs<unknown>(queue, { id });
+    if (found === undefined) return null;
+    const job = toRecord(found);
     const { rows: history } = await this.#options.pool.query<{ attempt: number; error: string; failedAt: Date }>(
       `SELECT attempt, error, failed_at AS "failedAt" FROM job_failures WHERE job_id = ANY($1) ORDER BY failed_at, attempt`,
       [[job.id, ...(job.sourceId !== null ? [job.sourceId] : [])]],
@@ -606,15 +581,10 @@ export class Jobs {
     return { ...job, history };
   }
 
-  #selectJobs(): string {
-    return `SELECT id, name AS queue, state, retry_count AS "retryCount", retry_limit AS "retryLimit",
-                   created_on AS "createdOn", started_on AS "startedOn", completed_on AS "completedOn",
-                   data, output, singleton_key AS "groupId", source_name AS "sourceName", source_id AS "sourceId",
-                   (extract(epoch FROM created_on) * 1000000)::bigint::text AS "createdUs"
-              FROM ${this.#options.schema}.job`;
-  }
-
-  /** Queue of each id among `ids`; ids not found are absent. */
+  /**
+   * Queue of each id among `ids`; ids not found are absent. A direct read:
+   * every pg-boss call on a job needs its queue's name first.
+   */
   async #queuesOf(ids: readonly string[]): Promise<Map<string, string>> {
     const { rows } = await this.#options.pool.query<{ id: string; name: string }>(
       `SELECT id, name FROM ${this.#options.schema}.job WHERE id = ANY($1::uuid[])`,
@@ -625,12 +595,12 @@ export class Jobs {
 
   /** Puts failed jobs back to work. */
   async retry(ids: readonly string[]): Promise<{ done: string[]; notFound: string[] }> {
-    return this.#byQueue(ids, (queue, group) => this.boss.retry(queue, group));
+    return this.#byQueue(ids, (queue, group) => this.#boss.retry(queue, group));
   }
 
   /** Cancels jobs that have not finished. */
   async cancel(ids: readonly string[]): Promise<{ done: string[]; notFound: string[] }> {
-    return this.#byQueue(ids, (queue, group) => this.boss.cancel(queue, group));
+    return this.#byQueue(ids, (queue, group) => this.#boss.cancel(queue, group));
   }
 
   async #byQueue(
@@ -652,12 +622,12 @@ export class Jobs {
   async redrive(queue: string, options: { limit?: number; ids?: readonly string[] } = {}): Promise<number> {
     const dead = queue.endsWith(".dead") ? queue : deadLetterQueueOf(queue);
     const ids = options.ids !== undefined && options.ids.length > 0 ? { ids: [...options.ids] } : {};
-    if (options.limit !== undefined && options.limit > 0) return this.boss.redrive(dead, { limit: options.limit, ...ids });
+    if (options.limit !== undefined && options.limit > 0) return this.#boss.redrive(dead, { limit: options.limit, ...ids });
     // pg-boss moves at most `limit` (default 1000) per call: repeat until drained.
     const page = 1000;
     let total = 0;
     for (;;) {
-      const moved = await this.boss.redrive(dead, { limit: page, ...ids });
+      const moved = await this.#boss.redrive(dead, { limit: page, ...ids });
       total += moved;
       if (moved < page) return total;
     }
@@ -668,7 +638,7 @@ export class Jobs {
     if (!this.#started) return;
     this.#started = false;
     await this.#rescuer?.stop();
-    await this.#cleanup?.stop();
-    await this.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
+    await this.#cleaner?.stop();
+    await this.#boss.stop({ graceful: true, timeout: timeoutMs, close: true });
   }
 }
