@@ -27,6 +27,7 @@ const UNAVAILABLE_MESSAGE = /Connection terminated|is not queryable|timeout exce
 
 /** Whether `error` means the store is unreachable right now (the caller should retry), not a bug. */
 export function isStoreUnavailable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
   const { code, syscall } = error as { code?: unknown; syscall?: unknown };
   if (typeof code === "string") {
     if (UNAVAILABLE_PG.test(code) || UNAVAILABLE_SOCKET.has(code)) return true;
@@ -54,8 +55,14 @@ function capMessage(error: ConnectError): ConnectError {
   return capped;
 }
 
-/** Where a message naming several fields starts the next: `a: reason; b.c: reason`. */
-const NEXT_VIOLATION = /; (?=[^\s;:]+: )/;
+/**
+ * A field path: names, indexes and quoted map keys (`events[3].data["odd key"]`),
+ * whose brackets may hold spaces, `;` and `:`.
+ */
+const FIELD_PATH = String.raw`(?:[^\s;:"\[]|\[(?:"(?:[^"\\]|\\.)*"|[^\]"]*)\])+`;
+
+/** One `<field path>: <reason>`, up to the `; ` that starts the next one or the end. */
+const VIOLATION = new RegExp(`(${FIELD_PATH}): ([\\s\\S]*?)(?:; (?=${FIELD_PATH}: )|$)`, "y");
 
 /**
  * The field violations an invalid_argument message names. Every check writes
@@ -64,12 +71,16 @@ const NEXT_VIOLATION = /; (?=[^\s;:]+: )/;
  * whole (field "").
  */
 export function fieldViolations(message: string): BadRequest_FieldViolation[] {
-  return message.split(NEXT_VIOLATION).map((part) => {
-    const colon = part.indexOf(": ");
-    return colon > 0
-      ? create(BadRequest_FieldViolationSchema, { field: part.slice(0, colon), description: part.slice(colon + 2) })
-      : create(BadRequest_FieldViolationSchema, { field: "", description: part });
-  });
+  const violations: BadRequest_FieldViolation[] = [];
+  VIOLATION.lastIndex = 0;
+  while (VIOLATION.lastIndex < message.length) {
+    const match = VIOLATION.exec(message);
+    if (match === null) break;
+    violations.push(create(BadRequest_FieldViolationSchema, { field: match[1]!, description: match[2]! }));
+  }
+  return violations.length > 0 && VIOLATION.lastIndex === message.length
+    ? violations
+    : [create(BadRequest_FieldViolationSchema, { field: "", description: message })];
 }
 
 /** `error` with a google.rpc.BadRequest detail if it is invalid_argument and has none. */

@@ -52,6 +52,8 @@ describe("Retry-After", () => {
     expect(parseRetryAfter("", now)).toBeUndefined();
     expect(parseRetryAfter("soon", now)).toBeUndefined();
     expect(parseRetryAfter("Thu, 32 Foo 2026 25:00:00 GMT", now)).toBeUndefined();
+    // Numbers that are not delay-seconds are not dates either.
+    for (const header of ["-5", "1.5", "+3", "1e3"]) expect(parseRetryAfter(header, now), header).toBeUndefined();
   });
 
   it("never lets an odd value shorten the backoff", () => {

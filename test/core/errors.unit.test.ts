@@ -20,6 +20,13 @@ describe("field violations of an invalid_argument message", () => {
     expect(violations("url_template: position 3: unknown placeholder {x}")).toEqual([{ field: "url_template", description: "position 3: unknown placeholder {x}" }]);
   });
 
+  it("reads quoted map keys as one path, even when they hold spaces, `; ` or `: `", () => {
+    expect(violations('data["odd key"]: too long; events[3].data["a; b: c"]: not a string')).toEqual([
+      { field: 'data["odd key"]', description: "too long" },
+      { field: 'events[3].data["a; b: c"]', description: "not a string" },
+    ]);
+  });
+
   it("gives a message without a path to the request as a whole", () => {
     expect(violations("cannot decode the request body")).toEqual([{ field: "", description: "cannot decode the request body" }]);
     expect(violations(": starts with a colon")).toEqual([{ field: "", description: ": starts with a colon" }]);
@@ -71,6 +78,8 @@ describe("which errors mean the store is unavailable", () => {
       ["a string", "Connection terminated"],
       ["a numeric code", { code: 8006 }],
       ["an empty object", {}],
+      ["null", null],
+      ["undefined", undefined],
     ] as const) {
       expect(isStoreUnavailable(error), what).toBe(false);
     }
