@@ -4,8 +4,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 /**
  * Keyset paging for the List RPCs, one rule for all of them:
  *
- * - Page size: 0 means the RPC's default, 1 to its maximum is taken as is, anything else
- *   is `invalid_argument` naming the size field.
+ * - Page size: 0 means the RPC's default (each keeps the one its proto documents), 1 to
+ *   `MAX_PAGE_SIZE` is taken as is, anything else is `invalid_argument` naming the size field.
  * - Page token: opaque to callers. It is the base64url of a JSON array
  *   `[version, rpc, ...key]`, where `rpc` is the full method name and `key` the sort key
  *   of the last row of the previous page, as strings. A token is accepted only by the RPC
