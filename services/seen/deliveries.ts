@@ -1,17 +1,11 @@
 import type pg from "pg";
 import type { AnalyticsAppender } from "../core/analytics/appender.js";
 import { attemptColumns, deliveryOf, type DeliveryKind, type DeliveryStore } from "../core/delivery/index.js";
-import { isTransaction, withTransaction, type Transaction } from "../core/postgres.js";
+import { withTransaction } from "../core/postgres.js";
 import { deliveryRequest } from "./api-request.js";
 import { apiDefaults } from "./integration.js";
 import type { SeenMetrics } from "./metrics.js";
 import { cancelDelivery, loadDeliveries, recordAttempts, replayDeadLetter, type DeliveryRow } from "./sql/deliveries.js";
-
-/** The engine hands `recordAttempts` the client of the store's own `transaction`, which is `withTransaction`'s. */
-function ownTransaction(tx: pg.PoolClient): Transaction {
-  if (!isTransaction(tx)) throw new Error("seen delivery attempts: the client is not in a transaction of the store's");
-  return tx;
-}
 
 /**
  * Seen's api deliveries as a delivery kind: rows of `seen_deliveries`,
@@ -29,7 +23,7 @@ export function createSeenDeliveries(deps: { pool: pg.Pool; analytics: Pick<Anal
     cancel: (delivery, reason) => cancelDelivery(pool, delivery.id, delivery.attempts, reason),
     recordAttempts: (attempts, tx) => {
       const lines = attempts.map((a) => JSON.stringify({ ...attemptColumns(a), integration: a.delivery.row.integration, tag: a.delivery.row.tag, item_id: a.delivery.row.itemId }));
-      return recordAttempts(analytics, tx === undefined ? pool : ownTransaction(tx), attempts, lines);
+      return recordAttempts(analytics, tx ?? pool, attempts, lines);
     },
     replayDeadLetter: async (delivery) => ((await replayDeadLetter(pool, delivery.id, delivery.attempts)) ? 0 : undefined),
   };

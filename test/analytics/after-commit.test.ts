@@ -94,6 +94,20 @@ describe("analytics after commit", () => {
     }
   });
 
+  it("refuses an append on a client outside withTransaction before storing anything", async () => {
+    await app.streamer?.stop();
+    const client = await app.pool.connect();
+    try {
+      const before = (await analyticsBacklog(app.pool)).rows;
+      // @ts-expect-error a pooled client is not a Transaction
+      await expect(app.analytics.appendInTransaction(client, TABLE, [{ seq: next(1)[0], label: "outside", at }])).rejects.toThrow(/not in a transaction of withTransaction/);
+      expect((await analyticsBacklog(app.pool)).rows).toBe(before);
+    } finally {
+      client.release();
+      await app.streamer?.start();
+    }
+  });
+
   it("stores nothing and wakes nobody for an append in a transaction that rolled back", async () => {
     await app.streamer?.stop();
     try {

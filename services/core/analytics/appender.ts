@@ -48,9 +48,15 @@ export interface AppendSource {
   readonly order: string;
 }
 
-/** The outbox INSERT of a described source: no rows, no chunk. */
+/**
+ * The outbox: one row per chunk, a chunk being `rows` rows of one stream as
+ * JSONEachRow lines (`content`). Only this module writes it.
+ */
+const INSERT_CHUNKS = "INSERT INTO analytics_outbox (stream, rows, content)";
+
+/** The chunks of a described source, one per stream; no rows, no chunk. */
 const insertFrom = (source: AppendSource): string =>
-  `INSERT INTO analytics_outbox (stream, rows, content)
+  `${INSERT_CHUNKS}
      SELECT ${source.stream}, count(*)::int, string_agg(${source.line}, E'\\n' ORDER BY ${source.order}) FROM ${source.from} GROUP BY 1`;
 
 /** The SQL text of each statement; only {@link AnalyticsAppender.run} runs them. */
@@ -77,24 +83,12 @@ export function analyticsStatement(name: string, build: (append: (source: Append
   return statement;
 }
 
-/**
- * Appends to the stream from inside a larger statement: the body of a
- * data-modifying `WITH` entry whose `select` yields chunks as
- * `(stream, rows int, content text)`, `content` being `rows` JSON objects one
- * per line (see {@link chunk}). Once the statement has committed, call
- * {@link AnalyticsAppender.committed} so the streamers hear of it.
- *
- * @deprecated Declare the statement with {@link analyticsStatement} and run it
- * with {@link AnalyticsAppender.run}, which wakes the streamers itself.
- */
-export const appendFrom = (select: string): string => `INSERT INTO analytics_outbox (stream, rows, content) ${select}`;
-
 /** Rows as one outbox chunk: JSONEachRow lines. */
 const chunk = (rows: readonly AnalyticsRow[]): string => rows.map((row) => JSON.stringify(row)).join("\n");
 
 const NOTIFY = `SELECT pg_notify('${ANALYTICS_CHANNEL}', '')`;
 
-const INSERT = "INSERT INTO analytics_outbox (stream, rows, content) SELECT * FROM unnest($1::text[], $2::int[], $3::text[])";
+const INSERT = `${INSERT_CHUNKS} SELECT * FROM unnest($1::text[], $2::int[], $3::text[])`;
 
 /**
  * Tells the streamers that rows were committed: a NOTIFY sent after the
@@ -198,11 +192,12 @@ export class AnalyticsAppender {
    * stream to ClickHouse only if that transaction commits, and the streamers
    * are woken once it has.
    */
-  async appendInTransaction(tx: pg.ClientBase, stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
+  async appendInTransaction(tx: Transaction, stream: string, rows: readonly AnalyticsRow[]): Promise<void> {
     assertStream(stream);
     if (rows.length === 0) return;
+    // Registered first: a client outside withTransaction is refused before it stores anything.
+    afterCommit(tx, this.#wake);
     await tx.query(INSERT, [[stream], [rows.length], [chunk(rows)]]);
-    if (isTransaction(tx)) afterCommit(tx, this.#wake);
   }
 
   /**
@@ -213,21 +208,13 @@ export class AnalyticsAppender {
   async run<R extends pg.QueryResultRow>(statement: AnalyticsStatement, db: pg.Pool | Transaction, values: readonly unknown[]): Promise<pg.QueryResult<R>> {
     const text = statementTexts.get(statement);
     if (text === undefined) throw new Error(`analytics statement ${statement.name} was not declared with analyticsStatement`);
+    if (isTransaction(db)) {
+      afterCommit(db, this.#wake);
+      return db.query<R>({ name: statement.name, text, values: [...values] });
+    }
     const result = await db.query<R>({ name: statement.name, text, values: [...values] });
-    if (isTransaction(db)) afterCommit(db, this.#wake);
-    else this.#wake();
-    return result;
-  }
-
-  /**
-   * Says that a statement using {@link appendFrom}, or a transaction using
-   * {@link appendInTransaction}, has committed rows: the streamers will hear of it.
-   *
-   * @deprecated {@link appendInTransaction} inside `withTransaction` and
-   * {@link run} wake the streamers themselves.
-   */
-  committed(): void {
     this.#wake();
+    return result;
   }
 
   /** Tells the streamers of committed rows (one function, so a transaction registers it once). */

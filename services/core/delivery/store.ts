@@ -1,4 +1,4 @@
-import type pg from "pg";
+import type { Transaction } from "../postgres.js";
 
 /** What one attempt led to. */
 export type AttemptOutcome = "delivered" | "retry" | "dead";
@@ -77,7 +77,7 @@ export interface Attempt<Row> {
  */
 export interface DeliveryStore<Row> {
   /** Runs `work` in one transaction. */
-  transaction<T>(work: (tx: pg.PoolClient) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   /** The deliveries among `ids` that exist (in any order). */
   load(ids: readonly string[]): Promise<Delivery<Row>[]>;
   /** Cancels an open delivery with `reason` (its target was removed or disabled); false when it moved on. */
@@ -90,7 +90,7 @@ export interface DeliveryStore<Row> {
    * whether each one was recorded, in order. The analytics rows wake the
    * streamers once they are committed.
    */
-  recordAttempts(attempts: readonly Attempt<Row>[], tx?: pg.PoolClient): Promise<boolean[]>;
+  recordAttempts(attempts: readonly Attempt<Row>[], tx?: Transaction): Promise<boolean[]>;
   /**
    * Starts a new round for a dead delivery whose last job was redriven from
    * the dead-letter queue; returns its replay number then, or undefined when
