@@ -119,7 +119,8 @@ const commitHooks = new WeakMap<pg.ClientBase, Set<() => void>>();
 /**
  * Runs `hook` once `tx` has committed, and never if it rolls back. A hook
  * registered twice runs once. Hooks run in registration order, after COMMIT
- * succeeded, and must not throw: the work is committed by then.
+ * succeeded and the connection went back to the pool, and must not throw:
+ * the work is committed by then.
  */
 export function afterCommit(tx: Transaction, hook: () => void): void {
   const hooks = commitHooks.get(tx);
@@ -150,14 +151,12 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: Transaction) 
   const hooks = new Set<() => void>();
   commitHooks.set(client, hooks);
   let broken = false;
+  let result: T;
   try {
     await client.query("BEGIN");
-    const result = await work(client as Transaction);
+    result = await work(client as Transaction);
     const { command } = await client.query("COMMIT");
     if (command !== "COMMIT") throw new Error("the transaction was rolled back: a statement in it failed");
-    commitHooks.delete(client);
-    for (const hook of hooks) hook();
-    return result;
   } catch (error) {
     broken = isStoreUnavailable(error);
     if (!broken) await client.query("ROLLBACK").catch(() => undefined);
@@ -167,4 +166,7 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: Transaction) 
     client.off("error", lost);
     client.release(broken);
   }
+  // The connection is back in the pool by now, for a hook that queries.
+  for (const hook of hooks) hook();
+  return result;
 }
