@@ -17,6 +17,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 20_000);
 const RATE = 100;
 const FAILING_EVENTS = Number(process.env.BENCH_FAILING_EVENTS ?? 1_000);
+/** The second recording run: more callers than the first, for what group commit does with more concurrency. */
+const WIDE_CALLERS = Number(process.env.BENCH_WIDE_CALLERS ?? 128);
+const WIDE_EVENTS = Number(process.env.BENCH_WIDE_EVENTS ?? 10_000);
 
 /** A partner endpoint recording when each stag arrived; `failRate` of requests get a 503. */
 async function partnerServer() {
@@ -59,6 +62,18 @@ function clients(app: App) {
   return { events: createClient(PostbackService, transport), partners: createClient(PartnerService, transport) };
 }
 
+/** Records `count` installs of distinct stags from `callers` concurrent callers; returns events/s. */
+async function recordInstalls(api: ReturnType<typeof clients>, name: string, count: number, callers: number): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < count) await api.events.recordInstall({ stag: `bench_${name}-${next++}` });
+    }),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
 async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -71,7 +86,8 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs: number,
  * Postback delivery: (1) sustained deliveries/s draining a backlog queued
  * while no worker ran; (2) event → partner latency at 100 events/s;
  * (3) with 30 % of requests failing (503), every event still delivered
- * exactly once to a 2xx and every attempt logged. Embedded stores, a local
+ * exactly once to a 2xx and every attempt logged; (4) recording again with
+ * more callers. Embedded stores, a local
  * partner HTTP server, everything in one process.
  */
 export async function run(): Promise<void> {
@@ -106,14 +122,7 @@ export async function run(): Promise<void> {
     });
 
     // 1. Throughput: queue a backlog with the API alone, then let a worker drain it.
-    const queueStarted = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (next < BACKLOG) await setup.events.recordInstall({ stag: `bench_backlog-${next++}` });
-      }),
-    );
-    const recordRate = BACKLOG / ((performance.now() - queueStarted) / 1000);
+    const recordRate = await recordInstalls(setup, "backlog", BACKLOG, 32);
     await app.stop();
     app = await start(["api", "worker"]);
     await until(() => partner.ok.size >= BACKLOG, 600_000, "the backlog to drain");
@@ -152,8 +161,14 @@ export async function run(): Promise<void> {
       await app.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM postback_deliveries WHERE stag LIKE 'bench_flaky-%'")
     ).rows[0]?.n;
 
+    // 4. Recording again with the API alone, with more callers.
+    await app.stop();
+    app = await start(["api"]);
+    const wideRate = await recordInstalls(clients(app), "wide", WIDE_EVENTS, WIDE_CALLERS);
+
     const rows = [
       ["events recorded/s (RecordInstall over Connect, 32 callers)", recordRate.toFixed(0)],
+      [`events recorded/s (RecordInstall over Connect, ${WIDE_CALLERS} callers, ${WIDE_EVENTS} events)`, wideRate.toFixed(0)],
       [`sustained deliveries/s (backlog of ${BACKLOG})`, deliveryRate.toFixed(0)],
       [`event → partner latency p50 / p99 at ${RATE} events/s for ${SECONDS} s (ms)`, `${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)}`],
       [`30 % failing: events / requests / attempts logged`, `${FAILING_EVENTS} / ${flakyRequests} / ${logged}`],
