@@ -100,7 +100,7 @@ export async function run(): Promise<void> {
     PORT: "0", METRICS_PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: "warn",
-    EMBEDDED_POSTGRES_PORT: "54392",
+    EMBEDDED_POSTGRES_PORT: process.env.EMBEDDED_POSTGRES_PORT ?? "54392",
     DATABASE_POOL_MAX: "40",
     POSTBACK_ALLOW_PRIVATE: "true",
     JOBS_POLL_SECONDS: "1",
