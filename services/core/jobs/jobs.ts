@@ -8,8 +8,6 @@ import { runPeriodically, type Periodic } from "../periodic.js";
 import { withTransaction } from "../postgres.js";
 import { executorOf, prepareRepeatedStatements, type Queryable } from "./prepared.js";
 
-export type { Queryable } from "./prepared.js";
-
 /** What every job row carries: the typed payload and the optional deadline. */
 interface Envelope<T> {
   readonly payload: T;
@@ -522,7 +520,9 @@ export class Jobs {
               count(j.id) FILTER (WHERE j.state = 'active')::int AS active,
               count(j.id) FILTER (WHERE j.state = 'failed')::int AS failed,
               extract(epoch FROM now() - min(j.created_on) FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
-         FROM ${schema}.queue q LEFT JOIN ${schema}.job j ON j.name = q.name
+         FROM ${schema}.queue q
+         -- Finished jobs (kept a day for inspection) count towards nothing here.
+         LEFT JOIN ${schema}.job j ON j.name = q.name AND j.state IN ('created', 'retry', 'active', 'failed')
         WHERE q.name = ANY($1)
         GROUP BY q.name`,
       [this.queueNames()],
