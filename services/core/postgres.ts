@@ -170,3 +170,23 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: Transaction) 
   for (const hook of hooks) hook();
   return result;
 }
+
+/** Postgres's deadlock_detected. */
+const DEADLOCK = "40P01";
+
+/**
+ * Runs `transaction` (a {@link withTransaction}) again, up to `attempts` times
+ * in all, when Postgres broke a deadlock by rolling it back: nothing of it was
+ * kept, so another try is safe. Group commits lock their rows in key order,
+ * but a clean-up deleting expired rows locks them in its own, so the two can
+ * deadlock.
+ */
+export async function retryingDeadlocks<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await transaction();
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== DEADLOCK || attempt >= attempts) throw error;
+    }
+  }
+}

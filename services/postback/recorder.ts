@@ -4,7 +4,7 @@ import { clickhouseTime } from "../core/clickhouse.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
 import type { Registry } from "../core/metrics.js";
-import type { Transaction } from "../core/postgres.js";
+import { retryingDeadlocks, type Transaction } from "../core/postgres.js";
 import type { DeliveryRepository, NewDelivery } from "./delivery-repository.js";
 import type { Claimed, EventRepository } from "./event-repository.js";
 import type { PostbackMetrics } from "./metrics.js";
@@ -62,10 +62,6 @@ interface Submitted {
 }
 
 type Stored = Omit<Recorded, "redirectUrl">;
-
-/** Postgres's deadlock_detected. */
-const DEADLOCK = "40P01";
-const DEADLOCK_ATTEMPTS = 3;
 
 /** Events that happen once per stag: installs, authorizations, and downloads of partners with `download_policy: once`. */
 const onceOnly = ({ event, partner }: Submitted): boolean => event.kind !== "download" || partner?.downloadPolicy === "once";
@@ -169,19 +165,10 @@ export function createRecorder(deps: RecorderDeps) {
     commit: async (submitted) => {
       const end = metrics.groupSeconds.startTimer();
       try {
-        for (let attempt = 1; ; attempt += 1) {
-          try {
-            const stored = await repository.transaction((tx) => store(tx, submitted));
-            metrics.groupEvents.observe(submitted.length);
-            return stored;
-          } catch (error) {
-            // Groups lock downloads and ledger keys in key order, but the
-            // clean-up deletes expired downloads in its own: a group renewing
-            // an expired download can deadlock with it. Postgres then rolls
-            // the group back whole; try again.
-            if ((error as { code?: unknown }).code !== DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw error;
-          }
-        }
+        // Downloads and ledger keys are locked in key order; the clean-up deleting expired downloads may still deadlock with a group renewing one.
+        const stored = await retryingDeadlocks(() => repository.transaction((tx) => store(tx, submitted)));
+        metrics.groupEvents.observe(submitted.length);
+        return stored;
       } finally {
         end();
       }

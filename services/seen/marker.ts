@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
-import { withTransaction } from "../core/postgres.js";
+import { retryingDeadlocks, withTransaction } from "../core/postgres.js";
 import type { Registry } from "../core/metrics.js";
 import { deliveredIdentity, identityKey, type SeenIdentity } from "./identity.js";
 import type { SeenMetrics } from "./metrics.js";
@@ -21,9 +21,6 @@ export interface MarkerDeps {
   readonly maxInFlight?: number;
 }
 
-/** Postgres's deadlock_detected. */
-const DEADLOCK = "40P01";
-const DEADLOCK_ATTEMPTS = 3;
 
 /**
  * Creates the function that stores a mark. Concurrent marks share one
@@ -42,23 +39,17 @@ export function createMarker(deps: MarkerDeps) {
     commit: async (inputs) => {
       const end = metrics.groupSeconds.startTimer();
       try {
-        for (let attempt = 1; ; attempt += 1) {
-          try {
-            const results = await withTransaction(pool, async (tx) => {
-              const stored = await markMany(tx, inputs, deps.defaultRetentionSeconds);
-              const deliveryIds = stored.flatMap((result) => result.deliveryIds);
-              await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
-              return stored;
-            });
-            metrics.groupMarks.observe(inputs.length);
-            return results;
-          } catch (error) {
-            // Groups lock their marks in key order, but the clean-up deletes
-            // expired marks in its own: a group renewing expired marks can
-            // deadlock with it. Postgres then rolls the group back whole; try again.
-            if ((error as { code?: unknown }).code !== DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw error;
-          }
-        }
+        // Marks are locked in key order; the clean-up deleting expired marks may still deadlock with a group renewing them.
+        const results = await retryingDeadlocks(() =>
+          withTransaction(pool, async (tx) => {
+            const stored = await markMany(tx, inputs, deps.defaultRetentionSeconds);
+            const deliveryIds = stored.flatMap((result) => result.deliveryIds);
+            await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
+            return stored;
+          }),
+        );
+        metrics.groupMarks.observe(inputs.length);
+        return results;
       } finally {
         end();
       }
