@@ -1,4 +1,4 @@
-import { counter, type Registry } from "./metrics.js";
+import { counter, type Histogram, type Registry } from "./metrics.js";
 
 /**
  * SQLSTATE classes of a statement refused for the data it carries: data
@@ -30,12 +30,17 @@ export interface GroupCommitOptions<I, R> {
    * result whether it commits alone or with others.
    */
   readonly commit: (items: readonly I[]) => Promise<readonly R[]>;
-  /** Most items in one group; with `weight`, most weight (an item heavier than that goes alone). */
-  readonly maxItems: number;
+  /** Most items in one group; with `weight`, most weight (an item heavier than that goes alone). 500 by default. */
+  readonly maxItems?: number | undefined;
   /** An item's share of `maxItems`; 1 by default. */
   readonly weight?: (item: I) => number;
-  /** Commits in flight at once (each usually holds one connection); items gather while all are busy. */
-  readonly maxInFlight: number;
+  /** Commits in flight at once (each usually holds one connection); items gather while all are busy. 4 by default. */
+  readonly maxInFlight?: number | undefined;
+  /**
+   * Histograms of the module's own: the items of each group that committed,
+   * and how long each commit took (committed or not).
+   */
+  readonly observe?: { readonly items: Histogram; readonly seconds: Histogram };
 }
 
 interface Pending<I, R> {
@@ -57,13 +62,13 @@ interface Pending<I, R> {
  * the whole group.
  */
 export class GroupCommit<I, R> {
-  readonly #options: GroupCommitOptions<I, R>;
+  readonly #options: GroupCommitOptions<I, R> & { readonly maxItems: number; readonly maxInFlight: number };
   #pending: Pending<I, R>[] = [];
   readonly #flushes = new Set<Promise<void>>();
   readonly #splits;
 
   constructor(options: GroupCommitOptions<I, R>) {
-    this.#options = options;
+    this.#options = { ...options, maxItems: options.maxItems ?? 500, maxInFlight: options.maxInFlight ?? 4 };
     this.#splits = counter(
       options.metrics,
       "funnel_group_commit_splits_total",
@@ -121,9 +126,12 @@ export class GroupCommit<I, R> {
    */
   async #commit(group: readonly Pending<I, R>[]): Promise<void> {
     let results: readonly R[];
+    const { observe } = this.#options;
+    const end = observe?.seconds.startTimer();
     try {
       results = await this.#options.commit(group.map((pending) => pending.item));
       if (results.length !== group.length) throw new Error(`group commit returned ${results.length} results for ${group.length} items`);
+      observe?.items.observe(group.length);
     } catch (error) {
       if (group.length > 1 && isDataError(error)) {
         this.#splits.inc();
@@ -134,6 +142,8 @@ export class GroupCommit<I, R> {
       }
       for (const pending of group) pending.reject(error);
       return;
+    } finally {
+      end?.();
     }
     group.forEach((pending, i) => pending.resolve(results[i]!));
   }

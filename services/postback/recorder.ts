@@ -49,8 +49,6 @@ export interface RecorderDeps {
   readonly registry: Registry;
   readonly attributionWindowMs: number;
   readonly downloadRedirectUrl: string;
-  /** Most events in one transaction. */
-  readonly maxGroup?: number;
   /** Transactions in flight at once (each holds a pooled connection); events gather while all are busy. */
   readonly maxInFlight?: number;
 }
@@ -160,19 +158,10 @@ export function createRecorder(deps: RecorderDeps) {
   const group = new GroupCommit<Submitted, Stored>({
     name: "postback_events",
     metrics: deps.registry,
-    maxItems: deps.maxGroup ?? 500,
-    maxInFlight: deps.maxInFlight ?? 4,
-    commit: async (submitted) => {
-      const end = metrics.groupSeconds.startTimer();
-      try {
-        // Downloads and ledger keys are locked in key order; the clean-up deleting expired downloads may still deadlock with a group renewing one.
-        const stored = await retryingDeadlocks(() => repository.transaction((tx) => store(tx, submitted)));
-        metrics.groupEvents.observe(submitted.length);
-        return stored;
-      } finally {
-        end();
-      }
-    },
+    maxInFlight: deps.maxInFlight,
+    observe: { items: metrics.groupEvents, seconds: metrics.groupSeconds },
+    // Downloads and ledger keys are locked in key order; the clean-up deleting expired downloads may still deadlock with a group renewing one.
+    commit: (submitted) => retryingDeadlocks(() => repository.transaction((tx) => store(tx, submitted))),
   });
 
   const record = async (event: FunnelEvent): Promise<Recorded> => {

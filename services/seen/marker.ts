@@ -15,8 +15,6 @@ export interface MarkerDeps {
   /** Where the group commit counts its splits. */
   readonly registry: Registry;
   readonly defaultRetentionSeconds: number;
-  /** Most marks in one transaction. */
-  readonly maxGroup?: number;
   /** Transactions in flight at once (each holds a pooled connection); marks gather while all are busy. */
   readonly maxInFlight?: number;
 }
@@ -34,26 +32,18 @@ export function createMarker(deps: MarkerDeps) {
   const group = new GroupCommit<MarkInput, MarkResult>({
     name: "seen_marks",
     metrics: deps.registry,
-    maxItems: deps.maxGroup ?? 500,
-    maxInFlight: deps.maxInFlight ?? 4,
-    commit: async (inputs) => {
-      const end = metrics.groupSeconds.startTimer();
-      try {
-        // Marks are locked in key order; the clean-up deleting expired marks may still deadlock with a group renewing them.
-        const results = await retryingDeadlocks(() =>
-          withTransaction(pool, async (tx) => {
-            const stored = await markMany(tx, inputs, deps.defaultRetentionSeconds);
-            const deliveryIds = stored.flatMap((result) => result.deliveryIds);
-            await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
-            return stored;
-          }),
-        );
-        metrics.groupMarks.observe(inputs.length);
-        return results;
-      } finally {
-        end();
-      }
-    },
+    maxInFlight: deps.maxInFlight,
+    observe: { items: metrics.groupMarks, seconds: metrics.groupSeconds },
+    // Marks are locked in key order; the clean-up deleting expired marks may still deadlock with a group renewing them.
+    commit: (inputs) =>
+      retryingDeadlocks(() =>
+        withTransaction(pool, async (tx) => {
+          const stored = await markMany(tx, inputs, deps.defaultRetentionSeconds);
+          const deliveryIds = stored.flatMap((result) => result.deliveryIds);
+          await jobs.sendMany(deliverQueue, deliveryIds.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })), { tx });
+          return stored;
+        }),
+      ),
   });
   const mark = async (identity: SeenIdentity, tag: string, itemId: string): Promise<MarkResult> => {
     const now = new Date();
