@@ -17,7 +17,7 @@ import { DEFAULT_RETRY } from "./partner.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { eventKind, eventName, methodProto } from "./partner-proto.js";
 import { deliverQueue } from "./queue.js";
-import type { AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatusName, PostbackRepository } from "./repository.js";
+import type { AttemptRow, DeliveryFilter, DeliveryRepository, DeliveryRow, DeliveryStatusName } from "./delivery-repository.js";
 
 const STATUSES: Readonly<Record<DeliveryStatusName, DeliveryStatus>> = {
   pending: DeliveryStatus.PENDING,
@@ -56,7 +56,7 @@ function requireIds(ids: readonly string[]): void {
 const PAGES = definePaging({ method: DeliveryService.method.listDeliveries, sizeField: "limit", defaultSize: 50, key: [isMicros, isUuid] });
 
 /** Implements `funnel.postback.v1.DeliveryService` (admin token). */
-export function createDeliveryService(deps: { repository: PostbackRepository; directory: PartnerDirectory; jobs: Jobs }): ServiceImpl<typeof DeliveryService> {
+export function createDeliveryService(deps: { repository: DeliveryRepository; directory: PartnerDirectory; jobs: Jobs }): ServiceImpl<typeof DeliveryService> {
   const { repository } = deps;
   const toProto = async (row: DeliveryRow, attempts: readonly AttemptRow[] = []): Promise<Delivery> => {
     const partner = await deps.directory.get(row.partnerId);
@@ -111,7 +111,7 @@ export function createDeliveryService(deps: { repository: PostbackRepository; di
     },
 
     async redeliver(req) {
-      let selection: Parameters<PostbackRepository["replayDeliveries"]>[1];
+      let selection: Parameters<DeliveryRepository["replayDeliveries"]>[1];
       if (req.ids.length > 0) {
         requireIds(req.ids);
         selection = { ids: [...new Set(req.ids.map((id) => id.toLowerCase()))] };

@@ -16,7 +16,9 @@ import { createPartnerService } from "./partner-service.js";
 import { createPostbackService } from "./postback-service.js";
 import { deliverQueue } from "./queue.js";
 import { createRecorder } from "./recorder.js";
-import { createPostbackRepository } from "./repository.js";
+import { createDeliveryRepository } from "./delivery-repository.js";
+import { createEventRepository } from "./event-repository.js";
+import { createPartnerRepository } from "./partner-repository.js";
 import { BODY_PREFIX_BYTES, USER_AGENT } from "./outbound.js";
 
 /** Rows one housekeeping statement deletes, so a large clean-up never holds long locks. */
@@ -32,11 +34,14 @@ export const postbackModule: ServiceModule = {
   queues: [deliverQueue as QueueDefinition<never>],
   async start(ctx): Promise<StartedModule> {
     const { config } = ctx;
-    const repository = createPostbackRepository(ctx.pool);
-    const metrics = createPostbackMetrics(ctx.metrics, repository);
-    const directory = createPartnerDirectory(repository);
+    const partners = createPartnerRepository(ctx.pool);
+    const events = createEventRepository(ctx.pool);
+    const deliveries = createDeliveryRepository(ctx.pool);
+    const metrics = createPostbackMetrics(ctx.metrics, deliveries);
+    const directory = createPartnerDirectory(partners);
     const record = createRecorder({
-      repository,
+      events,
+      deliveries,
       directory,
       jobs: ctx.jobs,
       analytics: ctx.analytics,
@@ -48,8 +53,8 @@ export const postbackModule: ServiceModule = {
     const stops: (() => Promise<void>)[] = [() => record.flush()];
 
     if (ctx.roles.includes("worker")) {
-      const deliveries = await startDeliveries({
-        kind: createPostbackDeliveries({ repository, directory, analytics: ctx.analytics, metrics }),
+      const worker = await startDeliveries({
+        kind: createPostbackDeliveries({ repository: deliveries, directory, analytics: ctx.analytics, metrics }),
         queue: deliverQueue,
         group: "postback_attempts",
         jobs: ctx.jobs,
@@ -62,14 +67,14 @@ export const postbackModule: ServiceModule = {
 
       const cleanup = async (): Promise<void> => {
         const before = new Date(Date.now() - config.postbackRetentionMs);
-        while ((await repository.deleteExpiredDownloads(CLEANUP_BATCH)) === CLEANUP_BATCH);
-        while ((await repository.deleteFinishedDeliveries(before, CLEANUP_BATCH)) === CLEANUP_BATCH);
+        while ((await events.deleteExpiredDownloads(CLEANUP_BATCH)) === CLEANUP_BATCH);
+        while ((await deliveries.deleteFinishedDeliveries(before, CLEANUP_BATCH)) === CLEANUP_BATCH);
       };
       const periodic = runPeriodically(config.jobsMaintenanceSeconds * 1000, cleanup, (error) => ctx.log.warn({ err: error }, "postback clean-up failed"));
 
       stops.push(async () => {
         await periodic.stop();
-        await deliveries.stop();
+        await worker.stop();
       });
     }
 
@@ -83,8 +88,8 @@ export const postbackModule: ServiceModule = {
     return {
       rpc(router) {
         router.service(PostbackService, createPostbackService({ record, serviceTokens }));
-        router.service(PartnerService, createPartnerService({ repository, directory }));
-        router.service(DeliveryService, createDeliveryService({ repository, directory, jobs: ctx.jobs }));
+        router.service(PartnerService, createPartnerService({ repository: partners, directory }));
+        router.service(DeliveryService, createDeliveryService({ repository: deliveries, directory, jobs: ctx.jobs }));
       },
       routes: new Map([["/download", download]]),
       adminOnly: [PartnerService.typeName, DeliveryService.typeName],

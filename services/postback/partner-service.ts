@@ -7,7 +7,7 @@ import { partnersFromCsv, partnersToCsv } from "./partner-csv.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { eventName, methodProto, partnerFromProto, partnerToProto } from "./partner-proto.js";
 import { renderRequest } from "./render.js";
-import type { PostbackRepository } from "./repository.js";
+import type { PartnerRepository } from "./partner-repository.js";
 import { USER_AGENT } from "./outbound.js";
 import { parseTemplate, parseUrlTemplate, SAMPLE_VALUES, TemplateError, type Template } from "./template.js";
 
@@ -48,7 +48,7 @@ function template(field: string, source: string, parse: (source: string) => Temp
 }
 
 /** Implements `funnel.postback.v1.PartnerService` (admin token). */
-export function createPartnerService(deps: { repository: PostbackRepository; directory: PartnerDirectory }): ServiceImpl<typeof PartnerService> {
+export function createPartnerService(deps: { repository: PartnerRepository; directory: PartnerDirectory }): ServiceImpl<typeof PartnerService> {
   const { repository, directory } = deps;
   const find = async (id: string): Promise<StoredPartner> => {
     requireId(id);

@@ -40,7 +40,8 @@ export interface Recorded {
 }
 
 export interface RecorderDeps {
-  readonly repository: EventRepository & Pick<DeliveryRepository, "insertDeliveries">;
+  readonly events: EventRepository;
+  readonly deliveries: Pick<DeliveryRepository, "insertDeliveries">;
   readonly directory: PartnerDirectory;
   readonly jobs: Jobs;
   readonly analytics: AnalyticsAppender;
@@ -103,11 +104,11 @@ const analyticsRow = (event: FunnelEvent, stored: Stored, recordedAt: string): A
  * committed.
  */
 export function createRecorder(deps: RecorderDeps) {
-  const { repository, directory, metrics } = deps;
+  const { events, directory, metrics } = deps;
 
   /** Writes one group in the caller's transaction; one answer per event, in order. */
   const store = async (tx: Transaction, group: readonly Submitted[]): Promise<Stored[]> => {
-    await repository.storeDownloads(
+    await events.storeDownloads(
       tx,
       group
         .filter(({ event }) => event.kind === "download")
@@ -119,7 +120,7 @@ export function createRecorder(deps: RecorderDeps) {
         })),
     );
     const claiming = group.filter(onceOnly);
-    const answers = await repository.claim(
+    const answers = await events.claim(
       tx,
       claiming.map(({ event }) => ({ stag: event.stag.value, event: event.kind, at: event.occurredAt })),
     );
@@ -148,7 +149,7 @@ export function createRecorder(deps: RecorderDeps) {
       });
       return { outcome: "queued", deliveryId: id, attributed };
     });
-    await repository.insertDeliveries(tx, deliveries);
+    await deps.deliveries.insertDeliveries(tx, deliveries);
     await deps.jobs.sendMany(deliverQueue, deliveries.map((delivery) => ({ payload: { deliveryId: delivery.id, attempt: 1 } })), { tx });
     const recordedAt = clickhouseTime(new Date());
     await deps.analytics.appendInTransaction(tx, "postback_events", group.map(({ event }, i) => analyticsRow(event, stored[i]!, recordedAt)));
@@ -161,7 +162,7 @@ export function createRecorder(deps: RecorderDeps) {
     maxInFlight: deps.maxInFlight,
     observe: { items: metrics.groupEvents, seconds: metrics.groupSeconds },
     // Downloads and ledger keys are locked in key order; the clean-up deleting expired downloads may still deadlock with a group renewing one.
-    commit: (submitted) => retryingDeadlocks(() => repository.transaction((tx) => store(tx, submitted))),
+    commit: (submitted) => retryingDeadlocks(() => events.transaction((tx) => store(tx, submitted))),
   });
 
   const record = async (event: FunnelEvent): Promise<Recorded> => {

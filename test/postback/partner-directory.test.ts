@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../services/app.js";
 import { createPartnerDirectory } from "../../services/postback/partner-directory.js";
 import { partnerFromProto } from "../../services/postback/partner-proto.js";
-import { createPostbackRepository } from "../../services/postback/repository.js";
+import { createPartnerRepository } from "../../services/postback/partner-repository.js";
 import { testPartner } from "../support/postback-clients.js";
 import { startTestApp } from "../support/stores.js";
 
@@ -16,7 +16,7 @@ describe("the partner directory", () => {
   });
 
   it("sees every change made elsewhere and compiles again only the partners that changed", async () => {
-    const repository = createPostbackRepository(app.pool);
+    const repository = createPartnerRepository(app.pool);
     for (const id of ["dir-a", "dir-b"]) await repository.insertPartner(partnerFromProto(testPartner(id, "https://d.example/i?c={stag_clickID}")));
     // Checked against Postgres at every call.
     const directory = createPartnerDirectory(repository, 0);

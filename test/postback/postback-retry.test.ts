@@ -9,7 +9,8 @@ import { createAttemptLog, type Attempt, type AttemptOutcome, type Delivery as E
 import { createPostbackDeliveries } from "../../services/postback/deliveries.js";
 import { createPostbackMetrics } from "../../services/postback/metrics.js";
 import { createPartnerDirectory } from "../../services/postback/partner-directory.js";
-import { createPostbackRepository, type DeliveryRow } from "../../services/postback/repository.js";
+import { createDeliveryRepository, type DeliveryRow } from "../../services/postback/delivery-repository.js";
+import { createPartnerRepository } from "../../services/postback/partner-repository.js";
 import { startPartnerServer, type PartnerServer } from "../support/partner-server.js";
 import { postbackClients, testPartner, type PostbackClients } from "../support/postback-clients.js";
 import { deliveriesSettled, eventually, startTestApp } from "../support/stores.js";
@@ -166,10 +167,10 @@ describe("postback delivery: retries, dead letters, replay", () => {
   });
 
   it("records one of two results for the same attempt, the current replay's over a stale one, and none for a cancelled postback", async () => {
-    const repository = createPostbackRepository(app.pool);
+    const repository = createDeliveryRepository(app.pool);
     const { store } = createPostbackDeliveries({
       repository,
-      directory: createPartnerDirectory(repository),
+      directory: createPartnerDirectory(createPartnerRepository(app.pool)),
       analytics: app.analytics,
       metrics: createPostbackMetrics(app.metrics, repository),
     });
@@ -243,7 +244,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     const id = await scripted("upgraded", (n) => (n === 1 ? { status: 404 } : { status: 200 }));
     await settled(id, DeliveryStatus.DEAD);
     // A replay committed by the version before, with the job that version queued for it.
-    const repository = createPostbackRepository(app.pool);
+    const repository = createDeliveryRepository(app.pool);
     await repository.transaction(async (tx) => {
       const [row] = await repository.replayDeliveries(tx, { ids: [id] });
       const legacy = { deliveryId: id, attempt: row!.attempts + 1, generation: row!.replay };

@@ -5,7 +5,9 @@ import { createMetricsRegistry } from "../../services/core/metrics.js";
 import { createPostbackMetrics } from "../../services/postback/metrics.js";
 import { createPartnerDirectory } from "../../services/postback/partner-directory.js";
 import { createRecorder, type FunnelEvent, type Recorded } from "../../services/postback/recorder.js";
-import { createPostbackRepository } from "../../services/postback/repository.js";
+import { createDeliveryRepository } from "../../services/postback/delivery-repository.js";
+import { createEventRepository } from "../../services/postback/event-repository.js";
+import { createPartnerRepository } from "../../services/postback/partner-repository.js";
 import { parseStag } from "../../services/postback/stag.js";
 import { postbackClients, testPartner } from "../support/postback-clients.js";
 import { startTestApp } from "../support/stores.js";
@@ -32,13 +34,14 @@ describe("postback recorder group commit", () => {
   /** A recorder of its own, as another API process would have; `groups` reads how many events its groups committed. */
   function recorder() {
     const registry = createMetricsRegistry();
-    const repository = createPostbackRepository(app.pool);
+    const deliveries = createDeliveryRepository(app.pool);
     const record = createRecorder({
-      repository,
-      directory: createPartnerDirectory(repository),
+      events: createEventRepository(app.pool),
+      deliveries,
+      directory: createPartnerDirectory(createPartnerRepository(app.pool)),
       jobs: app.jobs,
       analytics: app.analytics,
-      metrics: createPostbackMetrics(registry, repository),
+      metrics: createPostbackMetrics(registry, deliveries),
       registry,
       attributionWindowMs: 3_600_000,
       downloadRedirectUrl: "",

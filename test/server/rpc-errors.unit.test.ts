@@ -10,7 +10,7 @@ import { createMetricsRegistry } from "../../services/core/metrics.js";
 import { createRequestCheckInterceptor, type HandlerChecks } from "../../services/core/request-check.js";
 import { createPartnerDirectory } from "../../services/postback/partner-directory.js";
 import { createPartnerService } from "../../services/postback/partner-service.js";
-import { createPostbackRepository } from "../../services/postback/repository.js";
+import { createPartnerRepository } from "../../services/postback/partner-repository.js";
 
 /** A log line as the process logger writes it. */
 interface LogLine {
@@ -38,7 +38,7 @@ function partnerRpc(pool: pg.Pool, handlerChecks: HandlerChecks = {}) {
     }),
   );
   const metrics = createMetricsRegistry();
-  const repository = createPostbackRepository(pool);
+  const repository = createPartnerRepository(pool);
   const transport = createRouterTransport((router) => router.service(PartnerService, createPartnerService({ repository, directory: createPartnerDirectory(repository) })), {
     router: { interceptors: [createErrorInterceptor(log, metrics), createRequestCheckInterceptor(handlerChecks)] },
   });
