@@ -61,15 +61,19 @@ export interface BenchServer {
   remove(): Promise<void>;
 }
 
-/** Starts a bench server on a new temporary folder, or on `dir` to start again on the stores of one stopped before. */
-export async function startBenchServer(env: Record<string, string> = {}, existing?: string): Promise<BenchServer> {
+/**
+ * Starts a bench server on a new temporary folder, or on `existing` to start
+ * again on the stores of one stopped before; `role` is the process role
+ * (`all` by default, `api` for a server that only answers).
+ */
+export async function startBenchServer(env: Record<string, string> = {}, existing?: string, role: "all" | "api" = "all"): Promise<BenchServer> {
   const dir = existing ?? (await mkdtemp(join(tmpdir(), "funnel-bench-")));
   await chmod(dir, 0o755);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const metricsPort = await freePort();
   const child = await startProcess(
-    [join(root, "services/bin.js"), "all"],
+    [join(root, "services/bin.js"), role],
     {
       FUNNEL_DATA_DIR: dir,
       PORT: String(port),

@@ -50,7 +50,13 @@ export interface RecorderDeps {
   readonly registry: Registry;
   readonly attributionWindowMs: number;
   readonly downloadRedirectUrl: string;
-  /** Transactions in flight at once (each holds a pooled connection); events gather while all are busy. */
+  /**
+   * Transactions in flight at once (each holds a pooled connection); events
+   * gather while all are busy. 2 by default: one group commits while the next
+   * gathers. More split the same load into smaller groups, each paying its
+   * own round trips and commit, and recorded fewer events a second in
+   * `npm run bench -- postback` (see docs/benchmarks.md).
+   */
   readonly maxInFlight?: number;
 }
 
@@ -159,7 +165,7 @@ export function createRecorder(deps: RecorderDeps) {
   const group = new GroupCommit<Submitted, Stored>({
     name: "postback_events",
     metrics: deps.registry,
-    maxInFlight: deps.maxInFlight,
+    maxInFlight: deps.maxInFlight ?? 2,
     observe: { items: metrics.groupEvents, seconds: metrics.groupSeconds },
     // Downloads and ledger keys are locked in key order; the clean-up deleting expired downloads may still deadlock with a group renewing one.
     commit: (submitted) => retryingDeadlocks(() => events.transaction((tx) => store(tx, submitted))),
