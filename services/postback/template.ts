@@ -63,7 +63,7 @@ function placeholder(name: string, position: number): Segment {
   const read = PLACEHOLDERS[name];
   if (read === undefined) {
     const near = Object.keys(PLACEHOLDERS).find((known) => known.toLowerCase() === name.toLowerCase());
-    const hint = near !== undefined ? ` (did you mean {${near}}?)` : `; known: ${PLACEHOLDER_NAMES.join(", ")}`;
+    const hint = near !== undefined ? ` (did you mean {${near}}?)` : ` (known: ${PLACEHOLDER_NAMES.join(", ")})`;
     throw new TemplateError(position, `unknown placeholder {${name}}${hint}`);
   }
   return { value: read };

@@ -18,6 +18,9 @@ describe("field violations of an invalid_argument message", () => {
   it("keeps a reason that holds `; ` or `: ` in one piece", () => {
     expect(violations("filters: a; b and c")).toEqual([{ field: "filters", description: "a; b and c" }]);
     expect(violations("url_template: position 3: unknown placeholder {x}")).toEqual([{ field: "url_template", description: "position 3: unknown placeholder {x}" }]);
+    expect(violations("partner.install.url_template: position 3: unknown placeholder {x} (known: {stag}, {click_id})")).toEqual([
+      { field: "partner.install.url_template", description: "position 3: unknown placeholder {x} (known: {stag}, {click_id})" },
+    ]);
   });
 
   it("reads quoted map keys as one path, even when they hold spaces, `; ` or `: `", () => {

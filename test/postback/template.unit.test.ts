@@ -29,8 +29,8 @@ describe("templates", () => {
   it("reports unknown placeholders and unterminated braces with their position", () => {
     expect(problem("https://x/?u={userId}")).toBe("14: unknown placeholder {userId} (did you mean {userID}?)");
     expect(problem("https://x/?a={stag_clickID")).toBe('14: unterminated placeholder "{stag_clickID": expected "}" at position 27');
-    expect(problem("https://x/{bogus}")).toMatch(/^11: unknown placeholder \{bogus\}; known: \{stag\}, /);
-    expect(problem("{stag} {bogus-name}")).toMatch(/^8: unknown placeholder \{bogus-name\}; known: /);
+    expect(problem("https://x/{bogus}")).toMatch(/^11: unknown placeholder \{bogus\} \(known: \{stag\}, /);
+    expect(problem("{stag} {bogus-name}")).toMatch(/^8: unknown placeholder \{bogus-name\} \(known: /);
     // A character a name may not hold ends it where it stands.
     expect(problem("{stag x}")).toBe('1: unterminated placeholder "{stag ": expected "}" at position 6');
     expect(problem("{params.}")).toMatch(/^1: unknown placeholder \{params\.\}/);

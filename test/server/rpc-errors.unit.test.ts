@@ -183,7 +183,7 @@ describe("the RPC layer in memory", () => {
     expect(answer.errors.map(({ line, partnerId, column, message }) => ({ line, partnerId, column, message }))).toEqual([
       { line: 3, partnerId: "bad_id", column: "enabled", message: '"maybe" is not true or false' },
       { line: 3, partnerId: "bad_id", column: "partner_id", message: '"bad_id" may hold only letters, digits, "-" and "." (a stag ends its partner id at the first "_")' },
-      { line: 3, partnerId: "bad_id", column: "install_url", message: expect.stringMatching(/^position 19: unknown placeholder \{nope\}; known: /) as unknown },
+      { line: 3, partnerId: "bad_id", column: "install_url", message: expect.stringMatching(/^position 19: unknown placeholder \{nope\} \(known: /) as unknown },
     ]);
   });
 });
