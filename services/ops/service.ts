@@ -159,9 +159,10 @@ export function createOpsService(deps: OpsDeps): ServiceImpl<typeof OpsService> 
       }
       const limit = JOB_PAGES.size(req.limit);
       requireKnownQueue(deps.jobs, req.queue);
-      const after = JOB_PAGES.after(req.pageToken);
+      const filters = [req.queue, state];
+      const after = JOB_PAGES.after(req.pageToken, filters);
       const jobs = await deps.jobs.list(req.queue, state, limit + 1, after === undefined ? undefined : { createdUs: after[0], id: after[1] });
-      const page = JOB_PAGES.page(jobs, limit, (job) => [job.createdUs, job.id]);
+      const page = JOB_PAGES.page(jobs, limit, (job) => [job.createdUs, job.id], filters);
       return { jobs: page.rows.map((job) => toJob(job)), nextPageToken: page.nextPageToken };
     },
 

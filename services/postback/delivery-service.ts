@@ -97,9 +97,9 @@ export function createDeliveryService(deps: { repository: DeliveryRepository; di
   return {
     async listDeliveries(req) {
       const limit = PAGES.size(req.limit);
-      const after = PAGES.after(req.pageToken);
+      const after = PAGES.after(req.pageToken, req.filter);
       const rows = await repository.listDeliveries(filterFrom(req.filter), limit + 1, after === undefined ? undefined : { createdUs: Number(after[0]), id: after[1] });
-      const page = PAGES.page(rows, limit, (row) => [String(row.createdUs), row.id]);
+      const page = PAGES.page(rows, limit, (row) => [String(row.createdUs), row.id], req.filter);
       return { deliveries: await Promise.all(page.rows.map((row) => toProto(row))), nextPageToken: page.nextPageToken };
     },
 

@@ -80,9 +80,10 @@ export function createPartnerService(deps: { repository: PartnerRepository; dire
     async listPartners(req) {
       if (req.query.length > 200) throw new ConnectError("query: at most 200 characters", Code.InvalidArgument);
       const limit = PAGES.size(req.pageSize);
-      const after = PAGES.after(req.pageToken)?.[0] ?? "";
+      const filters = [req.query, req.enabled ?? null];
+      const after = PAGES.after(req.pageToken, filters)?.[0] ?? "";
       const { partners, total } = await repository.searchPartners({ query: req.query, after, limit: limit + 1, ...(req.enabled !== undefined ? { enabled: req.enabled } : {}) });
-      const page = PAGES.page(partners, limit, (partner) => [partner.id]);
+      const page = PAGES.page(partners, limit, (partner) => [partner.id], filters);
       return {
         partners: page.rows.map(partnerToProto),
         nextPageToken: page.nextPageToken,

@@ -108,14 +108,15 @@ export function createSeenAdminService(deps: { pool: pg.Pool; jobs: Jobs; defaul
       const from = req.from !== undefined ? timestampDate(req.from) : undefined;
       const to = req.to !== undefined ? timestampDate(req.to) : undefined;
       if (from !== undefined && to !== undefined && from >= to) throw invalid("from: must be before to");
-      const after = PAGES.after(req.pageToken);
+      const filters = [integration, req.status, tag, from ?? null, to ?? null];
+      const after = PAGES.after(req.pageToken, filters);
       const rows = await listDeliveries(
         pool,
         { integration, status: req.status, tag, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) },
         limit + 1,
         after === undefined ? undefined : { createdUs: after[0], id: after[1] },
       );
-      const page = PAGES.page(rows, limit, (row) => [row.createdUs, row.id]);
+      const page = PAGES.page(rows, limit, (row) => [row.createdUs, row.id], filters);
       return { deliveries: page.rows.map((row) => deliveryMessage(row)), nextPageToken: page.nextPageToken };
     },
 

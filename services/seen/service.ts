@@ -123,7 +123,8 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
     async listSeen(req, context) {
       const tag = req.tag === "" ? undefined : requireTag(req.tag);
       const size = PAGES.size(req.pageSize);
-      const token = PAGES.after(req.pageToken);
+      const filters = [tag ?? "", req.since ?? null];
+      const token = PAGES.after(req.pageToken, filters);
       const after = token === undefined ? undefined : { at: new Date(token[0]), id: token[1] };
       const identity = await caller(callerRequest(context), context.signal);
       const rows = await listMarks(
@@ -133,7 +134,7 @@ export function createSeenService(deps: SeenServiceDeps): ServiceImpl<typeof See
         size + 1,
         deps.defaultRetentionSeconds,
       );
-      const page = PAGES.page(rows, size, (row) => [row.firstSeenAt.toISOString(), row.id]);
+      const page = PAGES.page(rows, size, (row) => [row.firstSeenAt.toISOString(), row.id], filters);
       return {
         marks: page.rows.map((row) =>
           create(MarkSchema, { tag: row.tag, id: row.itemId, firstSeenAt: timestampFromDate(row.firstSeenAt), expiresAt: timestampFromDate(row.expiresAt) }),

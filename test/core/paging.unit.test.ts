@@ -76,23 +76,28 @@ describe("page token", () => {
   });
 
   const issued = postbacks.page(rows(3), 2, (row) => [row.us, row.id]).nextPageToken;
+  /** A token as this RPC writes them (its version, name and the digest of no filters) with other key parts. */
+  const [VERSION, RPC, NO_FILTERS] = JSON.parse(Buffer.from(issued, "base64url").toString()) as [number, string, string];
+  const forged = (...key: unknown[]) => tokenOf([VERSION, RPC, NO_FILTERS, ...key]);
   const hostile: readonly (readonly [string, string])[] = [
     ["garbage", "garbage"],
     ["not base64url", "not a token!"],
     ["a NUL byte", "\u0000"],
-    ["a NUL inside a key part", tokenOf([1, POSTBACK_RPC, "1764720000000000", `${ID}\u0000`])],
-    ["a NUL as a key part", tokenOf([1, POSTBACK_RPC, "\u0000", ID])],
+    ["a NUL inside a key part", forged("1764720000000000", `${ID}\u0000`)],
+    ["a NUL as a key part", forged("\u0000", ID)],
     ["a huge token", "A".repeat(1_000_000)],
-    ["a huge key part", tokenOf([1, POSTBACK_RPC, "1".repeat(100_000), ID])],
+    ["a huge key part", forged("1".repeat(100_000), ID)],
     ["another RPC's token of the same shape", seenDeliveries.page(rows(3), 2, (row) => [row.us, row.id]).nextPageToken],
     ["another RPC's token of another shape", trackers.page(rows(3), 2, (row) => [row.id]).nextPageToken],
     ["a token of the old dotted form", tokenOf(`1764720000000000.${ID}`)],
-    ["another version", tokenOf([2, POSTBACK_RPC, "1764720000000000", ID])],
-    ["too few key parts", tokenOf([1, POSTBACK_RPC, "1764720000000000"])],
-    ["too many key parts", tokenOf([1, POSTBACK_RPC, "1764720000000000", ID, ID])],
-    ["a number for a key part", tokenOf([1, POSTBACK_RPC, 1764720000000000, ID])],
-    ["a key part that fails its check", tokenOf([1, POSTBACK_RPC, "1764720000000000", "'; DROP TABLE x; --"])],
-    ["a negative time", tokenOf([1, POSTBACK_RPC, "-1", ID])],
+    ["another version", tokenOf([VERSION + 1, RPC, NO_FILTERS, "1764720000000000", ID])],
+    ["the first version, without filters", tokenOf([1, POSTBACK_RPC, "1764720000000000", ID])],
+    ["a number for the filters", tokenOf([VERSION, RPC, 7, "1764720000000000", ID])],
+    ["too few key parts", forged("1764720000000000")],
+    ["too many key parts", forged("1764720000000000", ID, ID)],
+    ["a number for a key part", forged(1764720000000000, ID)],
+    ["a key part that fails its check", forged("1764720000000000", "'; DROP TABLE x; --")],
+    ["a negative time", forged("-1", ID)],
     ["JSON that is not an array", tokenOf({ 0: 1, 1: POSTBACK_RPC, length: 4 })],
     ["JSON null", tokenOf("null")],
     ["invalid UTF-8", Buffer.from([0xff, 0xfe, 0x5b, 0x31, 0x2c]).toString("base64url")],
@@ -109,6 +114,18 @@ describe("page token", () => {
   it("reads back exactly the key it wrote", () => {
     expect(postbacks.after(issued)).toEqual(["1764720000000001", rows(2)[1]?.id]);
     expect(postbacks.after("")).toBeUndefined();
+  });
+
+  it("continues only a listing with the same filters", () => {
+    const filters = { partnerId: "acme", status: 3, from: new Date(0), seconds: 10n };
+    const token = postbacks.page(rows(3), 2, (row) => [row.us, row.id], filters).nextPageToken;
+    expect(postbacks.after(token, { ...filters })).toEqual(["1764720000000001", rows(2)[1]?.id]);
+    for (const other of [undefined, { ...filters, partnerId: "other" }, { ...filters, seconds: 11n }]) {
+      const error = thrown(() => postbacks.after(token, other));
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toMatch(/^page_token: issued for a request with other filters;/);
+    }
+    expect(thrown(() => postbacks.after(issued, filters)).rawMessage).toMatch(/^page_token: issued for a request with other filters;/);
   });
 });
 

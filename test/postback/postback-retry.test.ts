@@ -154,9 +154,14 @@ describe("postback delivery: retries, dead letters, replay", () => {
     const listed = await api.deliveries.listDeliveries({ filter: { partnerId: "batch", event: EventKind.INSTALL, status: DeliveryStatus.DEAD }, limit: 2 });
     expect(listed.deliveries).toHaveLength(2);
     expect(listed.nextPageToken).not.toBe("");
-    const rest = await api.deliveries.listDeliveries({ filter: { partnerId: "batch", status: DeliveryStatus.DEAD }, limit: 2, pageToken: listed.nextPageToken });
+    const filter = { partnerId: "batch", event: EventKind.INSTALL, status: DeliveryStatus.DEAD };
+    const rest = await api.deliveries.listDeliveries({ filter, limit: 2, pageToken: listed.nextPageToken });
     expect([...listed.deliveries, ...rest.deliveries].map((d) => d.id).sort()).toEqual([...ids].sort());
     expect(rest.nextPageToken).toBe("");
+    // A page token continues only the filters it was issued with.
+    await expect(api.deliveries.listDeliveries({ filter: { partnerId: "batch", status: DeliveryStatus.DEAD }, limit: 2, pageToken: listed.nextPageToken })).rejects.toMatchObject({
+      rawMessage: expect.stringMatching(/^page_token: issued for a request with other filters;/) as unknown,
+    });
 
     const { redelivered } = await api.deliveries.redeliver({ filter: { partnerId: "batch", status: DeliveryStatus.DEAD } });
     expect([...redelivered].sort()).toEqual([...ids].sort());

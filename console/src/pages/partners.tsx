@@ -39,7 +39,11 @@ function PartnerList() {
   const pages = usePageTokens();
   const query = useDebounced(filters.search ?? "", 250);
   const enabled = filters.enabled ?? "";
-  useEffect(() => pages.reset(), [query, enabled]);
+  // Back to the first page before new filters are asked for: a page token continues only the filters it came with.
+  const change = (patch: Record<string, string>) => {
+    pages.reset();
+    setFilters({ ...filters, ...patch });
+  };
   const { pageToken } = pages;
   const list = useQuery({
     key: ["partners", "list", query, enabled, pageToken],
@@ -60,7 +64,7 @@ function PartnerList() {
           <ExportButton />
         </div>
       </div>
-      <FilterBar label="Filter partners" controls={PARTNER_FILTERS} values={filters} onChange={(patch) => setFilters({ ...filters, ...patch })} />
+      <FilterBar label="Filter partners" controls={PARTNER_FILTERS} values={filters} onChange={change} />
       <ErrorBanner error={list.error ?? undefined} />
       <Status>{list.data !== undefined ? `${list.data.totalCount.toString()} partners match` : "Loading…"}</Status>
       <Table caption="Partners" columns={PARTNER_COLUMNS} rows={list.data?.partners ?? []} rowKey={(p) => p.id} />

@@ -271,8 +271,8 @@ export type ListJobsRequest = Message<"funnel.ops.v1.ListJobsRequest"> & {
   limit: number;
 
   /**
-   * `next_page_token` of the previous page (same queue and state); empty for
-   * the first page.
+   * `next_page_token` of the previous page, sent with the same queue and
+   * state (another gives `invalid_argument`); empty for the first page.
    *
    * @generated from field: string page_token = 4;
    */

@@ -313,7 +313,8 @@ export type ListDeliveriesRequest = Message<"funnel.postback.v1.ListDeliveriesRe
   limit: number;
 
   /**
-   * `next_page_token` of the previous page; empty for the first page.
+   * `next_page_token` of the previous page, sent with the same `filter`
+   * (another gives `invalid_argument`); empty for the first page.
    *
    * @generated from field: string page_token = 3;
    */

@@ -358,8 +358,8 @@ export type ListPartnersRequest = Message<"funnel.postback.v1.ListPartnersReques
   pageSize: number;
 
   /**
-   * `next_page_token` of the previous page (with the same `query`); empty for
-   * the first page.
+   * `next_page_token` of the previous page, sent with the same `query` and
+   * `enabled` (others give `invalid_argument`); empty for the first page.
    *
    * @generated from field: string page_token = 3;
    */

@@ -704,8 +704,8 @@ export type ListDeliveriesRequest = Message<"funnel.seen.v1.ListDeliveriesReques
   limit: number;
 
   /**
-   * `next_page_token` of the previous page (with the same filter); empty for
-   * the first page.
+   * `next_page_token` of the previous page, sent with the same filters
+   * (others give `invalid_argument`); empty for the first page.
    *
    * @generated from field: string page_token = 4;
    */

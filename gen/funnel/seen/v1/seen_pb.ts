@@ -323,7 +323,8 @@ export type ListSeenRequest = Message<"funnel.seen.v1.ListSeenRequest"> & {
   pageSize: number;
 
   /**
-   * `next_page_token` of the previous page; empty for the first page.
+   * `next_page_token` of the previous page, sent with the same `tag` and
+   * `since` (others give `invalid_argument`); empty for the first page.
    *
    * @generated from field: string page_token = 4;
    */
