@@ -1,3 +1,4 @@
+import { useEffect, useState } from "preact/hooks";
 import { href, navigate, type Route } from "../router.js";
 import { Field } from "./common.js";
 
@@ -31,10 +32,9 @@ export function FilterBar(props: { label: string; controls: readonly FilterContr
         <Field key={control.name} label={control.label}>
           {(id) => {
             const value = props.values[control.name] ?? "";
-            const report = (e: { currentTarget: HTMLInputElement | HTMLSelectElement }) => props.onChange({ [control.name]: e.currentTarget.value });
             if ("options" in control) {
               return (
-                <select id={id} value={value} onChange={report}>
+                <select id={id} value={value} onChange={(e) => props.onChange({ [control.name]: e.currentTarget.value })}>
                   {control.options.map(([optionValue, optionLabel]) => (
                     <option key={optionValue} value={optionValue}>
                       {optionLabel}
@@ -43,14 +43,31 @@ export function FilterBar(props: { label: string; controls: readonly FilterContr
                 </select>
               );
             }
-            const box = { id, value, ...(control.live === true ? { onInput: report } : { onChange: report }) };
-            if (control.type === "search") return <input type="search" {...box} />;
-            return control.type === "datetime-local" ? <input type="datetime-local" {...box} /> : <input type="text" {...box} />;
+            return <TextFilter id={id} type={control.type} value={value} live={control.live === true} report={(text) => props.onChange({ [control.name]: text })} />;
           }}
         </Field>
       ))}
     </form>
   );
+}
+
+/**
+ * A filter's text box. What is typed is kept across re-renders (a list
+ * refreshing, another filter's navigation) until it is reported: on every
+ * keystroke when `live`, else when committed (Enter, or leaving the box). A
+ * new value from outside replaces it.
+ */
+function TextFilter(props: { id: string; type: "text" | "search" | "datetime-local"; value: string; live: boolean; report: (text: string) => void }) {
+  const [draft, setDraft] = useState(props.value);
+  useEffect(() => setDraft(props.value), [props.value]);
+  const typed = (e: { currentTarget: HTMLInputElement }) => {
+    setDraft(e.currentTarget.value);
+    if (props.live) props.report(e.currentTarget.value);
+  };
+  const committed = props.live ? undefined : (e: { currentTarget: HTMLInputElement }) => props.report(e.currentTarget.value);
+  const box = { id: props.id, value: draft, onInput: typed, onChange: committed };
+  if (props.type === "search") return <input type="search" {...box} />;
+  return props.type === "datetime-local" ? <input type="datetime-local" {...box} /> : <input type="text" {...box} />;
 }
 
 /** Route parameters as a filter bar's values, so that a filtered list is a link; a change navigates. */
