@@ -4,6 +4,7 @@ import type { PostbackMetrics } from "./metrics.js";
 import type { PartnerDirectory } from "./partner-directory.js";
 import { renderRequest, valuesOf } from "./render.js";
 import type { DeliveryRepository, DeliveryRow } from "./delivery-repository.js";
+import { withTransaction, type Pool } from "../core/postgres.js";
 
 /** Where a postback stands, as the engine sees it. */
 const stateOf = (status: DeliveryRow["status"]): DeliveryState =>
@@ -16,14 +17,15 @@ const stateOf = (status: DeliveryRow["status"]): DeliveryState =>
  * replayed through `DeliveryService.Redeliver`, not by redriving its job.
  */
 export function createPostbackDeliveries(deps: {
+  pool: Pool;
   repository: DeliveryRepository;
   directory: PartnerDirectory;
   analytics: AnalyticsAppender;
   metrics: PostbackMetrics;
 }): DeliveryKind<DeliveryRow> {
-  const { repository, directory, analytics, metrics } = deps;
+  const { pool, repository, directory, analytics, metrics } = deps;
   const store: DeliveryStore<DeliveryRow> = {
-    transaction: repository.transaction,
+    transaction: (work) => withTransaction(pool, work),
     load: async (ids) => (await repository.getDeliveries(ids)).map((row) => deliveryOf(row, stateOf(row.status), row.replay)),
     cancel: (delivery, reason) => repository.cancelDelivery(delivery.id, delivery.replay, reason),
     recordAttempts: (attempts, tx) => {
@@ -35,7 +37,7 @@ export function createPostbackDeliveries(deps: {
         await analytics.appendInTransaction(db, "postback_deliveries", rows);
         return recorded;
       };
-      return tx !== undefined ? record(tx) : repository.transaction(record);
+      return tx !== undefined ? record(tx) : withTransaction(pool, record);
     },
   };
   return {

@@ -1,5 +1,4 @@
 import type { Attempt } from "../core/delivery/index.js";
-import { withTransaction, type Transaction } from "../core/postgres.js";
 import type pg from "pg";
 import type { EventName } from "./partner.js";
 
@@ -133,8 +132,6 @@ function whereOf(filter: DeliveryFilter, values: unknown[]): string {
 /** The statements on postbacks (`postbacks`) and their attempts (`postback_deliveries`). */
 export function createDeliveryRepository(pool: pg.Pool) {
   return {
-    /** Runs `work` in a transaction on one pooled connection. */
-    transaction: <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => withTransaction(pool, work),
 
     /** Stores new postbacks, pending, in the caller's transaction. */
     async insertDeliveries(tx: pg.ClientBase, deliveries: readonly NewDelivery[]): Promise<void> {

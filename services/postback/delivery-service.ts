@@ -18,6 +18,7 @@ import type { PartnerDirectory } from "./partner-directory.js";
 import { eventKind, eventName, methodProto } from "./partner-proto.js";
 import { deliverQueue } from "./queue.js";
 import type { AttemptRow, DeliveryFilter, DeliveryRepository, DeliveryRow, DeliveryStatusName } from "./delivery-repository.js";
+import { withTransaction, type Pool } from "../core/postgres.js";
 
 const STATUSES: Readonly<Record<DeliveryStatusName, DeliveryStatus>> = {
   pending: DeliveryStatus.PENDING,
@@ -56,7 +57,7 @@ function requireIds(ids: readonly string[]): void {
 const PAGES = definePaging({ method: DeliveryService.method.listDeliveries, sizeField: "limit", defaultSize: 50, key: [isMicros, isUuid] });
 
 /** Implements `funnel.postback.v1.DeliveryService` (admin token). */
-export function createDeliveryService(deps: { repository: DeliveryRepository; directory: PartnerDirectory; jobs: Jobs }): ServiceImpl<typeof DeliveryService> {
+export function createDeliveryService(deps: { pool: Pool; repository: DeliveryRepository; directory: PartnerDirectory; jobs: Jobs }): ServiceImpl<typeof DeliveryService> {
   const { repository } = deps;
   const toProto = async (row: DeliveryRow, attempts: readonly AttemptRow[] = []): Promise<Delivery> => {
     const partner = await deps.directory.get(row.partnerId);
@@ -121,7 +122,7 @@ export function createDeliveryService(deps: { repository: DeliveryRepository; di
         if (req.limit > 10_000) invalid("limit: at most 10,000");
         selection = { filter, limit: req.limit === 0 ? 10_000 : req.limit };
       }
-      const replayed = await repository.transaction(async (tx) => {
+      const replayed = await withTransaction(deps.pool, async (tx) => {
         const rows = await repository.replayDeliveries(tx, selection);
         await deps.jobs.sendMany(
           deliverQueue,

@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { withTransaction, type Transaction } from "../core/postgres.js";
 import type { EventName } from "./partner.js";
 
 /** Ledger codes of the events that happen once per stag. */
@@ -71,8 +70,6 @@ const keyOf = (stag: string, code: string): string => `${code}${stag}`;
 /** The statements on funnel events: the once-per-click ledger (`postback_ledger`) and stored downloads (`postback_downloads`). */
 export function createEventRepository(pool: pg.Pool) {
   return {
-    /** Runs `work` in a transaction on one pooled connection. */
-    transaction: <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => withTransaction(pool, work),
 
     /** Stores downloads in the caller's transaction; of a stag's, the latest wins (of equal times, the last listed). */
     async storeDownloads(tx: pg.ClientBase, downloads: readonly NewDownload[]): Promise<void> {

@@ -40,6 +40,7 @@ export const postbackModule: ServiceModule = {
     const metrics = createPostbackMetrics(ctx.metrics, deliveries);
     const directory = createPartnerDirectory(partners);
     const record = createRecorder({
+      pool: ctx.pool,
       events,
       deliveries,
       directory,
@@ -54,7 +55,7 @@ export const postbackModule: ServiceModule = {
 
     if (ctx.roles.includes("worker")) {
       const worker = await startDeliveries({
-        kind: createPostbackDeliveries({ repository: deliveries, directory, analytics: ctx.analytics, metrics }),
+        kind: createPostbackDeliveries({ pool: ctx.pool, repository: deliveries, directory, analytics: ctx.analytics, metrics }),
         queue: deliverQueue,
         group: "postback_attempts",
         jobs: ctx.jobs,
@@ -88,8 +89,8 @@ export const postbackModule: ServiceModule = {
     return {
       rpc(router) {
         router.service(PostbackService, createPostbackService({ record, serviceTokens }));
-        router.service(PartnerService, createPartnerService({ repository: partners, directory }));
-        router.service(DeliveryService, createDeliveryService({ repository: deliveries, directory, jobs: ctx.jobs }));
+        router.service(PartnerService, createPartnerService({ pool: ctx.pool, repository: partners, directory }));
+        router.service(DeliveryService, createDeliveryService({ pool: ctx.pool, repository: deliveries, directory, jobs: ctx.jobs }));
       },
       routes: new Map([["/download", download]]),
       adminOnly: [PartnerService.typeName, DeliveryService.typeName],

@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { withTransaction, type Transaction } from "../core/postgres.js";
 import type { PartnerConfig, StoredPartner } from "./partner.js";
 
 /** A row of `postback_partners`: the validated configuration minus its columns, in `config`. */
@@ -57,8 +56,6 @@ const partnerValues = (partner: PartnerConfig): unknown[] => {
 /** The statements on partners (`postback_partners`). */
 export function createPartnerRepository(pool: pg.Pool) {
   return {
-    /** Runs `work` in a transaction on one pooled connection. */
-    transaction: <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => withTransaction(pool, work),
 
     async listPartners(db: pg.Pool | pg.ClientBase = pool): Promise<StoredPartner[]> {
       const { rows } = await db.query<PartnerRecord>(LIST_PARTNERS);

@@ -10,6 +10,7 @@ import { renderRequest } from "./render.js";
 import type { PartnerRepository } from "./partner-repository.js";
 import { USER_AGENT } from "./outbound.js";
 import { parseTemplate, parseUrlTemplate, SAMPLE_VALUES, TemplateError, type Template } from "./template.js";
+import { withTransaction, type Pool } from "../core/postgres.js";
 
 const MAX_CSV_BYTES = 4 * 1024 * 1024;
 /**
@@ -48,7 +49,7 @@ function template(field: string, source: string, parse: (source: string) => Temp
 }
 
 /** Implements `funnel.postback.v1.PartnerService` (admin token). */
-export function createPartnerService(deps: { repository: PartnerRepository; directory: PartnerDirectory }): ServiceImpl<typeof PartnerService> {
+export function createPartnerService(deps: { pool: Pool; repository: PartnerRepository; directory: PartnerDirectory }): ServiceImpl<typeof PartnerService> {
   const { repository, directory } = deps;
   const find = async (id: string): Promise<StoredPartner> => {
     requireId(id);
@@ -109,7 +110,7 @@ export function createPartnerService(deps: { repository: PartnerRepository; dire
       if (req.prune && !req.dryRun && partners.length === 0 && !req.confirmPruneAll) {
         throw new ConnectError("confirm_prune_all: the file lists no partner, so prune would delete every partner; set confirm_prune_all to do that", Code.InvalidArgument);
       }
-      const result = await repository.transaction(async (tx) => {
+      const result = await withTransaction(deps.pool, async (tx) => {
         await repository.lockPartners(tx);
         const existing = new Map((await repository.listPartners(tx)).map((partner) => [partner.id, partner]));
         const created: string[] = [];

@@ -4,7 +4,7 @@ import { clickhouseTime } from "../core/clickhouse.js";
 import { GroupCommit } from "../core/group-commit.js";
 import type { Jobs } from "../core/jobs/jobs.js";
 import type { Registry } from "../core/metrics.js";
-import { retryingDeadlocks, type Transaction } from "../core/postgres.js";
+import { retryingDeadlocks, withTransaction, type Pool, type Transaction } from "../core/postgres.js";
 import type { DeliveryRepository, NewDelivery } from "./delivery-repository.js";
 import type { Claimed, EventRepository } from "./event-repository.js";
 import type { PostbackMetrics } from "./metrics.js";
@@ -40,6 +40,7 @@ export interface Recorded {
 }
 
 export interface RecorderDeps {
+  readonly pool: Pool;
   readonly events: EventRepository;
   readonly deliveries: Pick<DeliveryRepository, "insertDeliveries">;
   readonly directory: PartnerDirectory;
@@ -168,7 +169,7 @@ export function createRecorder(deps: RecorderDeps) {
     maxInFlight: deps.maxInFlight ?? 2,
     observe: { items: metrics.groupEvents, seconds: metrics.groupSeconds },
     // Downloads and ledger keys are locked in key order; the clean-up deleting expired downloads may still deadlock with a group renewing one.
-    commit: (submitted) => retryingDeadlocks(() => events.transaction((tx) => store(tx, submitted))),
+    commit: (submitted) => retryingDeadlocks(() => withTransaction(deps.pool, (tx) => store(tx, submitted))),
   });
 
   const record = async (event: FunnelEvent): Promise<Recorded> => {

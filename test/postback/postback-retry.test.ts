@@ -15,6 +15,7 @@ import { startPartnerServer, type PartnerServer } from "../support/partner-serve
 import { postbackClients, testPartner, type PostbackClients } from "../support/postback-clients.js";
 import { deliveriesSettled, eventually, startTestApp } from "../support/stores.js";
 import { deliverQueue as postbackDeliverQueue } from "../../services/postback/queue.js";
+import { withTransaction } from "../../services/core/postgres.js";
 
 describe("postback delivery: retries, dead letters, replay", () => {
   let app: App;
@@ -174,6 +175,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
   it("records one of two results for the same attempt, the current replay's over a stale one, and none for a cancelled postback", async () => {
     const repository = createDeliveryRepository(app.pool);
     const { store } = createPostbackDeliveries({
+      pool: app.pool,
       repository,
       directory: createPartnerDirectory(createPartnerRepository(app.pool)),
       analytics: app.analytics,
@@ -228,7 +230,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     // Replayed while attempt 1 was out: the stale replay's result, though first, does not hide the current one's.
     const replayed = await held("replayed");
     const stale = await load(replayed);
-    await repository.transaction((tx) => repository.replayDeliveries(tx, { ids: [replayed] }));
+    await withTransaction(app.pool, (tx) => repository.replayDeliveries(tx, { ids: [replayed] }));
     const current = await load(replayed);
     expect(current.replay).toBe(stale.replay + 1);
     expect(await recordTogether([result(stale, "delivered", 200), result(current, "delivered", 200)])).toEqual([false, true]);
@@ -250,7 +252,7 @@ describe("postback delivery: retries, dead letters, replay", () => {
     await settled(id, DeliveryStatus.DEAD);
     // A replay committed by the version before, with the job that version queued for it.
     const repository = createDeliveryRepository(app.pool);
-    await repository.transaction(async (tx) => {
+    await withTransaction(app.pool, async (tx) => {
       const [row] = await repository.replayDeliveries(tx, { ids: [id] });
       const legacy = { deliveryId: id, attempt: row!.attempts + 1, generation: row!.replay };
       await app.jobs.send(postbackDeliverQueue, legacy, { tx });

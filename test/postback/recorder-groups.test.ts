@@ -36,6 +36,7 @@ describe("postback recorder group commit", () => {
     const registry = createMetricsRegistry();
     const deliveries = createDeliveryRepository(app.pool);
     const record = createRecorder({
+      pool: app.pool,
       events: createEventRepository(app.pool),
       deliveries,
       directory: createPartnerDirectory(createPartnerRepository(app.pool)),

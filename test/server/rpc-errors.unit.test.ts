@@ -39,7 +39,7 @@ function partnerRpc(pool: pg.Pool, handlerChecks: HandlerChecks = {}) {
   );
   const metrics = createMetricsRegistry();
   const repository = createPartnerRepository(pool);
-  const transport = createRouterTransport((router) => router.service(PartnerService, createPartnerService({ repository, directory: createPartnerDirectory(repository) })), {
+  const transport = createRouterTransport((router) => router.service(PartnerService, createPartnerService({ pool, repository, directory: createPartnerDirectory(repository) })), {
     router: { interceptors: [createErrorInterceptor(log, metrics), createRequestCheckInterceptor(handlerChecks)] },
   });
   /** The RPC counter's value for `method` and `code`. */
