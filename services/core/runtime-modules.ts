@@ -71,11 +71,10 @@ export const reflectionModule: ServiceModule = {
   },
 };
 
-/** The console: `GET /`, `/console/` and its files (api role). */
+/** The console: `GET /`, `/console/` and its files (served by api processes, as every module without `everyRole`). */
 export const consoleModule: ServiceModule = {
   name: "console",
-  async start({ roles, log }) {
-    if (!roles.includes("api")) return {};
+  async start({ log }) {
     const { exact, prefix } = consoleRoutes(log);
     return { routes: exact, prefixRoutes: prefix };
   },

@@ -102,6 +102,7 @@ describe("worker-only process", () => {
     expect(metrics).toMatch(/^funnel_analytics_backlog_rows \d+$/m);
     expect((await fetch(`${app.url}/metrics`)).status).toBe(404);
     expect((await fetch(`${app.url}/track?id=00000000-0000-4000-8000-000000000000`)).status).toBe(404);
+    for (const path of ["/", "/console/"]) expect((await fetch(`${app.url}${path}`, { redirect: "manual" })).status, path).toBe(404);
     const ops = createClient(OpsService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors: withToken(ADMIN_TOKEN) }));
     await expect(ops.getStatus({})).rejects.toThrow(/unimplemented/);
   });
