@@ -131,8 +131,9 @@ export class GroupCommit<I, R> {
     try {
       results = await this.#options.commit(group.map((pending) => pending.item));
       if (results.length !== group.length) throw new Error(`group commit returned ${results.length} results for ${group.length} items`);
-      observe?.items.observe(group.length);
     } catch (error) {
+      // Timed alone: its halves, if it splits, are commits of their own.
+      end?.();
       if (group.length > 1 && isDataError(error)) {
         this.#splits.inc();
         const half = Math.ceil(group.length / 2);
@@ -142,9 +143,9 @@ export class GroupCommit<I, R> {
       }
       for (const pending of group) pending.reject(error);
       return;
-    } finally {
-      end?.();
     }
+    end?.();
+    observe?.items.observe(group.length);
     group.forEach((pending, i) => pending.resolve(results[i]!));
   }
 
