@@ -56,10 +56,12 @@ function capMessage(error: ConnectError): ConnectError {
 }
 
 /**
- * A field path: names, indexes and quoted map keys (`events[3].data["odd key"]`),
- * whose brackets may hold spaces, `;` and `:`.
+ * A field path: names, indexes and quoted map keys as the checks write them
+ * (`events[3].data["odd key"]`, the key in JSON), whose quotes may hold
+ * spaces, `;` and `:`. Brackets hold nothing else, so reading a path never
+ * scans past its closing quote: a hostile message cannot make the split slow.
  */
-const FIELD_PATH = String.raw`(?:[^\s;:"\[]|\[(?:"(?:[^"\\]|\\.)*"|[^\]"]*)\])+`;
+const FIELD_PATH = String.raw`(?:[^\s;:"\[]|\[(?:\d+|"(?:[^"\\]|\\.)*")\])+`;
 
 /** One `<field path>: <reason>`, up to the `; ` that starts the next one or the end. */
 const VIOLATION = new RegExp(`(${FIELD_PATH}): ([\\s\\S]*?)(?:; (?=${FIELD_PATH}: )|$)`, "y");
