@@ -26,7 +26,7 @@ describe("group commit's own histograms", () => {
     // ["a"] alone; ["b","c","bad","d"] refused, then ["b","c"] and ["bad","d"] (refused) and then ["bad"] (refused) and ["d"].
     expect(commits).toEqual([["a"], ["b", "c", "bad", "d"], ["b", "c"], ["bad", "d"], ["bad"], ["d"]]);
     const read = async (metric: string, key: string) =>
-      (await metrics.getSingleMetric(metric)?.get())?.values.find((value) => value.metricName === `${metric}_${key}`)?.value;
+      (await metrics.getSingleMetric(metric)?.get())?.values.find((value) => (value as { metricName?: string }).metricName === `${metric}_${key}`)?.value;
     expect(await read("test_group_items", "count")).toBe(3);
     expect(await read("test_group_items", "sum")).toBe(4);
     // Every commit, refused or not, is timed once.
